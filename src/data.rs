@@ -1,0 +1,1 @@
+//! Call-time data: JSON ↔ tensors, and validation. (STUB: replaced by the runtime work.)

@@ -1,0 +1,87 @@
+//! The pipeline as one straight-line function.
+//!
+//! In: the text of a `.loss` file. Out: every artefact a command may print or run
+//! (AST, forward IR, gradient IR before and after simplification) and the warnings,
+//! or the diagnostics that stopped it. No stage calls the next itself.
+
+use crate::diag::Diagnostic;
+use crate::ir::{Function, Op};
+use crate::syntax::ast;
+use crate::{autodiff, check, lower, simplify, syntax};
+
+/// Stack for the compiler thread: deeply nested input recurses deeply in the checker
+/// and lowering; the pages are only committed when touched.
+const COMPILER_STACK_BYTES: usize = 2 << 30;
+
+/// Everything the compiler derives from one `.loss` file.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The parsed file.
+    pub ast: ast::File,
+    /// The forward function as lowered, before simplification.
+    pub forward_raw: Function,
+    /// The simplified forward function (results: `loss`, then outputs).
+    pub forward: Function,
+    /// The value-and-gradient function straight out of reverse mode.
+    pub grad_raw: Function,
+    /// The simplified value-and-gradient function (results: `loss`, then one gradient
+    /// per param in declaration order).
+    pub grad: Function,
+    /// Warnings (the file compiled).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Runs the pipeline on `source`. Errors are returned as diagnostics (with any
+/// warnings found before them); this never panics on any input.
+pub fn compile(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("gradc-compiler".into())
+            .stack_size(COMPILER_STACK_BYTES)
+            .spawn_scoped(scope, || compile_on_this_thread(source));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(vec![Diagnostic::error(
+                    crate::Span::default(),
+                    "internal compiler error (please report it with the input file)",
+                )])
+            }),
+            Err(_) => compile_on_this_thread(source),
+        }
+    })
+}
+
+fn compile_on_this_thread(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    let ast = syntax::parse(source)?;
+    let (checked, diagnostics) = check::check(&ast);
+    let checked = match checked {
+        Some(c) if !diagnostics.iter().any(Diagnostic::is_error) => c,
+        _ => return Err(diagnostics),
+    };
+    let forward_raw = lower::lower(&checked);
+    let forward = simplify::simplify(&forward_raw);
+    let grad_raw = autodiff::grad(&forward);
+    let grad = simplify::simplify(&grad_raw);
+    Ok(Compiled {
+        ast,
+        forward_raw,
+        forward,
+        grad_raw,
+        grad,
+        warnings: diagnostics,
+    })
+}
+
+/// The number of operations in a function: every instruction except arguments and
+/// constants (the measure of program size used for the no-swell bound).
+pub fn op_count(func: &Function) -> usize {
+    func.insts
+        .iter()
+        .filter(|inst| {
+            !matches!(
+                inst.op,
+                Op::Arg(_) | Op::Const(_) | Op::ConstInt(_) | Op::DimSize(_)
+            )
+        })
+        .count()
+}

@@ -1,0 +1,1 @@
+//! IR → native code with Cranelift. (STUB: replaced by the JIT work.)

@@ -1,0 +1,13 @@
+//! Source text → AST. (STUB: replaced by the front-end work.)
+pub mod ast;
+
+use crate::diag::{Diagnostic, Span};
+
+/// Parses a whole `.loss` file.
+pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
+    let _ = source;
+    Err(vec![Diagnostic::error(
+        Span::default(),
+        "parser not built yet",
+    )])
+}

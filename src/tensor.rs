@@ -1,0 +1,75 @@
+//! Dense arrays passed to and returned from compiled functions.
+//!
+//! In: call-time data (from JSON, slices or `ndarray`). Out: results of the interpreter
+//! and the JIT. Row-major; `shape` is empty for a scalar.
+
+/// The elements of a tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    /// 64-bit floats.
+    Real(Vec<f64>),
+    /// 64-bit signed integers.
+    Int(Vec<i64>),
+    /// A comparison mask.
+    Bool(Vec<bool>),
+}
+
+/// A dense row-major array of rank 0, 1 or 2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Sizes of the dimensions; empty for a scalar.
+    pub shape: Vec<usize>,
+    /// The elements, `shape.iter().product()` of them.
+    pub data: TensorData,
+}
+
+impl Tensor {
+    /// A real tensor; `data.len()` must equal the product of `shape`.
+    pub fn real(shape: Vec<usize>, data: Vec<f64>) -> Tensor {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Tensor {
+            shape,
+            data: TensorData::Real(data),
+        }
+    }
+
+    /// An int tensor; `data.len()` must equal the product of `shape`.
+    pub fn int(shape: Vec<usize>, data: Vec<i64>) -> Tensor {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Tensor {
+            shape,
+            data: TensorData::Int(data),
+        }
+    }
+
+    /// A real scalar.
+    pub fn scalar(x: f64) -> Tensor {
+        Tensor::real(Vec::new(), vec![x])
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True if the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The real elements, or `None` for an int or bool tensor.
+    pub fn as_real(&self) -> Option<&[f64]> {
+        match &self.data {
+            TensorData::Real(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The int elements, or `None` for a real or bool tensor.
+    pub fn as_int(&self) -> Option<&[i64]> {
+        match &self.data {
+            TensorData::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+}
