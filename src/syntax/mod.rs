@@ -1,5 +1,6 @@
 //! Source text → AST. (STUB: replaced by the front-end work.)
 pub mod ast;
+pub mod print;
 
 use crate::diag::{Diagnostic, Span};
 
