@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod lexer;
+pub mod print;
 pub mod token;
 
 use crate::diag::{Diagnostic, Span};
