@@ -42,8 +42,9 @@ fn ok_fixtures() {
         let rel = format!("tests/data/ok/{name}.loss");
         let source = std::fs::read_to_string(&path).unwrap();
         let text = forward_ir(&rel, &source);
-        insta::with_settings!({ description => source.as_str(), omit_expression => true }, {
-            insta::assert_snapshot!(format!("ok__{name}"), text);
+        let snapshot = format!("{}\n=== forward IR ===\n{text}", source.trim_end());
+        insta::with_settings!({ omit_expression => true }, {
+            insta::assert_snapshot!(format!("ok__{name}"), snapshot);
         });
     }
 }
