@@ -64,3 +64,114 @@ fn examples_compile() {
     }
     assert!(count >= 7);
 }
+
+/// Compiles `source` through the whole driver; it must return (Ok or Err), and an
+/// error must come with at least one error diagnostic.
+fn compile_cleanly(source: &str) -> Result<driver::Compiled, Vec<gradc::Diagnostic>> {
+    let result = driver::compile(source);
+    if let Err(diags) = &result {
+        assert!(diags.iter().any(gradc::Diagnostic::is_error));
+        // Rendering must not panic either.
+        let text = diag::render("robust.loss", source, diags);
+        assert!(text.contains("robust.loss:"));
+    }
+    result
+}
+
+#[test]
+fn deep_parentheses() {
+    let depth = 100_000;
+    let source = format!(
+        "param x\nloss = {}x{}\n",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    let compiled = compile_cleanly(&source).expect("deep parentheses compile");
+    assert_eq!(compiled.forward_raw.results.len(), 1);
+}
+
+#[test]
+fn deep_negation() {
+    let depth = 100_000;
+    let source = format!(
+        "param x\nloss = {}x{}\n",
+        "-(".repeat(depth),
+        ")".repeat(depth)
+    );
+    let compiled = compile_cleanly(&source).expect("deep negation compiles");
+    // One neg per level, plus the argument.
+    assert_eq!(compiled.forward_raw.insts.len(), depth + 1);
+    let source = format!("param x\nloss = {}x\n", "- ".repeat(depth));
+    compile_cleanly(&source).expect("a long chain of unary minus compiles");
+}
+
+#[test]
+fn deep_unbalanced_nesting_is_a_clean_error() {
+    let source = format!("param x\nloss = {}x\n", "(".repeat(100_000));
+    let diags = compile_cleanly(&source).expect_err("unbalanced");
+    assert!(diags[0].message.contains("found end of file"), "{diags:?}");
+}
+
+#[test]
+fn long_sum() {
+    let terms = 200_000;
+    let source = format!("param x\nloss = {}\n", vec!["x"; terms].join(" + "));
+    let compiled = compile_cleanly(&source).expect("a long sum compiles");
+    assert_eq!(compiled.forward_raw.insts.len(), terms);
+}
+
+#[test]
+fn long_fn_call_chain() {
+    let source = format!(
+        "param x\nfn f(a) = a * 2\nloss = {}x{}\n",
+        "f(".repeat(50_000),
+        ")".repeat(50_000)
+    );
+    compile_cleanly(&source).expect("a long chain of calls compiles");
+}
+
+#[test]
+fn exponential_inlining_is_bounded() {
+    // f_k calls f_{k-1} twice: 2^40 inlined bodies. This must stop with an error.
+    let mut source = String::from("param x\nfn f0(a) = a + 1\n");
+    for k in 1..=40 {
+        source.push_str(&format!("fn f{k}(a) = f{}(a) * f{}(a)\n", k - 1, k - 1));
+    }
+    source.push_str("loss = f40(x)\n");
+    let diags = compile_cleanly(&source).expect_err("too large");
+    assert!(diags[0].message.contains("too large"), "{diags:?}");
+}
+
+#[test]
+fn degenerate_inputs() {
+    for source in [
+        "",
+        " \n\t\n",
+        "# only a comment",
+        "\0",
+        "param x\0\nloss = x",
+        "loss",
+        "loss =",
+        "(((",
+        ")))",
+        "param x loss = x",
+        "param \u{1F600}",
+        "loss = 1e400",
+        "input x: [99999999999999999999999]",
+        "loss = x[",
+        "fn f(",
+        "input x: [[]]",
+    ] {
+        let _ = compile_cleanly(source);
+    }
+}
+
+#[test]
+fn invalid_utf8_is_the_callers_problem() {
+    // `parse` takes `&str`; a caller with bytes decodes them first, lossily or with an
+    // error. A lossy decode gives U+FFFD, which is a clean lexical error.
+    let bytes = b"param x\nloss = x \xff\n";
+    let text = String::from_utf8_lossy(bytes);
+    let diags = compile_cleanly(&text).expect_err("replacement character");
+    assert!(diags[0].message.contains('\u{FFFD}'), "{diags:?}");
+}

@@ -65,11 +65,19 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
             token: (start, token, end),
             expected,
         } => {
+            let span = Span::new(start, end);
+            let comparison = matches!(
+                token,
+                Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne
+            );
+            if comparison && !expected.iter().any(|e| e.trim_matches('"') == token.text()) {
+                return Diagnostic::error(
+                    span,
+                    "comparisons cannot be chained: `a < b < c` is not an expression",
+                );
+            }
             let found = token.describe(source.get(start..end).unwrap_or(""));
-            Diagnostic::error(
-                Span::new(start, end),
-                format!("{}, found {found}", expected_text(&expected)),
-            )
+            Diagnostic::error(span, format!("{}, found {found}", expected_text(&expected)))
         }
         ParseError::ExtraToken {
             token: (start, token, end),
