@@ -22,7 +22,7 @@ use crate::syntax::ast::{self, BinOp, DimAnn, ElemAnn, Expr, ExprKind, Ident, It
 
 /// The most expression nodes the checker visits (including every inlined `fn` body)
 /// before giving up: bounds the time and the size of the program.
-const MAX_STEPS: u64 = 10_000_000;
+const MAX_STEPS: u64 = 3_000_000;
 
 /// The deepest expression nesting (including inlined `fn` bodies) the checker accepts.
 /// Each level costs a few stack frames (at most about 5 KiB measured in a debug
@@ -1394,6 +1394,9 @@ impl<'a> Checker<'a> {
     /// The depth of `onehot`: a dimension name or an integer literal.
     fn onehot_depth(&mut self, depth: &Expr, env: Env<'_>) -> Option<Dim> {
         match &depth.kind {
+            ExprKind::Int(0) => {
+                return self.error(depth.span, "the size of `onehot` must be at least 1")
+            }
             ExprKind::Int(n) => return Some(Dim::Const(*n)),
             ExprKind::Name(name) => {
                 if let Resolved::Dim(v) = self.resolve(name, env) {

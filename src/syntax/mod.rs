@@ -77,7 +77,20 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
                 );
             }
             let found = token.describe(source.get(start..end).unwrap_or(""));
-            Diagnostic::error(span, format!("{}, found {found}", expected_text(&expected)))
+            // `5.T` lexes as the real `5.` then `T`: say so.
+            let before = source.get(..start).unwrap_or("");
+            let hint = if token == Token::Ident("T".to_string())
+                && before.ends_with('.')
+                && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+            {
+                " (a number followed by `.` is a real literal; put the number in parentheses to transpose it)"
+            } else {
+                ""
+            };
+            Diagnostic::error(
+                span,
+                format!("{}, found {found}{hint}", expected_text(&expected)),
+            )
         }
         ParseError::ExtraToken {
             token: (start, token, end),
