@@ -175,3 +175,86 @@ fn invalid_utf8_is_the_callers_problem() {
     let diags = compile_cleanly(&text).expect_err("replacement character");
     assert!(diags[0].message.contains('\u{FFFD}'), "{diags:?}");
 }
+
+mod random_programs {
+    //! Random well-formed expressions over a fixed set of declarations: the checker
+    //! either rejects them with an error or accepts them, and then lowering must
+    //! produce IR that verifies (lowering panics on an ill-typed op, so a checker that
+    //! accepts too much fails here).
+
+    use proptest::prelude::*;
+
+    const HEADER: &str = "input x: [N, M]\ninput v: [M]\ninput i: int[N]\ninput k: int\n\
+                          param W: [M, M]\nparam b\nparam c: [N, 1]\nparam u: [1]\n";
+
+    fn expression() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "x", "v", "i", "k", "W", "b", "c", "u", "1", "0.5", "N", "pi", "3",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(5, 40, 3, |inner| {
+            let unary = (
+                prop::sample::select(vec![
+                    "-{}",
+                    "exp({})",
+                    "sum({})",
+                    "sum({}, 0)",
+                    "mean({}, -1)",
+                    "max({}, 1)",
+                    "logsumexp({})",
+                    "softmax({})",
+                    "log_softmax({}, 1)",
+                    "({}).T",
+                    "column({})",
+                    "row({})",
+                    "({})[i]",
+                    "({})[k]",
+                    "({})[0]",
+                    "pick({}, i)",
+                    "onehot({}, M)",
+                    "square({})",
+                ]),
+                inner.clone(),
+            )
+                .prop_map(|(template, e)| template.replace("{}", &e));
+            let binary = (
+                prop::sample::select(vec![
+                    "({}) + ({})",
+                    "({}) - ({})",
+                    "({}) * ({})",
+                    "({}) / ({})",
+                    "({}) @ ({})",
+                    "({}) ^ ({})",
+                    "dot({}, {})",
+                    "maximum({}, {})",
+                    "where(({}) > 0, {}, 1)",
+                    "where({} == {}, x, 0)",
+                ]),
+                inner.clone(),
+                inner,
+            )
+                .prop_map(|(template, a, b)| template.replacen("{}", &a, 1).replacen("{}", &b, 1));
+            prop_oneof![unary, binary]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #[test]
+        fn checked_programs_lower_to_verified_ir(e in expression(), reduce in any::<bool>()) {
+            let loss = if reduce { format!("sum({e})") } else { e.clone() };
+            let source = format!("{HEADER}output o = {e}\nloss = {loss}\n");
+            let file = gradc::syntax::parse(&source).expect("generated programs parse");
+            let (checked, diags) = gradc::check::check(&file);
+            match checked {
+                None => prop_assert!(diags.iter().any(gradc::Diagnostic::is_error)),
+                Some(checked) => {
+                    prop_assert!(!diags.iter().any(gradc::Diagnostic::is_error));
+                    let func = gradc::lower::lower(&checked);
+                    let verified = gradc::ir::verify(&func);
+                    prop_assert!(verified.is_ok(), "{source}\n{verified:?}");
+                }
+            }
+        }
+    }
+}
