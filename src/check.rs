@@ -1163,7 +1163,22 @@ impl<'a> Checker<'a> {
         }
         let locals: Vec<(&str, NodeId)> =
             params.iter().map(|p| p.name.as_str()).zip(values).collect();
-        self.expr(body, Env { locals: &locals })
+        let result = self.expr(body, Env { locals: &locals });
+        if result.is_none() && !self.over_budget {
+            // The body's error points into the fn; also point at the call that failed,
+            // with the argument types it was checked with.
+            let arguments: Vec<String> = locals
+                .iter()
+                .map(|(name, node)| format!("{name}: {}", self.ty_text(self.ty(*node))))
+                .collect();
+            let with = if arguments.is_empty() {
+                String::new()
+            } else {
+                format!(" (with {})", arguments.join(", "))
+            };
+            self.error::<()>(span, format!("in this call of fn `{}`{with}", func.name));
+        }
+        result
     }
 
     /// Reports a wrong number of arguments for a built-in; true if the count is right.
