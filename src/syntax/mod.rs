@@ -153,3 +153,52 @@ fn expected_text(expected: &[String]) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(source: &str) -> Diagnostic {
+        parse(source).expect_err("a syntax error").remove(0)
+    }
+
+    #[test]
+    fn end_of_file_errors_point_just_after_the_last_token() {
+        let error = first_error("param x\nloss = x +\n\n  # trailing comment\n");
+        assert_eq!(error.span, Span::new(18, 18));
+        assert!(error.message.contains("found end of file"));
+    }
+
+    #[test]
+    fn missing_loss_is_reported_after_the_last_content() {
+        let file = parse("param x\n# the end\n\n").expect("parses");
+        assert_eq!(file.eof, Span::new(17, 17));
+        assert_eq!(parse("").expect("parses").eof, Span::new(0, 0));
+    }
+
+    #[test]
+    fn expected_tokens_are_named() {
+        let error = first_error("fn f(a b) = a");
+        assert_eq!(
+            error.message,
+            "expected one of `)` or `,`, found identifier `b`"
+        );
+        assert_eq!(error.span, Span::new(7, 8));
+    }
+
+    #[test]
+    fn power_binds_tighter_than_unary_minus_and_is_right_associative() {
+        use ast::{BinOp, ExprKind};
+        let file = parse("loss = -a ^ b ^ c").expect("parses");
+        let ast::Item::Loss { value, .. } = &file.items[0] else {
+            panic!("a loss statement")
+        };
+        let ExprKind::Neg(power) = &value.kind else {
+            panic!("unary minus on top: {value:?}")
+        };
+        let ExprKind::Binary(BinOp::Pow, _, right) = &power.kind else {
+            panic!("a power under the minus")
+        };
+        assert!(matches!(right.kind, ExprKind::Binary(BinOp::Pow, _, _)));
+    }
+}
