@@ -26,9 +26,7 @@
 //! Intermediate values are dropped after their last use, so memory stays near the live
 //! set.
 
-use crate::ir::{
-    Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value,
-};
+use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value};
 use crate::tensor::{Tensor, TensorData};
 
 /// Evaluates `func` with dimension sizes `dims` (indexed by `DimVar`) and arguments
@@ -151,11 +149,13 @@ fn consistent(t: &Tensor) -> bool {
 }
 
 fn reals(t: &Tensor) -> Result<&[f64], String> {
-    t.as_real().ok_or_else(|| "expected a real operand".to_string())
+    t.as_real()
+        .ok_or_else(|| "expected a real operand".to_string())
 }
 
 fn ints(t: &Tensor) -> Result<&[i64], String> {
-    t.as_int().ok_or_else(|| "expected an int operand".to_string())
+    t.as_int()
+        .ok_or_else(|| "expected an int operand".to_string())
 }
 
 /// Evaluates one op; `shape` is the concrete shape of its declared result type.
@@ -297,7 +297,11 @@ fn eval_op(
             let log = matches!(op, Op::LogSoftmax(..));
             let x = get(x)?;
             // A scalar is softmaxed as a group of one element.
-            let group_shape = if x.shape.is_empty() { vec![1] } else { x.shape.clone() };
+            let group_shape = if x.shape.is_empty() {
+                vec![1]
+            } else {
+                x.shape.clone()
+            };
             if axis as usize >= group_shape.len() {
                 return Err(format!("axis {axis} out of range"));
             }
@@ -386,7 +390,11 @@ fn eval_op(
             let [b, k] = rank2(x)?;
             let labels = ints(labels)?;
             if labels.len() != b {
-                return Err(format!("pick from {:?} with {} labels", x.shape, labels.len()));
+                return Err(format!(
+                    "pick from {:?} with {} labels",
+                    x.shape,
+                    labels.len()
+                ));
             }
             let data = reals(x)?;
             let out = labels
