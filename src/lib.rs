@@ -25,6 +25,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod lower;
+pub mod shape;
 pub mod simplify;
 pub mod syntax;
 pub mod tensor;
