@@ -16,9 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::diag::{Diagnostic, Span};
-use crate::ir::{
-    ArgDecl, ArgRole, Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Shape, Type, UnaryOp,
-};
+use crate::ir::{ArgDecl, ArgRole, Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Shape, Type, UnaryOp};
 use crate::shape::{broadcast, shape_text, type_text};
 use crate::syntax::ast::{self, BinOp, DimAnn, ElemAnn, Expr, ExprKind, Ident, Item};
 
@@ -94,9 +92,10 @@ impl NodeKind {
     /// The operands, in order.
     pub fn operands(&self) -> Vec<NodeId> {
         match *self {
-            NodeKind::Arg(_) | NodeKind::Const(_) | NodeKind::ConstInt(_) | NodeKind::DimSize(_) => {
-                Vec::new()
-            }
+            NodeKind::Arg(_)
+            | NodeKind::Const(_)
+            | NodeKind::ConstInt(_)
+            | NodeKind::DimSize(_) => Vec::new(),
             NodeKind::Unary(_, x)
             | NodeKind::Reduce(_, x, _)
             | NodeKind::Softmax(x, _)
@@ -401,7 +400,10 @@ impl<'a> Checker<'a> {
                 let ty = self.ty(node).clone();
                 if ty.elem != Elem::Real {
                     let text = self.ty_text(&ty);
-                    self.error::<()>(value.span, format!("the loss must be a real scalar, found {text}"));
+                    self.error::<()>(
+                        value.span,
+                        format!("the loss must be a real scalar, found {text}"),
+                    );
                 } else if ty.rank() != 0 {
                     let text = self.ty_text(&ty);
                     let hint = if ty.shape.iter().all(|d| d.is_one()) {
@@ -431,7 +433,10 @@ impl<'a> Checker<'a> {
             return false;
         }
         if text == PI {
-            self.error::<()>(name.span, "`pi` is a predefined constant and cannot be redefined");
+            self.error::<()>(
+                name.span,
+                "`pi` is a predefined constant and cannot be redefined",
+            );
             return false;
         }
         match self.globals.get(text) {
@@ -480,7 +485,8 @@ impl<'a> Checker<'a> {
         });
         self.arg_spans.push(name.span);
         let node = self.push(NodeKind::Arg(k), ty);
-        self.globals.insert(name.name.as_str(), Binding::Value(node));
+        self.globals
+            .insert(name.name.as_str(), Binding::Value(node));
     }
 
     /// The type of a declaration, declaring its dimension names.
@@ -552,11 +558,17 @@ impl<'a> Checker<'a> {
             if builtin(&param.name).is_some() || param.name == PI {
                 self.error::<()>(
                     param.span,
-                    format!("`{}` is predefined and cannot be used as a parameter name", param.name),
+                    format!(
+                        "`{}` is predefined and cannot be used as a parameter name",
+                        param.name
+                    ),
                 );
                 ok = false;
             } else if params[..k].iter().any(|p| p.name == param.name) {
-                self.error::<()>(param.span, format!("parameter `{}` is declared twice", param.name));
+                self.error::<()>(
+                    param.span,
+                    format!("parameter `{}` is declared twice", param.name),
+                );
                 ok = false;
             }
         }
@@ -564,11 +576,7 @@ impl<'a> Checker<'a> {
         self.resolve_body(body, name, params);
         ok &= self.diags.len() == before;
         let index = self.fns.len();
-        self.fns.push(FnDef {
-            params,
-            body,
-            ok,
-        });
+        self.fns.push(FnDef { params, body, ok });
         self.define(name, Binding::Fn(index));
     }
 
@@ -899,7 +907,11 @@ impl<'a> Checker<'a> {
         };
         let (ta, tb) = (self.ty(va).clone(), self.ty(vb).clone());
         if ta.elem == Elem::Bool || tb.elem == Elem::Bool {
-            let (node, operand) = if ta.elem == Elem::Bool { (va, a) } else { (vb, b) };
+            let (node, operand) = if ta.elem == Elem::Bool {
+                (va, a)
+            } else {
+                (vb, b)
+            };
             let text = self.ty_text(self.ty(node));
             return self.error(
                 operand.span,
@@ -952,7 +964,9 @@ impl<'a> Checker<'a> {
             if shape.is_empty() {
                 return self.error(
                     operand_span,
-                    format!("{what} needs operands of rank 1 or 2, found a scalar (use `*` to scale)"),
+                    format!(
+                        "{what} needs operands of rank 1 or 2, found a scalar (use `*` to scale)"
+                    ),
                 );
             }
         }
@@ -1112,11 +1126,8 @@ impl<'a> Checker<'a> {
         if !ok || !all_ok {
             return None;
         }
-        let locals: Vec<(&str, NodeId)> = params
-            .iter()
-            .map(|p| p.name.as_str())
-            .zip(values)
-            .collect();
+        let locals: Vec<(&str, NodeId)> =
+            params.iter().map(|p| p.name.as_str()).zip(values).collect();
         self.expr(body, Env { locals: &locals })
     }
 
@@ -1337,7 +1348,9 @@ impl<'a> Checker<'a> {
             };
             return self.error(
                 axis.span,
-                format!("axis {value} is out of range for `{name}` of a rank-{rank} value ({valid})"),
+                format!(
+                    "axis {value} is out of range for `{name}` of a rank-{rank} value ({valid})"
+                ),
             );
         }
         Some(if value < 0 { value + rank } else { value } as usize)

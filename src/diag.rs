@@ -198,7 +198,10 @@ mod tests {
     #[test]
     fn span_is_cut_at_line_end() {
         let text = render_error("let a = b +\n c", 8, 15);
-        assert!(text.ends_with("1 | let a = b +\n  |         ^^^\n"), "{text}");
+        assert!(
+            text.ends_with("1 | let a = b +\n  |         ^^^\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -208,7 +211,10 @@ mod tests {
             "f.loss:1:1: error: boom\n  |\n1 |\n  | ^\n"
         );
         let text = render_error("input x", 7, 7);
-        assert_eq!(text, "f.loss:1:8: error: boom\n  |\n1 | input x\n  |        ^\n");
+        assert_eq!(
+            text,
+            "f.loss:1:8: error: boom\n  |\n1 | input x\n  |        ^\n"
+        );
         // Out-of-range spans are clamped, never a panic.
         let text = render_error("ab", 10, 20);
         assert!(text.starts_with("f.loss:1:3:"), "{text}");

@@ -40,7 +40,13 @@ fn end_of_file(source: &str) -> Span {
 }
 
 /// Builds a binary-operator node spanning `start..end` (used by the grammar).
-pub(crate) fn binary(op: ast::BinOp, a: ast::Expr, b: ast::Expr, start: usize, end: usize) -> ast::Expr {
+pub(crate) fn binary(
+    op: ast::BinOp,
+    a: ast::Expr,
+    b: ast::Expr,
+    start: usize,
+    end: usize,
+) -> ast::Expr {
     ast::Expr {
         kind: ast::ExprKind::Binary(op, Box::new(a), Box::new(b)),
         span: Span::new(start, end),
@@ -83,10 +89,7 @@ const GROUPS: &[(&str, &[&str])] = &[
         "a statement (`input`, `param`, `let`, `fn`, `output`, `loss`)",
         &["input", "param", "let", "fn", "output", "loss"],
     ),
-    (
-        "an operator",
-        &["+", "-", "*", "/", "@", "^"],
-    ),
+    ("an operator", &["+", "-", "*", "/", "@", "^"]),
     (
         "an expression",
         &["identifier", "integer", "real number", "(", "-"],
