@@ -17,6 +17,7 @@
 
 pub mod autodiff;
 pub mod check;
+pub mod cli;
 pub mod data;
 pub mod diag;
 pub mod driver;
@@ -26,6 +27,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod lower;
+pub mod shape;
 pub mod simplify;
 pub mod syntax;
 pub mod tensor;
