@@ -22,6 +22,7 @@ pub mod data;
 pub mod diag;
 pub mod driver;
 pub mod equations;
+pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod jit;
