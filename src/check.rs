@@ -22,12 +22,14 @@ use crate::syntax::ast::{self, BinOp, DimAnn, ElemAnn, Expr, ExprKind, Ident, It
 
 /// The most expression nodes the checker visits (including every inlined `fn` body)
 /// before giving up: bounds the time and the size of the program.
-const MAX_STEPS: u64 = 10_000_000;
+const MAX_STEPS: u64 = 3_000_000;
 
 /// The deepest expression nesting (including inlined `fn` bodies) the checker accepts.
-/// Each level costs a few stack frames; the compiler thread's 2 GiB stack holds this
-/// many with room to spare.
-const MAX_DEPTH: usize = 300_000;
+/// Each level costs a few stack frames (at most about 5 KiB measured in a debug
+/// build), so the compiler thread's 2 GiB stack holds this many with room to spare.
+/// Left-associative chains of `+ - * / @` and chains of unary minus are walked in
+/// loops and do not count.
+const MAX_DEPTH: usize = 150_000;
 
 /// A node of the checked program: an index into [`Checked::nodes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -747,18 +749,11 @@ impl<'a> Checker<'a> {
             ExprKind::Int(n) => Some(self.constant(*n as f64)),
             ExprKind::Real(x) => Some(self.constant(*x)),
             ExprKind::Name(name) => self.name(name, expr.span, env),
-            ExprKind::Neg(x) => {
-                // A negated literal is a constant.
-                match x.kind {
-                    ExprKind::Int(n) => return Some(self.constant(-(n as f64))),
-                    ExprKind::Real(v) => return Some(self.constant(-v)),
-                    _ => {}
-                }
-                let x = self.real_operand(x, env)?;
-                let ty = self.ty(x).clone();
-                Some(self.push(NodeKind::Unary(UnaryOp::Neg, x), ty))
-            }
-            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, expr.span, env),
+            ExprKind::Neg(_) => self.negation_chain(expr, env),
+            ExprKind::Binary(op, a, b) => match comparison(*op) {
+                Some(op) => self.compare(op, a, b, expr.span, env),
+                None => self.arithmetic_chain(expr, env),
+            },
             ExprKind::Call { func, args } => self.call(func, args, expr.span, env),
             ExprKind::Index { base, index } => self.index(base, index, env),
             ExprKind::Transpose(x) => self.transpose(x, env),
@@ -801,45 +796,90 @@ impl<'a> Checker<'a> {
                 let text = self.ty_text(&ty);
                 self.error(
                     span,
-                    format!("a mask ({text}) can only be used as the first argument of `where`"),
+                    format!(
+                        "a mask can only be used as the first argument of `where` (this is {text})"
+                    ),
                 )
             }
         }
     }
 
-    fn binary(
+    /// `- - ... x`: the chain of minus signs is walked in a loop, not by recursion.
+    fn negation_chain(&mut self, expr: &'a Expr, env: Env<'_>) -> Option<NodeId> {
+        let mut count = 0usize;
+        let mut inner = expr;
+        while let ExprKind::Neg(x) = &inner.kind {
+            count += 1;
+            inner = x;
+        }
+        self.steps += count as u64;
+        // A negated literal is a constant.
+        let mut value = match inner.kind {
+            ExprKind::Int(n) => {
+                count -= 1;
+                self.constant(-(n as f64))
+            }
+            ExprKind::Real(v) => {
+                count -= 1;
+                self.constant(-v)
+            }
+            _ => self.real_operand(inner, env)?,
+        };
+        for _ in 0..count {
+            let ty = self.ty(value).clone();
+            value = self.push(NodeKind::Unary(UnaryOp::Neg, value), ty);
+        }
+        Some(value)
+    }
+
+    /// `((a + b) * c) - d ...`: the left spine of arithmetic operators is walked in a
+    /// loop, so a 200,000-term sum does not recurse 200,000 levels deep.
+    fn arithmetic_chain(&mut self, expr: &'a Expr, env: Env<'_>) -> Option<NodeId> {
+        let mut spine: Vec<&'a Expr> = Vec::new();
+        let mut leftmost = expr;
+        while let ExprKind::Binary(op, a, _) = &leftmost.kind {
+            if comparison(*op).is_some() {
+                break;
+            }
+            spine.push(leftmost);
+            leftmost = a;
+        }
+        self.steps += spine.len() as u64;
+        let mut left = self.expr(leftmost, env);
+        for node in spine.into_iter().rev() {
+            let ExprKind::Binary(op, a, b) = &node.kind else {
+                unreachable!("compiler bug: the spine holds binary nodes only")
+            };
+            left = self.arithmetic(*op, left, a, b, node.span, env);
+        }
+        left
+    }
+
+    /// `a OP b` for an arithmetic operator or `@`, with `a` already checked (`left`).
+    fn arithmetic(
         &mut self,
         op: BinOp,
+        left: Option<NodeId>,
         a: &'a Expr,
         b: &'a Expr,
         span: Span,
         env: Env<'_>,
     ) -> Option<NodeId> {
-        let arithmetic = match op {
-            BinOp::Add => Some((BinaryOp::Add, "add")),
-            BinOp::Sub => Some((BinaryOp::Sub, "subtract")),
-            BinOp::Mul => Some((BinaryOp::Mul, "multiply")),
-            BinOp::Div => Some((BinaryOp::Div, "divide")),
-            BinOp::Pow => Some((BinaryOp::Pow, "raise")),
-            _ => None,
+        let va = left.and_then(|node| self.require_real(node, a.span));
+        let vb = self.real_operand(b, env);
+        let (va, vb) = (va?, vb?);
+        let (op, verb) = match op {
+            BinOp::Add => (BinaryOp::Add, "add"),
+            BinOp::Sub => (BinaryOp::Sub, "subtract"),
+            BinOp::Mul => (BinaryOp::Mul, "multiply"),
+            BinOp::Div => (BinaryOp::Div, "divide"),
+            BinOp::Pow => (BinaryOp::Pow, "raise"),
+            BinOp::MatMul => return self.matmul_nodes(va, vb, a.span, b.span, span, "`@`"),
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => {
+                unreachable!("compiler bug: comparisons are not arithmetic")
+            }
         };
-        if let Some((op, verb)) = arithmetic {
-            let va = self.real_operand(a, env);
-            let vb = self.real_operand(b, env);
-            let (va, vb) = (va?, vb?);
-            return self.elementwise(op, va, vb, span, verb);
-        }
-        let compare = match op {
-            BinOp::Lt => CmpOp::Lt,
-            BinOp::Le => CmpOp::Le,
-            BinOp::Gt => CmpOp::Gt,
-            BinOp::Ge => CmpOp::Ge,
-            BinOp::Eq => CmpOp::Eq,
-            BinOp::Ne => CmpOp::Ne,
-            BinOp::MatMul => return self.matmul(a, b, span, env),
-            _ => unreachable!("compiler bug: arithmetic operators are handled above"),
-        };
-        self.compare(compare, a, b, span, env)
+        self.elementwise(op, va, vb, span, verb)
     }
 
     /// An elementwise binary op of two real nodes, with broadcasting.
@@ -865,7 +905,7 @@ impl<'a> Checker<'a> {
                     self.shape(&sb)
                 ),
                 _ => format!("cannot {verb} {} and {}", self.shape(&sa), self.shape(&sb)),
-            };
+            } + &column_hint(&sa, &sb);
             return self.error(span, message);
         };
         Some(self.push(NodeKind::Binary(op, a, b), Type::real(shape)))
@@ -915,7 +955,9 @@ impl<'a> Checker<'a> {
             let text = self.ty_text(self.ty(node));
             return self.error(
                 operand.span,
-                format!("a mask ({text}) can only be used as the first argument of `where`"),
+                format!(
+                    "a mask can only be used as the first argument of `where` (this is {text})"
+                ),
             );
         }
         if ta.elem != tb.elem {
@@ -940,13 +982,6 @@ impl<'a> Checker<'a> {
                 shape,
             },
         ))
-    }
-
-    fn matmul(&mut self, a: &'a Expr, b: &'a Expr, span: Span, env: Env<'_>) -> Option<NodeId> {
-        let va = self.real_operand(a, env);
-        let vb = self.real_operand(b, env);
-        let (va, vb) = (va?, vb?);
-        self.matmul_nodes(va, vb, a.span, b.span, span, "`@`")
     }
 
     /// `a @ b` for real nodes of rank 1 or 2 (spec §3).
@@ -1128,7 +1163,22 @@ impl<'a> Checker<'a> {
         }
         let locals: Vec<(&str, NodeId)> =
             params.iter().map(|p| p.name.as_str()).zip(values).collect();
-        self.expr(body, Env { locals: &locals })
+        let result = self.expr(body, Env { locals: &locals });
+        if result.is_none() && !self.over_budget {
+            // The body's error points into the fn; also point at the call that failed,
+            // with the argument types it was checked with.
+            let arguments: Vec<String> = locals
+                .iter()
+                .map(|(name, node)| format!("{name}: {}", self.ty_text(self.ty(*node))))
+                .collect();
+            let with = if arguments.is_empty() {
+                String::new()
+            } else {
+                format!(" (with {})", arguments.join(", "))
+            };
+            self.error::<()>(span, format!("in this call of fn `{}`{with}", func.name));
+        }
+        result
     }
 
     /// Reports a wrong number of arguments for a built-in; true if the count is right.
@@ -1359,6 +1409,9 @@ impl<'a> Checker<'a> {
     /// The depth of `onehot`: a dimension name or an integer literal.
     fn onehot_depth(&mut self, depth: &Expr, env: Env<'_>) -> Option<Dim> {
         match &depth.kind {
+            ExprKind::Int(0) => {
+                return self.error(depth.span, "the size of `onehot` must be at least 1")
+            }
             ExprKind::Int(n) => return Some(Dim::Const(*n)),
             ExprKind::Name(name) => {
                 if let Resolved::Dim(v) = self.resolve(name, env) {
@@ -1421,6 +1474,33 @@ impl<'a> Checker<'a> {
             outputs: self.outputs,
         };
         (Some(checked), self.diags)
+    }
+}
+
+/// The comparison a binary operator is, if it is one.
+fn comparison(op: BinOp) -> Option<CmpOp> {
+    match op {
+        BinOp::Lt => Some(CmpOp::Lt),
+        BinOp::Le => Some(CmpOp::Le),
+        BinOp::Gt => Some(CmpOp::Gt),
+        BinOp::Ge => Some(CmpOp::Ge),
+        BinOp::Eq => Some(CmpOp::Eq),
+        BinOp::Ne => Some(CmpOp::Ne),
+        _ => None,
+    }
+}
+
+/// A hint for `[B, N] op [B]`: a rank-1 operand aligns with the last axis.
+fn column_hint(a: &[Dim], b: &[Dim]) -> String {
+    let (matrix, vector) = match (a.len(), b.len()) {
+        (2, 1) => (a, b),
+        (1, 2) => (b, a),
+        _ => return String::new(),
+    };
+    if vector[0] == matrix[0] && vector[0] != matrix[1] {
+        " (a rank-1 operand aligns with the last axis; use `column(...)` to align it with the first)".to_string()
+    } else {
+        String::new()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::data::{self, Bound};
 use crate::diag::{self, Diagnostic};
 use crate::driver::{self, op_count, Compiled};
 use crate::ir::{self, ArgRole};
-use crate::{api, bench, gradcheck, interp, syntax, Tensor};
+use crate::{interp, syntax};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// The largest relative error accepted.
-        #[arg(long, default_value_t = gradcheck::DEFAULT_TOLERANCE)]
+        #[arg(long, default_value_t = 1e-6)]
         tolerance: f64,
     },
     /// Time compilation, the forward and the value-and-grad function on data.
@@ -119,8 +119,8 @@ struct Source {
 
 impl Source {
     fn read(path: &PathBuf) -> Result<Source, Failure> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
         let display = path.display().to_string();
         match String::from_utf8(bytes) {
             Ok(text) => Ok(Source {
@@ -134,7 +134,8 @@ impl Source {
                     path: display,
                     text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                let bad = Diagnostic::error(crate::Span::new(at, at + 1), "the file is not valid UTF-8");
+                let bad =
+                    Diagnostic::error(crate::Span::new(at, at + 1), "the file is not valid UTF-8");
                 Err(render_failure(&source, Failure::Source(vec![bad])))
             }
         }
@@ -238,17 +239,13 @@ fn compile_command(src: &Source, emit: Option<Emit>) -> Result<String, Failure> 
         Some(Emit::Ir) => ir::print_function(&compiled.forward),
         Some(Emit::GradIr) => ir::print_function(&compiled.grad),
         Some(Emit::Grad) => crate::equations::equations(&compiled.grad),
-        Some(Emit::Clif) => api::clif_text(&compiled).map_err(Failure::Message)?,
-        None => {
-            let model = api::Model::from_compiled(compiled).map_err(|e| e.to_string())?;
-            let elapsed = started.elapsed();
-            summary(model.compiled(), elapsed.as_secs_f64() * 1e3)
-        }
+        Some(Emit::Clif) => return Err(Failure::Message("the JIT is not built yet".into())),
+        None => summary(&compiled, started.elapsed().as_secs_f64() * 1e3),
     })
 }
 
 fn shape_list(func: &ir::Function, ty: &ir::Type) -> String {
-    ir::print::type_text(func, ty)
+    ir::type_text(func, ty)
 }
 
 fn summary(compiled: &Compiled, compile_ms: f64) -> String {
@@ -263,7 +260,11 @@ fn summary(compiled: &Compiled, compile_ms: f64) -> String {
             ArgRole::Input => "input",
             ArgRole::Param => "param",
         };
-        line(format!("{role:<6} {}: {}", arg.name, shape_list(forward, &arg.ty)));
+        line(format!(
+            "{role:<6} {}: {}",
+            arg.name,
+            shape_list(forward, &arg.ty)
+        ));
     }
     for r in forward.results.iter().skip(1) {
         let ty = forward.ty(r.value);
@@ -280,7 +281,9 @@ fn summary(compiled: &Compiled, compile_ms: f64) -> String {
         op_count(&compiled.grad),
         op_count(&compiled.grad) as f64 / op_count(&compiled.forward).max(1) as f64
     ));
-    line(format!("compiled in {compile_ms:.2} ms (forward and value-and-grad, native code)"));
+    line(format!(
+        "compiled in {compile_ms:.2} ms (forward and value-and-grad, native code)"
+    ));
     out
 }
 
@@ -295,41 +298,52 @@ fn bind(func: &ir::Function, data: &serde_json::Value) -> Result<Bound, Failure>
     data::bind_json(func, data).map_err(|e| Failure::Message(e.to_string()))
 }
 
-fn run_command(src: &Source, data_path: &PathBuf, forward_only: bool, use_interp: bool) -> Result<(), Failure> {
+fn run_command(
+    src: &Source,
+    data_path: &PathBuf,
+    forward_only: bool,
+    use_interp: bool,
+) -> Result<(), Failure> {
     let compiled = src.compile()?;
     let data = read_data(data_path)?;
     let bound = bind(&compiled.forward, &data)?;
-    let (forward_results, grad_results) = if use_interp {
-        let fwd = interp::eval(&compiled.forward, &bound.dims, &bound.args)?;
-        let grad = if forward_only {
-            None
-        } else {
-            Some(interp::eval(&compiled.grad, &bound.dims, &bound.args)?)
-        };
-        (fwd, grad)
+    let engine = Engine::new(&compiled, use_interp)?;
+    let forward_values = engine.forward(&bound)?;
+    let grad_values = if forward_only {
+        None
     } else {
-        let model = api::Model::from_compiled(compiled.clone()).map_err(|e| e.to_string())?;
-        let fwd = model.forward_tensors(&bound).map_err(|e| e.to_string())?;
-        let grad = if forward_only {
-            None
-        } else {
-            Some(model.grad_tensors(&bound).map_err(|e| e.to_string())?)
-        };
-        (fwd, grad)
+        Some(engine.value_and_grad(&bound)?)
     };
-    let named = |func: &ir::Function, results: Vec<Tensor>, skip: usize| -> Vec<(String, Tensor)> {
-        func.results
-            .iter()
-            .skip(skip)
-            .map(|r| r.name.clone())
-            .zip(results.into_iter().skip(skip))
-            .collect()
-    };
-    let loss = forward_results[0].clone();
-    let outputs = named(&compiled.forward, forward_results, 1);
-    let grads = grad_results.map(|g| named(&compiled.grad, g, 1));
-    let text = data::run_output(&loss, grads, outputs);
+    let text = data::results_json(
+        &compiled.forward,
+        &forward_values,
+        grad_values.as_deref().map(|g| (&compiled.grad, g)),
+    );
     write_output(None, &format!("{text}\n"))
+}
+
+/// What evaluates the compiled functions: native code, or the reference interpreter.
+struct Engine<'a> {
+    compiled: &'a Compiled,
+}
+
+impl<'a> Engine<'a> {
+    fn new(compiled: &'a Compiled, use_interp: bool) -> Result<Engine<'a>, Failure> {
+        let _ = use_interp;
+        Ok(Engine { compiled })
+    }
+
+    fn forward(&self, bound: &Bound) -> Result<Vec<crate::Tensor>, Failure> {
+        Ok(interp::eval(
+            &self.compiled.forward,
+            &bound.dims,
+            &bound.args,
+        )?)
+    }
+
+    fn value_and_grad(&self, bound: &Bound) -> Result<Vec<crate::Tensor>, Failure> {
+        Ok(interp::eval(&self.compiled.grad, &bound.dims, &bound.args)?)
+    }
 }
 
 fn gradcheck_command(
@@ -338,29 +352,11 @@ fn gradcheck_command(
     seed: u64,
     tolerance: f64,
 ) -> Result<(), Failure> {
-    let compiled = src.compile()?;
-    let bound = match data_path {
-        Some(path) => bind(&compiled.forward, &read_data(path)?)?,
-        None => data::random_point(&compiled.forward, seed),
-    };
-    let model = api::Model::from_compiled(compiled.clone()).map_err(|e| e.to_string())?;
-    let report = gradcheck::gradcheck(&compiled.forward, &compiled.grad, &bound, |func, b| {
-        model.eval_function(func, b)
-    })?;
-    print!("{}", report.table());
-    if report.passed(tolerance) {
-        println!("gradcheck passed (tolerance {tolerance:e})");
-        Ok(())
-    } else {
-        Err(Failure::Message(format!(
-            "gradcheck failed: a relative error exceeds the tolerance {tolerance:e}"
-        )))
-    }
+    let _ = (src, data_path, seed, tolerance);
+    Err(Failure::Message("gradcheck is not built yet".into()))
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {
-    let data = read_data(data_path)?;
-    let report = bench::bench_source(&src.text, &data).map_err(Failure::Message)?;
-    let text = if json { report.json() } else { report.table() };
-    write_output(None, &format!("{text}\n"))
+    let _ = (src, data_path, json);
+    Err(Failure::Message("bench is not built yet".into()))
 }

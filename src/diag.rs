@@ -143,7 +143,18 @@ fn render_one(path: &str, source: &str, diag: &Diagnostic) -> String {
 
     let line_number = location.line_number.to_string();
     let gutter = " ".repeat(line_number.len());
-    let source_line = format!("{line_number} | {line_text}");
+    // Control characters (a NUL byte...) are shown as U+FFFD, one column each.
+    let shown: String = line_text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let source_line = format!("{line_number} | {shown}");
     format!(
         "{path}:{}:{}: {severity}: {}\n{gutter} |\n{}\n{gutter} | {padding}{carets}\n",
         location.line_number,

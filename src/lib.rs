@@ -17,6 +17,7 @@
 
 pub mod autodiff;
 pub mod check;
+pub mod cli;
 pub mod data;
 pub mod diag;
 pub mod driver;

@@ -1,8 +1,8 @@
 //! Checked program → forward IR.
 //!
 //! In: a [`Checked`] program (well-typed; every `fn` inlined; operands before users).
-//! Out: the `forward` [`Function`]: `dims` and `args` as declared, one or more IR
-//! instructions per checked node, results `loss` (role `Loss`) then every `output`
+//! Out: the `forward` [`Function`]: `dims` and `args` as declared, an `Arg`
+//! instruction for every argument first, then one or more IR instructions per node, results `loss` (role `Loss`) then every `output`
 //! (role `Output`) in order.
 //!
 //! The IR is stricter than the language, so this is where the implicit becomes
@@ -19,9 +19,16 @@ use crate::ir::{FuncResult, Value};
 /// Lowers a checked program to the forward function (results: `loss`, then outputs).
 pub fn lower(checked: &Checked) -> Function {
     let mut func = Function::new("forward", checked.dims.clone(), checked.args.clone());
+    // Every argument first, in declaration order, whether it is used or not.
+    let arg_values: Vec<Value> = (0..checked.args.len() as u32)
+        .map(|k| func.push(Op::Arg(k)))
+        .collect();
     let mut values: Vec<Value> = Vec::with_capacity(checked.nodes.len());
     for node in &checked.nodes {
-        let value = lower_node(&mut func, &values, &node.kind, &node.ty.shape);
+        let value = match node.kind {
+            NodeKind::Arg(k) => arg_values[k as usize],
+            ref kind => lower_node(&mut func, &values, kind, &node.ty.shape),
+        };
         debug_assert_eq!(
             func.ty(value),
             &node.ty,

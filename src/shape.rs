@@ -42,15 +42,16 @@ pub fn shape_text(dims: &[String], shape: &[Dim]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-/// `real[B, 3]`, `int[B]`, `mask[N]`, `real` (a scalar) for a type.
+/// `real[B, 3]`, `int[B]`, `mask[N]`, or for a scalar `a real scalar`, `an int
+/// scalar`, `a scalar mask`: the text of a type in a message.
 pub fn type_text(dims: &[String], ty: &Type) -> String {
-    let elem = match ty.elem {
-        Elem::Real => "real",
-        Elem::Int => "int",
-        Elem::Bool => "mask",
+    let (elem, scalar) = match ty.elem {
+        Elem::Real => ("real", "a real scalar"),
+        Elem::Int => ("int", "an int scalar"),
+        Elem::Bool => ("mask", "a scalar mask"),
     };
     if ty.shape.is_empty() {
-        elem.to_string()
+        scalar.to_string()
     } else {
         format!("{elem}{}", shape_text(dims, &ty.shape))
     }

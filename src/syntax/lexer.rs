@@ -56,6 +56,7 @@ fn lex_error(source: &str, range: std::ops::Range<usize>, error: LexError) -> Di
                 Some(c) if c.is_control() || c.is_whitespace() => {
                     format!("unexpected character U+{:04X}", c as u32)
                 }
+                Some('`') => "unexpected character '`'".to_string(),
                 Some(c) => format!("unexpected character `{c}`"),
                 None => "unexpected end of input".to_string(),
             };

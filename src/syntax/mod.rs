@@ -65,10 +65,31 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
             token: (start, token, end),
             expected,
         } => {
+            let span = Span::new(start, end);
+            let comparison = matches!(
+                token,
+                Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne
+            );
+            if comparison && !expected.iter().any(|e| e.trim_matches('"') == token.text()) {
+                return Diagnostic::error(
+                    span,
+                    "comparisons cannot be chained: `a < b < c` is not an expression",
+                );
+            }
             let found = token.describe(source.get(start..end).unwrap_or(""));
+            // `5.T` lexes as the real `5.` then `T`: say so.
+            let before = source.get(..start).unwrap_or("");
+            let hint = if token == Token::Ident("T".to_string())
+                && before.ends_with('.')
+                && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+            {
+                " (a number followed by `.` is a real literal; put the number in parentheses to transpose it)"
+            } else {
+                ""
+            };
             Diagnostic::error(
-                Span::new(start, end),
-                format!("{}, found {found}", expected_text(&expected)),
+                span,
+                format!("{}, found {found}{hint}", expected_text(&expected)),
             )
         }
         ParseError::ExtraToken {
@@ -130,5 +151,54 @@ fn expected_text(expected: &[String]) -> String {
             listed[..n - 1].join(", "),
             listed[n - 1]
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(source: &str) -> Diagnostic {
+        parse(source).expect_err("a syntax error").remove(0)
+    }
+
+    #[test]
+    fn end_of_file_errors_point_just_after_the_last_token() {
+        let error = first_error("param x\nloss = x +\n\n  # trailing comment\n");
+        assert_eq!(error.span, Span::new(18, 18));
+        assert!(error.message.contains("found end of file"));
+    }
+
+    #[test]
+    fn missing_loss_is_reported_after_the_last_content() {
+        let file = parse("param x\n# the end\n\n").expect("parses");
+        assert_eq!(file.eof, Span::new(17, 17));
+        assert_eq!(parse("").expect("parses").eof, Span::new(0, 0));
+    }
+
+    #[test]
+    fn expected_tokens_are_named() {
+        let error = first_error("fn f(a b) = a");
+        assert_eq!(
+            error.message,
+            "expected one of `)` or `,`, found identifier `b`"
+        );
+        assert_eq!(error.span, Span::new(7, 8));
+    }
+
+    #[test]
+    fn power_binds_tighter_than_unary_minus_and_is_right_associative() {
+        use ast::{BinOp, ExprKind};
+        let file = parse("loss = -a ^ b ^ c").expect("parses");
+        let ast::Item::Loss { value, .. } = &file.items[0] else {
+            panic!("a loss statement")
+        };
+        let ExprKind::Neg(power) = &value.kind else {
+            panic!("unary minus on top: {value:?}")
+        };
+        let ExprKind::Binary(BinOp::Pow, _, right) = &power.kind else {
+            panic!("a power under the minus")
+        };
+        assert!(matches!(right.kind, ExprKind::Binary(BinOp::Pow, _, _)));
     }
 }
