@@ -72,6 +72,10 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("factor-sub",         |rw, op| match *op { Op::Binary(Sub, x, y) => factor_right(rw, Sub, x, y), _ => None }),
     // a * c + b * c → (a + b) * c  (both products single-use; rounds differently)
     ("factor-add",         |rw, op| match *op { Op::Binary(Add, x, y) => factor_right(rw, Add, x, y), _ => None }),
+    // (x / y) * y → x  (exact where y is finite and nonzero; avoids 0/0 where it is 0)
+    ("div-mul-cancel",     |rw, op| match *op { Op::Binary(Mul, q, y) => match *rw.op(q) { Op::Binary(Div, x, z) if z == y => Some(x), _ => None }, _ => None }),
+    // (c / y) * d → (c * d) / y for constants c, d
+    ("mul-div-const",      |rw, op| match *op { Op::Binary(Mul, q, d) if rw.const_value(d).is_some() => mul_div_const(rw, q, d), _ => None }),
     // x / 1 → x
     ("div-one",            |rw, op| match *op { Op::Binary(Div, x, y) if rw.is_const(y, 1.0) => Some(x), _ => None }),
     // x / c → x * (1/c)  (may differ in the last bit when 1/c is inexact)
@@ -112,6 +116,8 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("reshape-broadcast",  |rw, op| match *op { Op::Reshape(b, ref s) => match *rw.op(b) { Op::Broadcast(x, _) if rw.shape(x).is_empty() => { let s = s.clone(); Some(rw.broadcast(x, &s)) } _ => None }, _ => None }),
     // transpose(transpose(x)) → x
     ("transpose-transpose",|rw, op| match *op { Op::Transpose(t) => match *rw.op(t) { Op::Transpose(x) => Some(x), _ => None }, _ => None }),
+    // (a @ b).T → b.T @ a.T when a or b is a transpose (which then cancels)
+    ("transpose-matmul",   |rw, op| match *op { Op::Transpose(m) => transpose_matmul(rw, m), _ => None }),
     // transpose(broadcast(scalar)) → broadcast(scalar)
     ("transpose-broadcast",|rw, op| match *op { Op::Transpose(b) => match *rw.op(b) { Op::Broadcast(x, _) if rw.shape(x).is_empty() => { let s = rw.shape(b).iter().rev().copied().collect::<Vec<_>>(); Some(rw.broadcast(x, &s)) } _ => None }, _ => None }),
     // sum(broadcast(x), axes) → sum(x, fewer axes) * (the broadcast sizes); max/min alike
@@ -339,4 +345,26 @@ fn div_neg_const(rw: &mut Rewriter, c: Value, y: Value) -> Option<Value> {
     let positive = rw.emit(Op::Const(-value));
     let quotient = rw.binary(Div, positive, y);
     Some(rw.unary(Neg, quotient))
+}
+
+fn mul_div_const(rw: &mut Rewriter, q: Value, d: Value) -> Option<Value> {
+    let Op::Binary(Div, c, y) = *rw.op(q) else {
+        return None;
+    };
+    rw.const_value(c)?;
+    let numerator = rw.binary(Mul, c, d);
+    Some(rw.binary(Div, numerator, y))
+}
+
+fn transpose_matmul(rw: &mut Rewriter, m: Value) -> Option<Value> {
+    let Op::MatMul(a, b) = *rw.op(m) else {
+        return None;
+    };
+    let is_transpose = |v: Value| matches!(rw.op(v), Op::Transpose(_));
+    if !is_transpose(a) && !is_transpose(b) {
+        return None;
+    }
+    let bt = rw.emit(Op::Transpose(b));
+    let at = rw.emit(Op::Transpose(a));
+    Some(rw.emit(Op::MatMul(bt, at)))
 }
