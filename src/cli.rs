@@ -8,7 +8,7 @@ use crate::data::{self, Bound};
 use crate::diag::{self, Diagnostic};
 use crate::driver::{self, op_count, Compiled};
 use crate::ir::{self, ArgRole};
-use crate::{interp, syntax};
+use crate::{gradcheck, interp, syntax};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// The largest relative error accepted.
-        #[arg(long, default_value_t = 1e-6)]
+        #[arg(long, default_value_t = gradcheck::DEFAULT_TOLERANCE)]
         tolerance: f64,
     },
     /// Time compilation, the forward and the value-and-grad function on data.
@@ -333,6 +333,11 @@ impl<'a> Engine<'a> {
         Ok(Engine { compiled })
     }
 
+    /// Evaluates either of the compiled functions (gradcheck perturbs the data).
+    fn eval(&self, func: &ir::Function, bound: &Bound) -> Result<Vec<crate::Tensor>, String> {
+        interp::eval(func, &bound.dims, &bound.args)
+    }
+
     fn forward(&self, bound: &Bound) -> Result<Vec<crate::Tensor>, Failure> {
         Ok(interp::eval(
             &self.compiled.forward,
@@ -352,8 +357,29 @@ fn gradcheck_command(
     seed: u64,
     tolerance: f64,
 ) -> Result<(), Failure> {
-    let _ = (src, data_path, seed, tolerance);
-    Err(Failure::Message("gradcheck is not built yet".into()))
+    let compiled = src.compile()?;
+    let engine = Engine::new(&compiled, false)?;
+    let eval = |func: &ir::Function, bound: &Bound| engine.eval(func, bound);
+    let report = match data_path {
+        Some(path) => {
+            let bound = bind(&compiled.forward, &read_data(path)?)?;
+            gradcheck::gradcheck(&compiled.forward, &compiled.grad, &bound, eval)?
+        }
+        None => gradcheck::gradcheck_random(&compiled.forward, &compiled.grad, seed, eval)?.1,
+    };
+    print!("{report}");
+    if report.passed(tolerance) {
+        println!(
+            "gradcheck passed: worst relative error {:.3e} <= tolerance {tolerance:e}",
+            report.worst_error()
+        );
+        Ok(())
+    } else {
+        Err(Failure::Message(format!(
+            "gradcheck failed: worst relative error {:.3e} > tolerance {tolerance:e}",
+            report.worst_error()
+        )))
+    }
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {
