@@ -69,6 +69,29 @@ enum Command {
         #[arg(long, default_value_t = gradcheck::DEFAULT_TOLERANCE)]
         tolerance: f64,
     },
+    /// Fit the params to the data by gradient descent; print the loss as it goes.
+    Train {
+        /// The `.loss` file.
+        file: PathBuf,
+        /// The data and the starting params (the same format as for `run`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Number of gradient steps.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Learning rate.
+        #[arg(long, default_value_t = 0.01)]
+        lr: f64,
+        /// The update rule.
+        #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
+        optimizer: Optimizer,
+        /// Print the loss every this many steps (0: only the first and last).
+        #[arg(long, default_value_t = 10)]
+        every: usize,
+        /// Write the data with the trained params here, ready for `run --data`.
+        #[arg(short = 'o', long = "output")]
+        out: Option<PathBuf>,
+    },
     /// Time compilation, the forward and the value-and-grad function on data.
     Bench {
         /// The `.loss` file.
@@ -80,6 +103,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Update rules for `train`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Optimizer {
+    /// Plain gradient descent: `p -= lr * g`.
+    Sgd,
+    /// Adam (Kingma & Ba) with beta1 = 0.9, beta2 = 0.999, eps = 1e-8.
+    Adam,
 }
 
 /// The stages `compile --emit` can print.
@@ -195,6 +227,23 @@ pub fn main() -> ExitCode {
             tolerance,
         } => with_source(&file, |src| {
             gradcheck_command(src, data.as_ref(), seed, tolerance)
+        }),
+        Command::Train {
+            file,
+            data,
+            steps,
+            lr,
+            optimizer,
+            every,
+            out,
+        } => with_source(&file, |src| {
+            let settings = TrainSettings {
+                steps,
+                lr,
+                optimizer,
+                every,
+            };
+            train_command(src, &data, settings, out.as_ref())
         }),
         Command::Bench { file, data, json } => {
             with_source(&file, |src| bench_command(src, &data, json))
@@ -380,6 +429,98 @@ fn gradcheck_command(
             report.worst_error()
         )))
     }
+}
+
+/// The knobs of `gradc train`.
+struct TrainSettings {
+    steps: usize,
+    lr: f64,
+    optimizer: Optimizer,
+    every: usize,
+}
+
+fn train_command(
+    src: &Source,
+    data_path: &PathBuf,
+    settings: TrainSettings,
+    out: Option<&PathBuf>,
+) -> Result<(), Failure> {
+    let compiled = src.compile()?;
+    let data = read_data(data_path)?;
+    let mut bound = bind(&compiled.forward, &data)?;
+    let engine = Engine::new(&compiled, false)?;
+    let grads_of: Vec<(usize, usize)> = compiled
+        .grad
+        .results
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| match r.role {
+            ir::ResultRole::Grad(arg) => Some((k, arg as usize)),
+            _ => None,
+        })
+        .collect();
+    let sizes: Vec<usize> = grads_of
+        .iter()
+        .map(|&(_, arg)| bound.args[arg].len())
+        .collect();
+    let mut first_moment: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+    let mut second_moment = first_moment.clone();
+    let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8);
+    let mut last_loss = f64::NAN;
+    for step in 0..=settings.steps {
+        let values = engine.value_and_grad(&bound)?;
+        last_loss = values[0].as_real().map(|l| l[0]).unwrap_or(f64::NAN);
+        let report = step == 0
+            || step == settings.steps
+            || (settings.every > 0 && step % settings.every == 0);
+        if report {
+            println!("step {step:>6}  loss {last_loss:.10e}");
+        }
+        if !last_loss.is_finite() {
+            return Err(Failure::Message(format!(
+                "the loss is {last_loss} at step {step}: lower the learning rate"
+            )));
+        }
+        if step == settings.steps {
+            break;
+        }
+        let t = (step + 1) as i32;
+        for (slot, &(result, arg)) in grads_of.iter().enumerate() {
+            let Some(g) = values[result].as_real() else {
+                continue;
+            };
+            let crate::TensorData::Real(p) = &mut bound.args[arg].data else {
+                continue;
+            };
+            for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+                match settings.optimizer {
+                    Optimizer::Sgd => *p -= settings.lr * g,
+                    Optimizer::Adam => {
+                        let m = &mut first_moment[slot][i];
+                        let v = &mut second_moment[slot][i];
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        let m_hat = *m / (1.0 - beta1.powi(t));
+                        let v_hat = *v / (1.0 - beta2.powi(t));
+                        *p -= settings.lr * m_hat / (v_hat.sqrt() + eps);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = out {
+        let mut object = serde_json::Map::new();
+        for (arg, tensor) in compiled.forward.args.iter().zip(&bound.args) {
+            object.insert(arg.name.clone(), data::tensor_to_json(tensor));
+        }
+        let text = data::format_json(&serde_json::Value::Object(object));
+        write_output(Some(path), &format!("{text}\n"))?;
+        eprintln!(
+            "wrote the trained params to `{}` (final loss {last_loss:e})",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {

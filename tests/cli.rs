@@ -311,3 +311,50 @@ fn non_finite_values_are_printed_as_strings() {
     assert_eq!(result["loss"], Value::String("-Infinity".into()));
     assert!(matches!(&result["grad"]["w"], Value::String(s) if s == "Infinity" || s == "NaN"));
 }
+
+#[test]
+fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
+    let (file, data) = example("classifier");
+    let trained = Path::new(env!("CARGO_TARGET_TMPDIR")).join("classifier.trained.json");
+    let out = gradc(&[
+        "train",
+        &file,
+        "--data",
+        &data,
+        "--steps",
+        "50",
+        "--lr",
+        "0.05",
+        "-o",
+        trained.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let losses: Vec<f64> = stdout(&out)
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(losses.len() >= 2);
+    assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{losses:?}");
+    let rerun = json(&gradc(&[
+        "run",
+        &file,
+        "--data",
+        trained.to_str().unwrap(),
+        "--forward",
+    ]));
+    let final_loss = rerun["loss"].as_f64().unwrap();
+    assert!((final_loss - losses.last().unwrap()).abs() <= 1e-9 * final_loss.abs());
+    for optimizer in ["sgd", "adam"] {
+        let out = gradc(&[
+            "train",
+            &file,
+            "--data",
+            &data,
+            "--steps",
+            "5",
+            "--optimizer",
+            optimizer,
+        ]);
+        assert!(out.status.success(), "{optimizer}: {}", stderr(&out));
+    }
+}
