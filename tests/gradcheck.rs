@@ -168,6 +168,7 @@ fn large_params_are_sampled_and_the_report_says_how_many() {
     let options = GradcheckOptions {
         max_elements: 16,
         seed: 9,
+        ..GradcheckOptions::default()
     };
     let report = gradcheck_with(&forward, &grad, &point, run, options).unwrap();
     assert_eq!(report.params[0].checked, 16);
@@ -250,7 +251,8 @@ fn a_non_finite_loss_is_an_error_and_the_random_point_falls_back_to_positive_val
 
     // Some seed gives a negative value at the signed point; all must pass.
     for seed in 0..5 {
-        let (point, report) = gradcheck_random(&forward, &grad, seed, run).unwrap();
+        let (point, report) =
+            gradcheck_random(&forward, &grad, seed, run, GradcheckOptions::default()).unwrap();
         assert!(point.args[0].as_real().unwrap().iter().all(|&x| x > 0.0));
         assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
     }
