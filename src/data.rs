@@ -920,8 +920,9 @@ pub fn random_point(func: &Function, seed: u64) -> Bound {
 /// (2, 3, 4, ... in an order drawn from the seed — distinct so that a transposition
 /// cannot hide behind a square matrix), reals are drawn as `sampling` says, and each
 /// `int` argument is uniform in `0..bound` for the smallest bound of its index checks
-/// (`0..4` if it is not an index). The result always passes [`check_indices`] unless a
-/// literal dimension of size 0 is indexed.
+/// (`0..4` if it is not an index). A dimension indexed by a literal (`e[5]`) is made
+/// large enough for it. The result always passes [`check_indices`] unless a literal
+/// dimension of size 0 is indexed.
 pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> Bound {
     let mut rng = SplitMix64::new(seed);
     // A seeded Fisher–Yates shuffle of the sizes 2, 3, ... over the dimensions.
@@ -930,11 +931,19 @@ pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> 
         let j = rng.below(k as u64 + 1) as usize;
         dims.swap(k, j);
     }
+    // A literal index `e[2]` needs its dimension to have more than 2 rows.
+    let checks = index_checks(func);
+    for check in &checks {
+        if let (Op::ConstInt(n), Dim::Sym(v)) = (func.op(check.index), check.bound) {
+            let needed = usize::try_from(*n).map_or(0, |n| n.saturating_add(1));
+            let size = &mut dims[v.0 as usize];
+            *size = (*size).max(needed);
+        }
+    }
     let size = |d: Dim| match d {
         Dim::Const(n) => n as usize,
         Dim::Sym(v) => dims[v.0 as usize],
     };
-    let checks = index_checks(func);
     let mut args = Vec::with_capacity(func.args.len());
     for (k, decl) in func.args.iter().enumerate() {
         let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();

@@ -168,6 +168,7 @@ fn large_params_are_sampled_and_the_report_says_how_many() {
     let options = GradcheckOptions {
         max_elements: 16,
         seed: 9,
+        ..GradcheckOptions::default()
     };
     let report = gradcheck_with(&forward, &grad, &point, run, options).unwrap();
     assert_eq!(report.params[0].checked, 16);
@@ -250,7 +251,8 @@ fn a_non_finite_loss_is_an_error_and_the_random_point_falls_back_to_positive_val
 
     // Some seed gives a negative value at the signed point; all must pass.
     for seed in 0..5 {
-        let (point, report) = gradcheck_random(&forward, &grad, seed, run).unwrap();
+        let (point, report) =
+            gradcheck_random(&forward, &grad, seed, run, GradcheckOptions::default()).unwrap();
         assert!(point.args[0].as_real().unwrap().iter().all(|&x| x > 0.0));
         assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
     }
@@ -263,4 +265,50 @@ fn a_gradient_function_without_a_param_gradient_is_an_error() {
     let point = random_point(&forward, 0);
     let message = gradcheck(&forward, &grad, &point, run).unwrap_err();
     assert!(message.contains("`b`"), "{message}");
+}
+
+/// Every `.loss` file in a directory, sorted.
+fn loss_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "loss"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The pipeline end to end: every example file (and the benchmark workloads, when the
+/// shared folder is there) compiles, and its derived gradient agrees with finite
+/// differences at three random points, well within the tolerance (worst errors seen:
+/// about 1e-7).
+#[test]
+fn the_whole_pipeline_passes_gradcheck_on_every_example_file() {
+    let mut files = loss_files(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ok"));
+    assert!(!files.is_empty());
+    files.extend(loss_files("/work/shared/bench/workloads"));
+    let mut failures = Vec::new();
+    for path in &files {
+        let source = std::fs::read_to_string(path).unwrap();
+        let compiled = match gradc::driver::compile(&source) {
+            Ok(c) => c,
+            Err(diags) => panic!("{}: {diags:?}", path.display()),
+        };
+        for seed in 0..3 {
+            let options = GradcheckOptions {
+                max_elements: 12,
+                ..GradcheckOptions::default()
+            };
+            let name = path.display();
+            match gradcheck_random(&compiled.forward, &compiled.grad, seed, run, options) {
+                Ok((_, report)) if report.passed(1e-6) => {}
+                Ok((_, report)) => failures.push(format!("{name} seed {seed}:\n{report}")),
+                Err(message) => failures.push(format!("{name} seed {seed}: {message}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
