@@ -4,9 +4,11 @@
 //! `Const`, broadcast to the op's shape), or `None`. A constant may be a `Const` or a
 //! broadcast, reshape or transpose of one, so `broadcast(c) * broadcast(d)` folds to
 //! `broadcast(c * d)`. The scalar functions here define the same values as the
-//! interpreter's elementwise kernels.
+//! interpreter's elementwise kernels
+//! ([`crate::interp`], whose `sigmoid` and `softplus` are used here).
 
 use super::cse::Rewriter;
+use crate::interp;
 use crate::ir::{BinaryOp, Op, UnaryOp, Value};
 
 /// The folded value of `op`, if all its operands are constants.
@@ -24,7 +26,7 @@ pub(super) fn fold(rewriter: &mut Rewriter, op: &Op) -> Option<Value> {
 }
 
 /// The value of an elementwise function of one real.
-pub(crate) fn eval_unary(op: UnaryOp, x: f64) -> f64 {
+fn eval_unary(op: UnaryOp, x: f64) -> f64 {
     match op {
         UnaryOp::Neg => -x,
         UnaryOp::Exp => x.exp(),
@@ -34,29 +36,31 @@ pub(crate) fn eval_unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Sin => x.sin(),
         UnaryOp::Cos => x.cos(),
         UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Sigmoid => interp::sigmoid(x),
         UnaryOp::Relu => {
-            if x > 0.0 {
+            if x > 0.0 || x.is_nan() {
                 x
             } else {
                 0.0
             }
         }
-        // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow.
-        UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        UnaryOp::Softplus => interp::softplus(x),
         UnaryOp::Abs => x.abs(),
         UnaryOp::Square => x * x,
     }
 }
 
 /// The value of an elementwise function of two reals.
-pub(crate) fn eval_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
+fn eval_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
     match op {
         BinaryOp::Add => a + b,
         BinaryOp::Sub => a - b,
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
         BinaryOp::Pow => a.powf(b),
+        // NaN-propagating, as the interpreter's `maximum` and `minimum`.
+        BinaryOp::Max if a.is_nan() || b.is_nan() => f64::NAN,
+        BinaryOp::Min if a.is_nan() || b.is_nan() => f64::NAN,
         BinaryOp::Max => a.max(b),
         BinaryOp::Min => a.min(b),
     }

@@ -43,6 +43,12 @@ pub fn simplify(func: &Function) -> Function {
     current
 }
 
+/// The names of the algebraic rules, in the order they are tried (each has a test in
+/// `tests/simplify.rs`).
+pub fn rule_names() -> Vec<&'static str> {
+    algebra::RULES.iter().map(|(name, _)| *name).collect()
+}
+
 /// In debug builds, runs the verifier after a pass; a failure is a compiler bug.
 fn check(func: &Function, pass: &str) {
     if cfg!(debug_assertions) {
