@@ -409,12 +409,26 @@ fn gradcheck_command(
     let compiled = src.compile()?;
     let engine = Engine::new(&compiled, false)?;
     let eval = |func: &ir::Function, bound: &Bound| engine.eval(func, bound);
+    let options = gradcheck::GradcheckOptions {
+        tolerance,
+        seed,
+        ..Default::default()
+    };
     let report = match data_path {
         Some(path) => {
             let bound = bind(&compiled.forward, &read_data(path)?)?;
-            gradcheck::gradcheck(&compiled.forward, &compiled.grad, &bound, eval)?
+            gradcheck::gradcheck_with(&compiled.forward, &compiled.grad, &bound, eval, options)?
         }
-        None => gradcheck::gradcheck_random(&compiled.forward, &compiled.grad, seed, eval)?.1,
+        None => {
+            let (_, report) = gradcheck::gradcheck_random(
+                &compiled.forward,
+                &compiled.grad,
+                seed,
+                eval,
+                options,
+            )?;
+            report
+        }
     };
     print!("{report}");
     if report.passed(tolerance) {
