@@ -336,13 +336,12 @@ fn factor_right(rw: &mut Rewriter, o: BinaryOp, x: Value, y: Value) -> Option<Va
 }
 
 fn div_neg_const(rw: &mut Rewriter, c: Value, y: Value) -> Option<Value> {
-    let Op::Const(value) = *rw.op(c) else {
-        return None;
-    };
+    let value = rw.const_value(c)?;
     if !(value < 0.0) || rw.const_value(y).is_some() {
         return None;
     }
-    let positive = rw.emit(Op::Const(-value));
+    let shape = rw.shape(c).clone();
+    let positive = rw.constant(-value, &shape);
     let quotient = rw.binary(Div, positive, y);
     Some(rw.unary(Neg, quotient))
 }
