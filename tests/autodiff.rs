@@ -39,7 +39,8 @@ fn check_point(compiled: &Compiled, point: &Bound) -> Result<(), String> {
         ir::verify(grad).map_err(|problems| problems.join("\n"))?;
         let results = interp::eval(grad, &point.dims, &point.args)?;
         let grad_loss = reals(&results[0])[0];
-        if !(grad_loss == loss || (grad_loss - loss).abs() <= 1e-12 * (1.0 + loss.abs())) {
+        let same = grad_loss == loss || (grad_loss - loss).abs() <= 1e-12 * (1.0 + loss.abs());
+        if !same {
             return Err(format!(
                 "loss {grad_loss} differs from the forward's {loss}"
             ));
@@ -61,7 +62,9 @@ fn check_point(compiled: &Compiled, point: &Bound) -> Result<(), String> {
                     - loss_with(forward, point, k, minus))
                     / (2.0 * h);
                 let tolerance = 1e-5 * (1.0 + analytic[i].abs() + numeric.abs());
-                if !((analytic[i] - numeric).abs() <= tolerance) {
+                // Written so that a NaN on either side fails.
+                let close = (analytic[i] - numeric).abs() <= tolerance;
+                if !close {
                     return Err(format!(
                         "{}: d loss / d {}[{i}] = {} but finite differences give {numeric}\n{}",
                         grad.name,

@@ -363,6 +363,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ("reshape-broadcast",   "reshape(bc(s, [N]), [N, 1])",              "bc(s, [N, 1])"),
     ("transpose-transpose", "transpose(transpose(A))",                  "A"),
     ("transpose-matmul",    "transpose(matmul(transpose(A), C))",       "matmul(transpose(C), A)"),
+    ("transpose-vector",    "transpose(reshape(x, [N, 1]))",            "reshape(x, [1, N])"),
+    ("add-neg-right",       "add(x, bc(neg(s), [N]))",                  "sub(x, bc(s, [N]))"),
     ("transpose-broadcast", "transpose(bc(s, [M, N]))",                 "bc(s, [N, M])"),
     ("reduce-broadcast",    "sum(bc(s, [N]), [0])",                     "mul(s, dim(N))"),
     ("reduce-broadcast",    "sum(bc(x, [M, N]), [0])",                  "mul(x, bc(dim(M), [N]))"),
