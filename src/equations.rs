@@ -32,6 +32,7 @@ pub fn equations(grad: &Function) -> String {
         counting: true,
         uses: HashMap::new(),
         names: HashMap::new(),
+        users: users(grad),
     };
     for (_, value) in &roots {
         writer.sub(*value, Prec::Lowest);
@@ -96,6 +97,8 @@ struct Writer<'f> {
     uses: HashMap<Value, usize>,
     /// The `let` names given to shared values.
     names: HashMap<Value, String>,
+    /// How many instructions and results use each value.
+    users: Vec<usize>,
 }
 
 impl Writer<'_> {
@@ -225,9 +228,11 @@ impl Writer<'_> {
             Op::Unary(unary, x) => self.call(function_name(unary), &[x]),
             Op::Binary(BinaryOp::Add, a, b) => self.infix(a, "+", b, Prec::Additive),
             Op::Binary(BinaryOp::Sub, a, b) => self.infix(a, "-", b, Prec::Additive),
-            Op::Binary(BinaryOp::Mul, a, b) => match self.reciprocal_of(b) {
-                Some(y) => self.infix(a, "/", y, Prec::Multiplicative),
-                None => self.infix(a, "*", b, Prec::Multiplicative),
+            Op::Binary(BinaryOp::Mul, a, b) => match (self.reciprocal_of(a), self.reciprocal_of(b))
+            {
+                (_, Some(y)) => self.infix(a, "/", y, Prec::Multiplicative),
+                (Some(y), None) => self.infix(b, "/", y, Prec::Multiplicative),
+                (None, None) => self.infix(a, "*", b, Prec::Multiplicative),
             },
             Op::Binary(BinaryOp::Div, a, b) => self.infix(a, "/", b, Prec::Multiplicative),
             Op::Binary(BinaryOp::Pow, a, b) => {
@@ -286,10 +291,32 @@ impl Writer<'_> {
     }
 
     /// A reshape: the vector forms of `@`, `column`/`row`, or a sum over a unit axis.
+    /// A reshape of a single-use sum or difference is distributed over its terms, so
+    /// that vector products inside it read as such.
     fn reshape(&mut self, x: Value, shape: &[Dim]) -> Text {
         let func = self.func;
         let from = func.ty(x).shape.clone();
-        if let Op::MatMul(a, b) = *func.op(x) {
+        if let Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub), a, b) = *func.op(x) {
+            if self.users[x.index()] == 1 {
+                let left = self.reshape(a, shape);
+                let right = self.reshape(b, shape);
+                let right = if right.prec <= Prec::Additive {
+                    format!("({})", right.text)
+                } else {
+                    right.text
+                };
+                let symbol = if op == BinaryOp::Add { "+" } else { "-" };
+                let left = if left.prec < Prec::Additive {
+                    format!("({})", left.text)
+                } else {
+                    left.text
+                };
+                return Text::new(format!("{left} {symbol} {right}"), Prec::Additive);
+            }
+        }
+        // A shared product gets its own `let`: only a single-use one is looked into.
+        let single_use = self.users[x.index()] == 1;
+        if let (true, &Op::MatMul(a, b)) = (single_use, func.op(x)) {
             // [M,K] @ column(v) → [M], row(u) @ [K,N] → [N], row(u) @ column(v) → [].
             let a_vector = self.vector_view(a).filter(|_| from[0].is_one());
             let b_vector = self.vector_view(b).filter(|_| from[1].is_one());
@@ -358,4 +385,18 @@ fn function_name(op: UnaryOp) -> &'static str {
         UnaryOp::Abs => "abs",
         UnaryOp::Square => "square",
     }
+}
+
+/// How many operands and results refer to each value.
+fn users(func: &Function) -> Vec<usize> {
+    let mut users = vec![0; func.len()];
+    for inst in &func.insts {
+        for operand in inst.op.operands() {
+            users[operand.index()] += 1;
+        }
+    }
+    for result in &func.results {
+        users[result.value.index()] += 1;
+    }
+    users
 }

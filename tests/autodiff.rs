@@ -33,12 +33,14 @@ fn loss_with(forward: &Function, point: &Bound, k: usize, value: Vec<f64>) -> f6
 /// differences, and that both carry the forward's loss.
 fn check_point(compiled: &Compiled, point: &Bound) -> Result<(), String> {
     let forward = &compiled.forward;
-    let loss = loss_with(forward, point, 0, reals(&point.args[0]).clone());
+    let results = interp::eval(forward, &point.dims, &point.args)?;
+    let loss = reals(&results[0])[0];
     for grad in [&compiled.grad_raw, &compiled.grad] {
         ir::verify(grad).map_err(|problems| problems.join("\n"))?;
         let results = interp::eval(grad, &point.dims, &point.args)?;
         let grad_loss = reals(&results[0])[0];
-        if !(grad_loss == loss || (grad_loss - loss).abs() <= 1e-12 * (1.0 + loss.abs())) {
+        let same = grad_loss == loss || (grad_loss - loss).abs() <= 1e-12 * (1.0 + loss.abs());
+        if !same {
             return Err(format!(
                 "loss {grad_loss} differs from the forward's {loss}"
             ));
@@ -60,7 +62,9 @@ fn check_point(compiled: &Compiled, point: &Bound) -> Result<(), String> {
                     - loss_with(forward, point, k, minus))
                     / (2.0 * h);
                 let tolerance = 1e-5 * (1.0 + analytic[i].abs() + numeric.abs());
-                if !((analytic[i] - numeric).abs() <= tolerance) {
+                // Written so that a NaN on either side fails.
+                let close = (analytic[i] - numeric).abs() <= tolerance;
+                if !close {
                     return Err(format!(
                         "{}: d loss / d {}[{i}] = {} but finite differences give {numeric}\n{}",
                         grad.name,
@@ -427,4 +431,27 @@ fn adjoints_of_shared_values_accumulate() {
     let source = "param x\nlet y = x * x\nloss = y * y + x";
     let grads = gradients_at(source, vec![("x", Tensor::scalar(1.5))]);
     assert_eq!(grads, vec![4.0 * 1.5f64.powi(3) + 1.0]);
+}
+
+/// Every gradient fixture (the bench workloads included), at two random points.
+#[test]
+fn fixtures_match_finite_differences() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grad");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/data/grad exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 11, "fixtures missing: {files:?}");
+    for path in files {
+        let source = std::fs::read_to_string(&path).expect("readable");
+        let compiled = compile_ok(&source);
+        for seed in [1, 2] {
+            let point = random_point_with(&compiled.forward, seed, RealSampling::Signed);
+            if let Err(message) = check_point(&compiled, &point) {
+                panic!("{}: {message}", path.display());
+            }
+        }
+    }
 }

@@ -29,15 +29,15 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     // c + x → x + c
     ("add-const-right",    |rw, op| match *op { Op::Binary(Add, c, x) if is_const_pair(rw, c, x) => Some(rw.binary(Add, x, c)), _ => None }),
     // x + -y → x - y
-    ("add-neg-right",      |rw, op| match *op { Op::Binary(Add, x, y) => neg_operand(rw, y).map(|y| rw.binary(Sub, x, y)), _ => None }),
+    ("add-neg-right",      |rw, op| match *op { Op::Binary(Add, x, y) => negated(rw, y).map(|y| rw.binary(Sub, x, y)), _ => None }),
     // -x + y → y - x
-    ("add-neg-left",       |rw, op| match *op { Op::Binary(Add, x, y) => neg_operand(rw, x).map(|x| rw.binary(Sub, y, x)), _ => None }),
+    ("add-neg-left",       |rw, op| match *op { Op::Binary(Add, x, y) => negated(rw, x).map(|x| rw.binary(Sub, y, x)), _ => None }),
     // x - 0 → x
     ("sub-zero",           |rw, op| match *op { Op::Binary(Sub, x, y) if rw.is_const(y, 0.0) => Some(x), _ => None }),
     // 0 - x → -x
     ("zero-sub",           |rw, op| match *op { Op::Binary(Sub, x, y) if rw.is_const(x, 0.0) => Some(rw.unary(Neg, y)), _ => None }),
     // x - -y → x + y
-    ("sub-neg",            |rw, op| match *op { Op::Binary(Sub, x, y) => neg_operand(rw, y).map(|y| rw.binary(Add, x, y)), _ => None }),
+    ("sub-neg",            |rw, op| match *op { Op::Binary(Sub, x, y) => negated(rw, y).map(|y| rw.binary(Add, x, y)), _ => None }),
     // - -x → x
     ("neg-neg",            |rw, op| match *op { Op::Unary(Neg, x) => neg_operand(rw, x), _ => None }),
     // -(a - b) → b - a  (exact: rounding is symmetric)
@@ -93,7 +93,7 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     // x ^ 0.5 → sqrt(x)  (differs for -0 and -inf)
     ("pow-half",           |rw, op| match *op { Op::Binary(Pow, x, y) if rw.is_const(y, 0.5) => Some(rw.unary(Sqrt, x)), _ => None }),
     // square(-x) → square(x)
-    ("square-neg",         |rw, op| match *op { Op::Unary(Square, x) => { let x = neg_operand(rw, x)?; Some(rw.unary(Square, x)) } _ => None }),
+    ("square-neg",         |rw, op| match *op { Op::Unary(Square, x) => { let x = negated(rw, x)?; Some(rw.unary(Square, x)) } _ => None }),
     // exp(log_softmax(x, k)) → softmax(x, k)
     ("exp-log-softmax",    |rw, op| match *op { Op::Unary(Exp, x) => match *rw.op(x) { Op::LogSoftmax(z, axis) => Some(rw.emit(Op::Softmax(z, axis))), _ => None }, _ => None }),
     // f(broadcast(x)) → broadcast(f(x))  (computes f on fewer elements)
@@ -118,6 +118,8 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("transpose-transpose",|rw, op| match *op { Op::Transpose(t) => match *rw.op(t) { Op::Transpose(x) => Some(x), _ => None }, _ => None }),
     // (a @ b).T → b.T @ a.T when a or b is a transpose (which then cancels)
     ("transpose-matmul",   |rw, op| match *op { Op::Transpose(m) => transpose_matmul(rw, m), _ => None }),
+    // transpose(column(v)) → row(v), transpose(row(v)) → column(v)
+    ("transpose-vector",   |rw, op| match *op { Op::Transpose(t) => transpose_vector(rw, t), _ => None }),
     // transpose(broadcast(scalar)) → broadcast(scalar)
     ("transpose-broadcast",|rw, op| match *op { Op::Transpose(b) => match *rw.op(b) { Op::Broadcast(x, _) if rw.shape(x).is_empty() => { let s = rw.shape(b).iter().rev().copied().collect::<Vec<_>>(); Some(rw.broadcast(x, &s)) } _ => None }, _ => None }),
     // sum(broadcast(x), axes) → sum(x, fewer axes) * (the broadcast sizes); max/min alike
@@ -156,6 +158,22 @@ fn is_const_pair(rw: &Rewriter, c: Value, x: Value) -> bool {
 fn neg_operand(rw: &Rewriter, v: Value) -> Option<Value> {
     match *rw.op(v) {
         Op::Unary(Neg, y) => Some(y),
+        _ => None,
+    }
+}
+
+/// `y` if `v` is `-y`, or `broadcast(y)` if `v` is `broadcast(-y)` (built on demand):
+/// for rules where the negation then vanishes.
+fn negated(rw: &mut Rewriter, v: Value) -> Option<Value> {
+    match *rw.op(v) {
+        Op::Unary(Neg, y) => Some(y),
+        Op::Broadcast(n, ref shape) => {
+            let shape = shape.clone();
+            let Op::Unary(Neg, y) = *rw.op(n) else {
+                return None;
+            };
+            Some(rw.broadcast(y, &shape))
+        }
         _ => None,
     }
 }
@@ -310,15 +328,7 @@ fn mul_sub_neg(rw: &mut Rewriter, x: Value, y: Value) -> Option<Value> {
     let Op::Binary(Sub, a, b) = *rw.op(x) else {
         return None;
     };
-    let factor = match *rw.op(y) {
-        Op::Unary(Neg, c) => c,
-        Op::Broadcast(n, ref shape) => {
-            let shape = shape.clone();
-            let c = neg_operand(rw, n)?;
-            rw.broadcast(c, &shape)
-        }
-        _ => return None,
-    };
+    let factor = negated(rw, y)?;
     let flipped = rw.binary(Sub, b, a);
     Some(rw.binary(Mul, flipped, factor))
 }
@@ -336,13 +346,12 @@ fn factor_right(rw: &mut Rewriter, o: BinaryOp, x: Value, y: Value) -> Option<Va
 }
 
 fn div_neg_const(rw: &mut Rewriter, c: Value, y: Value) -> Option<Value> {
-    let Op::Const(value) = *rw.op(c) else {
-        return None;
-    };
-    if !(value < 0.0) || rw.const_value(y).is_some() {
+    let value = rw.const_value(c)?;
+    if value >= 0.0 || value.is_nan() || rw.const_value(y).is_some() {
         return None;
     }
-    let positive = rw.emit(Op::Const(-value));
+    let shape = rw.shape(c).clone();
+    let positive = rw.constant(-value, &shape);
     let quotient = rw.binary(Div, positive, y);
     Some(rw.unary(Neg, quotient))
 }
@@ -367,4 +376,15 @@ fn transpose_matmul(rw: &mut Rewriter, m: Value) -> Option<Value> {
     let bt = rw.emit(Op::Transpose(b));
     let at = rw.emit(Op::Transpose(a));
     Some(rw.emit(Op::MatMul(bt, at)))
+}
+
+fn transpose_vector(rw: &mut Rewriter, t: Value) -> Option<Value> {
+    let Op::Reshape(v, _) = *rw.op(t) else {
+        return None;
+    };
+    if rw.shape(v).len() != 1 {
+        return None;
+    }
+    let flipped: Vec<Dim> = rw.shape(t).iter().rev().copied().collect();
+    Some(rw.reshape(v, &flipped))
 }

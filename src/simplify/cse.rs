@@ -53,17 +53,21 @@ pub(super) struct Rewriter {
     memo: HashMap<OpKey, Value>,
     /// The current nesting of rewrites.
     depth: u32,
+    /// False for a plain CSE round (no folding or rules).
+    rules: bool,
     /// How many uses each value had in the function being rebuilt (summed over the old
     /// instructions it stands for); values built by rules are absent.
     old_uses: HashMap<Value, usize>,
 }
 
-/// One simplification round over `func`.
-pub(super) fn rebuild(func: &Function) -> Function {
+/// One simplification round over `func`; with `rules` false, only common
+/// subexpressions are merged (which makes the use counts the rules rely on exact).
+pub(super) fn rebuild(func: &Function, rules: bool) -> Function {
     let mut rewriter = Rewriter {
         func: Function::new(&func.name, func.dims.clone(), func.args.clone()),
         memo: HashMap::new(),
         depth: 0,
+        rules,
         old_uses: HashMap::new(),
     };
     let mut uses = vec![0usize; func.len()];
@@ -103,7 +107,7 @@ impl Rewriter {
     /// The smart constructor: the value of `op` (whose operands are values of the
     /// function being built), simplified.
     pub(super) fn emit(&mut self, op: Op) -> Value {
-        if self.depth < MAX_REWRITE_DEPTH {
+        if self.rules && self.depth < MAX_REWRITE_DEPTH {
             self.depth += 1;
             let rewritten = fold::fold(self, &op).or_else(|| algebra::rewrite(self, &op));
             self.depth -= 1;

@@ -4,7 +4,8 @@
 //! results, in the same order) with a compacted arena: operands still precede their
 //! users, values are renumbered densely, and every instruction is needed by a result.
 //!
-//! One round is a hash-consing rebuild ([`cse`]) in which every instruction goes
+//! A first round only merges common subexpressions (so the use counts some rules rely
+//! on are exact). Every further round is a hash-consing rebuild ([`cse`]) in which every instruction goes
 //! through a smart constructor that first tries constant folding ([`fold`]) and the
 //! named algebraic rules ([`algebra`]), then reuses an identical existing instruction;
 //! dead code is then dropped ([`dce`]). Rounds repeat until the printed IR no longer
@@ -27,11 +28,11 @@ const MAX_ROUNDS: usize = 16;
 
 /// Simplifies to a fixpoint.
 pub fn simplify(func: &Function) -> Function {
-    let mut current = dce::dce(func);
-    check(&current, "dead code elimination");
+    let mut current = dce::dce(&cse::rebuild(func, false));
+    check(&current, "common subexpression elimination");
     let mut current_text = print_function(&current);
     for _ in 0..MAX_ROUNDS {
-        let next = dce::dce(&cse::rebuild(&current));
+        let next = dce::dce(&cse::rebuild(&current, true));
         check(&next, "a simplification round");
         let next_text = print_function(&next);
         if next_text == current_text {

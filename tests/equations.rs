@@ -1,0 +1,99 @@
+//! The `--emit grad` equations: snapshots for every gradient fixture (and of the
+//! gradient IR for the lecture examples), and a semantic check: the equations, pasted
+//! back into the `.loss` file as `let`s and `output`s, compute the same numbers as the
+//! gradient function.
+
+use gradc::data::{random_point_with, RealSampling};
+use gradc::driver::{compile, Compiled};
+use gradc::equations::equations;
+use gradc::interp;
+
+fn fixtures() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grad");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/data/grad exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("readable"))
+        })
+        .collect()
+}
+
+fn compile_ok(name: &str, source: &str) -> Compiled {
+    compile(source).unwrap_or_else(|d| panic!("{name}: {d:?}"))
+}
+
+#[test]
+fn snapshots() {
+    for (name, source) in fixtures() {
+        let compiled = compile_ok(&name, &source);
+        let text = equations(&compiled.grad);
+        assert_eq!(text, equations(&compiled.grad), "{name}: not deterministic");
+        insta::assert_snapshot!(format!("equations_{name}"), text);
+        if ["neuron", "softmax_ce", "tanh_layer"].contains(&name.as_str()) {
+            insta::assert_snapshot!(format!("grad_ir_{name}"), compiled.grad_ir_text());
+        }
+    }
+}
+
+/// The equations of `source` as `.loss` statements: `let`s as they are, each
+/// `d loss / d P = E` as `output grad_P = E`.
+fn as_statements(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix("d loss / d ") {
+            Some(rest) => {
+                let (param, expr) = rest.split_once(" = ").expect("an equation");
+                format!("output grad_{param} = {expr}\n")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect()
+}
+
+#[test]
+fn equations_compute_the_gradient() {
+    for (name, source) in fixtures() {
+        let compiled = compile_ok(&name, &source);
+        let text = equations(&compiled.grad);
+        if text.contains("scatter_add") {
+            // Not a function of the language: nothing to paste back.
+            continue;
+        }
+        let program = format!("{source}\n{}", as_statements(&text));
+        let pasted = compile(&program).unwrap_or_else(|d| panic!("{name}:\n{program}\n{d:?}"));
+        for seed in [3, 4] {
+            let point = random_point_with(&compiled.forward, seed, RealSampling::Signed);
+            let grads = interp::eval(&compiled.grad, &point.dims, &point.args).expect("grad");
+            let outputs = interp::eval(&pasted.forward, &point.dims, &point.args).expect("pasted");
+            // Results: loss first, then the gradients / the pasted outputs in order.
+            for (k, (grad, output)) in grads.iter().zip(&outputs).enumerate().skip(1) {
+                let (grad, output) = (grad.as_real().unwrap(), output.as_real().unwrap());
+                for (i, g) in grad.iter().enumerate() {
+                    // A scalar output (such as `0`) stands for every element.
+                    let o = output[if output.len() == 1 { 0 } else { i }];
+                    assert!(
+                        (g - o).abs() <= 1e-9 * (1.0 + g.abs()),
+                        "{name}: gradient {k} element {i}: {g} from the IR, {o} from\n{text}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_gradient_and_precedence() {
+    let compiled = compile_ok(
+        "zero",
+        "param a\nparam u: [N]\ninput x: [N]\nloss = sum((a - x) ^ 3 / (x - -a))",
+    );
+    let text = equations(&compiled.grad);
+    assert!(text.ends_with("d loss / d u = 0\n"), "{text}");
+    insta::assert_snapshot!("equations_precedence", text);
+}
