@@ -77,7 +77,9 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
                 shape
             ));
         }
-        values[k] = Some(result);
+        if last_use[k] != k {
+            values[k] = Some(result);
+        }
         for v in inst.op.operands() {
             if last_use[v.index()] == k {
                 values[v.index()] = None;
@@ -96,10 +98,10 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
         .collect()
 }
 
-/// For every value, the index of the last instruction using it (`usize::MAX` for the
-/// results, which live to the end).
+/// For every value, the index of the last instruction using it: its own index if
+/// nothing uses it, `usize::MAX` for the results, which live to the end.
 fn last_uses(func: &Function) -> Vec<usize> {
-    let mut last = vec![0; func.insts.len()];
+    let mut last: Vec<usize> = (0..func.insts.len()).collect();
     for (k, inst) in func.insts.iter().enumerate() {
         for v in inst.op.operands() {
             if let Some(slot) = last.get_mut(v.index()) {
