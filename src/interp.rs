@@ -77,7 +77,9 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
                 shape
             ));
         }
-        values[k] = Some(result);
+        if last_use[k] != k {
+            values[k] = Some(result);
+        }
         for v in inst.op.operands() {
             if last_use[v.index()] == k {
                 values[v.index()] = None;
@@ -96,10 +98,10 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
         .collect()
 }
 
-/// For every value, the index of the last instruction using it (`usize::MAX` for the
-/// results, which live to the end).
+/// For every value, the index of the last instruction using it: its own index if
+/// nothing uses it, `usize::MAX` for the results, which live to the end.
 fn last_uses(func: &Function) -> Vec<usize> {
-    let mut last = vec![0; func.insts.len()];
+    let mut last: Vec<usize> = (0..func.insts.len()).collect();
     for (k, inst) in func.insts.iter().enumerate() {
         for v in inst.op.operands() {
             if let Some(slot) = last.get_mut(v.index()) {
@@ -115,9 +117,26 @@ fn last_uses(func: &Function) -> Vec<usize> {
     last
 }
 
+/// The most elements a value may have (16 GiB of f64): a larger one is an error, not
+/// an allocation failure (`column(a) * row(b)` of two long vectors can ask for it).
+const MAX_ELEMENTS: usize = 1 << 31;
+
 /// The sizes of a symbolic shape.
 fn concrete_shape(shape: &[Dim], dims: &[usize]) -> Result<Vec<usize>, String> {
-    shape.iter().map(|d| dim_size(*d, dims)).collect()
+    let sizes: Vec<usize> = shape
+        .iter()
+        .map(|d| dim_size(*d, dims))
+        .collect::<Result<_, _>>()?;
+    let count = sizes
+        .iter()
+        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+        .filter(|&n| n <= MAX_ELEMENTS);
+    if count.is_none() {
+        return Err(format!(
+            "a value of shape {sizes:?} is too large to evaluate"
+        ));
+    }
+    Ok(sizes)
 }
 
 fn dim_size(d: Dim, dims: &[usize]) -> Result<usize, String> {
@@ -369,10 +388,10 @@ fn eval_op(
         Op::ScatterAdd(u, i, rows) => {
             let (updates, index) = (get(u)?, get(i)?);
             let rows = dim_size(rows, dims)?;
-            let row_shape = updates
-                .shape
-                .get(index.shape.len()..)
-                .ok_or("scatter updates do not match the indices")?;
+            if !updates.shape.starts_with(&index.shape) {
+                return Err("scatter updates do not match the indices".into());
+            }
+            let row_shape = &updates.shape[index.shape.len()..];
             let row_len: usize = row_shape.iter().product();
             let data = reals(updates)?;
             let mut out = vec![0.0; rows * row_len];

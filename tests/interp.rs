@@ -879,3 +879,16 @@ fn a_chain_of_ops_frees_intermediates_and_returns_a_value_used_later() {
     assert_close(&got[1], &[], &[e.iter().sum::<f64>().ln()]);
     assert_close(&got[2], &[3], &x);
 }
+
+#[test]
+fn a_value_too_large_to_allocate_is_an_error() {
+    // column(a) * row(b) of two long vectors: 2^40 elements.
+    let func = build(vec![input("s", Elem::Real, vec![])], |f| {
+        let s = f.push(Op::Arg(0));
+        vec![f.push(Op::Broadcast(s, vec![M, N]))]
+    });
+    let message = eval(&func, &[1 << 20, 1 << 20], &[Tensor::scalar(1.0)]).unwrap_err();
+    assert!(message.contains("too large"), "{message}");
+    let message = eval(&func, &[usize::MAX, 3], &[Tensor::scalar(1.0)]).unwrap_err();
+    assert!(message.contains("too large"), "{message}");
+}
