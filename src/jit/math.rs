@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 
 use cranelift::codegen::isa::TargetIsa;
 use cranelift::prelude::{
-    settings, types, FloatCC, FunctionBuilder, InstBuilder, MemFlagsData, Type, Value,
+    settings, types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Type, Value,
 };
 
 /// One of the elementwise functions this module emits inline.
@@ -319,8 +319,8 @@ const TANH_SATURATION: f64 = 20.0;
 
 // ---------------------------------------------------------------------------------------
 
-/// A per-lane condition: an `i64x2` of all-ones/all-zeros lanes for vectors, an integer
-/// truth value (non-zero = true) for scalars.
+/// A per-lane condition from `fcmp`: an `i64x2` of all-ones/all-zeros lanes for vectors, an
+/// `i8` truth value for scalars.
 #[derive(Clone, Copy)]
 struct Mask(Value);
 
@@ -485,15 +485,17 @@ impl Emitter<'_, '_> {
         self.compare(cc, a, c)
     }
 
-    /// True in the lanes where the lowest bit of the integer `bits` is set.
-    fn low_bit_mask(&mut self, bits: Value) -> Mask {
+    /// Per lane: the bits of `if_set` where the lowest bit of the integer `bits` is set, else
+    /// the bits of `if_clear` (all three integers).
+    fn select_bits_by_low_bit(&mut self, bits: Value, if_set: Value, if_clear: Value) -> Value {
         let low_bit = self.band_const(bits, 1);
         if self.is_vector() {
-            // 0 − 1 = all ones, 0 − 0 = 0.
-            let zero = self.int(0);
-            Mask(self.builder.ins().isub(zero, low_bit))
+            // An `icmp` mask (not a bitcast of one) lets x64 use a single `pblendvb`.
+            let one = self.int(1);
+            let mask = self.builder.ins().icmp(IntCC::Equal, low_bit, one);
+            self.builder.ins().bitselect(mask, if_set, if_clear)
         } else {
-            Mask(low_bit)
+            self.builder.ins().select(low_bit, if_set, if_clear)
         }
     }
 
@@ -818,11 +820,11 @@ impl Emitter<'_, '_> {
         if cosine {
             quadrant = self.iadd_const(quadrant, 1);
         }
-        let odd = self.low_bit_mask(quadrant);
-        let chosen = self.select(odd, cos_r, sin_r);
+        let cos_bits = self.bits_of(cos_r);
+        let sin_bits = self.bits_of(sin_r);
+        let chosen_bits = self.select_bits_by_low_bit(quadrant, cos_bits, sin_bits);
         let sign_source = self.band_const(quadrant, 2);
         let sign = self.shl(sign_source, 62);
-        let chosen_bits = self.bits_of(chosen);
         let flipped = self.builder.ins().bxor(chosen_bits, sign);
         let mut result = self.float_from_bits(flipped);
         if !cosine {
