@@ -812,6 +812,98 @@ fn bench() {
     }
 }
 
+/// The target workload of gradc, hand-fused: per point `x`, with `z = a·x + c`,
+/// `value = softplus(z)·tanh(x)² + sigmoid(a·x)·c` and its gradient with respect to `x`, `a`
+/// and `c` (all summed into the output so that nothing is dead code). This is roughly what
+/// the JIT should produce for `log1p(exp(a*x+c)) * tanh(x)^2 + sigmoid(a*x)*c`.
+///
+/// With `share_exp`, the softplus is `log1p(e)` and its derivative `e/(1+e)` with one
+/// `e = exp(z)` (what CSE gives for the IR of `log1p(exp(z))` and its VJP); otherwise
+/// `softplus(z)` and `sigmoid(z)` are emitted separately.
+fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> CompiledLoop {
+    compile_loop(vector, 1, |builder, _, x| {
+        let ty = builder.func.dfg.value_type(x);
+        let splat = |builder: &mut FunctionBuilder, c: f64| {
+            let scalar = builder.ins().f64const(c);
+            if ty.is_vector() {
+                builder.ins().splat(ty, scalar)
+            } else {
+                scalar
+            }
+        };
+        let (a, c, one) = (
+            splat(builder, 0.7),
+            splat(builder, 0.3),
+            splat(builder, 1.0),
+        );
+        let ax = builder.ins().fmul(a, x);
+        let z = builder.ins().fadd(ax, c);
+        let (softplus_z, sigmoid_z) = if share_exp {
+            let e = emit_unary_with(builder, MathFn::Exp, z, options);
+            let one_plus_e = builder.ins().fadd(one, e);
+            let sigmoid_z = builder.ins().fdiv(e, one_plus_e);
+            (
+                emit_unary_with(builder, MathFn::Log1p, e, options),
+                sigmoid_z,
+            )
+        } else {
+            (
+                emit_unary_with(builder, MathFn::Softplus, z, options),
+                emit_unary_with(builder, MathFn::Sigmoid, z, options),
+            )
+        };
+        let tanh_x = emit_unary_with(builder, MathFn::Tanh, x, options);
+        let sigmoid_ax = emit_unary_with(builder, MathFn::Sigmoid, ax, options);
+        let t2 = builder.ins().fmul(tanh_x, tanh_x);
+        let first = builder.ins().fmul(softplus_z, t2);
+        let second = builder.ins().fmul(sigmoid_ax, c);
+        let value = builder.ins().fadd(first, second);
+        // d/dz softplus = sigmoid(z); d/dx tanh² = 2·t·(1 − t²); d sigmoid = s·(1 − s).
+        let one_minus_t2 = builder.ins().fsub(one, t2);
+        let two_t = builder.ins().fadd(tanh_x, tanh_x);
+        let dt2 = builder.ins().fmul(two_t, one_minus_t2);
+        let one_minus_s = builder.ins().fsub(one, sigmoid_ax);
+        let ds = builder.ins().fmul(sigmoid_ax, one_minus_s);
+        let g_first = builder.ins().fmul(sigmoid_z, t2); // ∂value/∂z
+        let g_second = builder.ins().fmul(ds, c); // ∂value/∂(a·x) through the sigmoid
+        let g_c = builder.ins().fadd(g_first, sigmoid_ax);
+        let g_ax = builder.ins().fadd(g_first, g_second);
+        let g_a = builder.ins().fmul(g_ax, x);
+        let g_x_chain = builder.ins().fmul(g_ax, a);
+        let g_x_tanh = builder.ins().fmul(softplus_z, dt2);
+        let g_x = builder.ins().fadd(g_x_chain, g_x_tanh);
+        let sum = builder.ins().fadd(value, g_x);
+        let sum = builder.ins().fadd(sum, g_a);
+        builder.ins().fadd(sum, g_c)
+    })
+}
+
+#[test]
+fn bench_workload() {
+    if std::env::var_os("GRADC_BENCH_MATH").is_none() {
+        return;
+    }
+    let options = MathOptions::host();
+    let mut rng = Rng(5);
+    let input: Vec<f64> = (0..RANDOM_POINTS).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let mut output = vec![0.0; input.len()];
+    for share_exp in [false, true] {
+        for vector in [false, true] {
+            let compiled = compile_workload(vector, share_exp, options);
+            let ns = nanoseconds_per_element(&compiled, &input, &mut output, 7, 1);
+            println!(
+                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points",
+                if vector { "f64x2" } else { "f64" },
+                if share_exp {
+                    "exp + log1p + e/(1+e)"
+                } else {
+                    "softplus + sigmoid"
+                },
+            );
+        }
+    }
+}
+
 /// Prints the machine code of the f64x2 loop of the function named by `GRADC_MATH_DISASM`
 /// (opt-in, for inspecting the lowering).
 #[test]
