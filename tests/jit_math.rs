@@ -59,11 +59,12 @@ const LIBM_IMPORTS: [&str; 6] = ["exp", "log", "log1p", "tanh", "sin", "cos"];
 /// Compiles `for i in (0..n).step_by(lanes) { out[i..] = body(in[i..]) }`.
 fn compile_loop(
     vector: bool,
-    body: impl FnOnce(&mut FunctionBuilder, &[(&str, FuncRef)], Value) -> Value,
+    unroll: usize,
+    body: impl FnMut(&mut FunctionBuilder, &[(&str, FuncRef)], Value) -> Value,
 ) -> CompiledLoop {
     let mut module = JITModule::new(JITBuilder::with_isa(host_isa(), default_libcall_names()));
     let mut ctx: Context = module.make_context();
-    let func_id = define_loop(&mut module, &mut ctx, vector, body);
+    let func_id = define_loop(&mut module, &mut ctx, vector, unroll, body);
     module.clear_context(&mut ctx);
     module.finalize_definitions().expect("finalize");
     let code = module.get_finalized_function(func_id);
@@ -72,16 +73,18 @@ fn compile_loop(
     CompiledLoop {
         _module: module,
         entry,
-        lanes: if vector { 2 } else { 1 },
+        lanes: if vector { 2 * unroll } else { unroll },
     }
 }
 
-/// Builds and defines the loop function in `module` (not finalized).
+/// Builds and defines the loop function in `module` (not finalized); each iteration applies
+/// `body` to `unroll` consecutive values.
 fn define_loop(
     module: &mut JITModule,
     ctx: &mut Context,
     vector: bool,
-    body: impl FnOnce(&mut FunctionBuilder, &[(&str, FuncRef)], Value) -> Value,
+    unroll: usize,
+    mut body: impl FnMut(&mut FunctionBuilder, &[(&str, FuncRef)], Value) -> Value,
 ) -> cranelift_module::FuncId {
     let pointer = module.target_config().pointer_type();
     ctx.func.signature.params = vec![
@@ -112,6 +115,7 @@ fn define_loop(
     } else {
         (types::F64, 1)
     };
+    let step = i32::try_from(lanes * 8).expect("small step");
     let mut builder_ctx = FunctionBuilderContext::new();
     {
         let mut builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
@@ -143,10 +147,20 @@ fn define_loop(
         let offset = builder.ins().ishl_imm_u(i, 3);
         let in_addr = builder.ins().iadd(input, offset);
         let out_addr = builder.ins().iadd(output, offset);
-        let x = builder.ins().load(ty, MemFlagsData::new(), in_addr, 0);
-        let y = body(&mut builder, &libm, x);
-        builder.ins().store(MemFlagsData::new(), y, out_addr, 0);
-        let next = builder.ins().iadd_imm_s(i, lanes as i64);
+        let xs: Vec<Value> = (0..unroll as i32)
+            .map(|k| {
+                builder
+                    .ins()
+                    .load(ty, MemFlagsData::new(), in_addr, k * step)
+            })
+            .collect();
+        for (k, x) in (0..unroll as i32).zip(xs) {
+            let y = body(&mut builder, &libm, x);
+            builder
+                .ins()
+                .store(MemFlagsData::new(), y, out_addr, k * step);
+        }
+        let next = builder.ins().iadd_imm_s(i, (lanes * unroll) as i64);
         builder.ins().jump(header, &[next.into()]);
 
         builder.switch_to_block(exit);
@@ -161,7 +175,7 @@ fn define_loop(
 }
 
 fn compile_math(f: MathFn, vector: bool, options: MathOptions) -> CompiledLoop {
-    compile_loop(vector, |builder, _, x| {
+    compile_loop(vector, 1, |builder, _, x| {
         emit_unary_with(builder, f, x, options)
     })
 }
@@ -579,6 +593,8 @@ const SPECIAL_CASES: &[(MathFn, f64, f64)] = &[
     (MathFn::Cos, f64::INFINITY, f64::NAN),
     (MathFn::Cos, f64::NAN, f64::NAN),
     (MathFn::Cos, -1e300, f64::NAN),
+    (MathFn::Sin, 2e15, f64::NAN),
+    (MathFn::Cos, -2e15, f64::NAN),
 ];
 
 #[test]
@@ -679,7 +695,7 @@ fn sigmoid_and_softplus_identities() {
 
 /// A JIT'd loop computing `f` by calling libm per element (the baseline).
 fn compile_libm_loop(f: MathFn) -> CompiledLoop {
-    compile_loop(false, |builder, libm, x| {
+    compile_loop(false, 1, |builder, libm, x| {
         let call = |builder: &mut FunctionBuilder, name: &str, arg: Value| {
             let (_, func_ref) = libm
                 .iter()
@@ -755,9 +771,10 @@ fn bench() {
     let options = MathOptions::host();
     println!("host options: {options:?}");
     println!("ns/element; 'L1': best of 15 x 200 passes over 4096 elements; '1e6': best of 7 passes over 10^6");
+    println!("'x2': f64x2 loop unrolled twice (two independent vectors per iteration)");
     println!(
-        "{:<9} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
-        "function", "f64 L1", "f64x2 L1", "libm L1", "f64 1e6", "f64x2 1e6", "libm 1e6"
+        "{:<9} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8}",
+        "function", "f64", "f64x2", "x2", "libm", "f64", "f64x2", "x2", "libm"
     );
     for f in MathFn::ALL {
         let small = bench_inputs(f, 4096);
@@ -767,6 +784,9 @@ fn bench() {
         let loops = [
             compile_math(f, false, options),
             compile_math(f, true, options),
+            compile_loop(true, 2, |builder, _, x| {
+                emit_unary_with(builder, f, x, options)
+            }),
             compile_libm_loop(f),
         ];
         let l1: Vec<f64> = loops
@@ -778,15 +798,109 @@ fn bench() {
             .map(|l| nanoseconds_per_element(l, &large, &mut large_out, 7, 1))
             .collect();
         println!(
-            "{:<9} {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
+            "{:<9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             f.name(),
             l1[0],
             l1[1],
             l1[2],
+            l1[3],
             big[0],
             big[1],
-            big[2]
+            big[2],
+            big[3]
         );
+    }
+}
+
+/// The target workload of gradc, hand-fused: per point `x`, with `z = a·x + c`,
+/// `value = softplus(z)·tanh(x)² + sigmoid(a·x)·c` and its gradient with respect to `x`, `a`
+/// and `c` (all summed into the output so that nothing is dead code). This is roughly what
+/// the JIT should produce for `log1p(exp(a*x+c)) * tanh(x)^2 + sigmoid(a*x)*c`.
+///
+/// With `share_exp`, the softplus is `log1p(e)` and its derivative `e/(1+e)` with one
+/// `e = exp(z)` (what CSE gives for the IR of `log1p(exp(z))` and its VJP); otherwise
+/// `softplus(z)` and `sigmoid(z)` are emitted separately.
+fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> CompiledLoop {
+    compile_loop(vector, 1, |builder, _, x| {
+        let ty = builder.func.dfg.value_type(x);
+        let splat = |builder: &mut FunctionBuilder, c: f64| {
+            let scalar = builder.ins().f64const(c);
+            if ty.is_vector() {
+                builder.ins().splat(ty, scalar)
+            } else {
+                scalar
+            }
+        };
+        let (a, c, one) = (
+            splat(builder, 0.7),
+            splat(builder, 0.3),
+            splat(builder, 1.0),
+        );
+        let ax = builder.ins().fmul(a, x);
+        let z = builder.ins().fadd(ax, c);
+        let (softplus_z, sigmoid_z) = if share_exp {
+            let e = emit_unary_with(builder, MathFn::Exp, z, options);
+            let one_plus_e = builder.ins().fadd(one, e);
+            let sigmoid_z = builder.ins().fdiv(e, one_plus_e);
+            (
+                emit_unary_with(builder, MathFn::Log1p, e, options),
+                sigmoid_z,
+            )
+        } else {
+            (
+                emit_unary_with(builder, MathFn::Softplus, z, options),
+                emit_unary_with(builder, MathFn::Sigmoid, z, options),
+            )
+        };
+        let tanh_x = emit_unary_with(builder, MathFn::Tanh, x, options);
+        let sigmoid_ax = emit_unary_with(builder, MathFn::Sigmoid, ax, options);
+        let t2 = builder.ins().fmul(tanh_x, tanh_x);
+        let first = builder.ins().fmul(softplus_z, t2);
+        let second = builder.ins().fmul(sigmoid_ax, c);
+        let value = builder.ins().fadd(first, second);
+        // d/dz softplus = sigmoid(z); d/dx tanh² = 2·t·(1 − t²); d sigmoid = s·(1 − s).
+        let one_minus_t2 = builder.ins().fsub(one, t2);
+        let two_t = builder.ins().fadd(tanh_x, tanh_x);
+        let dt2 = builder.ins().fmul(two_t, one_minus_t2);
+        let one_minus_s = builder.ins().fsub(one, sigmoid_ax);
+        let ds = builder.ins().fmul(sigmoid_ax, one_minus_s);
+        let g_first = builder.ins().fmul(sigmoid_z, t2); // ∂value/∂z
+        let g_second = builder.ins().fmul(ds, c); // ∂value/∂(a·x) through the sigmoid
+        let g_c = builder.ins().fadd(g_first, sigmoid_ax);
+        let g_ax = builder.ins().fadd(g_first, g_second);
+        let g_a = builder.ins().fmul(g_ax, x);
+        let g_x_chain = builder.ins().fmul(g_ax, a);
+        let g_x_tanh = builder.ins().fmul(softplus_z, dt2);
+        let g_x = builder.ins().fadd(g_x_chain, g_x_tanh);
+        let sum = builder.ins().fadd(value, g_x);
+        let sum = builder.ins().fadd(sum, g_a);
+        builder.ins().fadd(sum, g_c)
+    })
+}
+
+#[test]
+fn bench_workload() {
+    if std::env::var_os("GRADC_BENCH_MATH").is_none() {
+        return;
+    }
+    let options = MathOptions::host();
+    let mut rng = Rng(5);
+    let input: Vec<f64> = (0..RANDOM_POINTS).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let mut output = vec![0.0; input.len()];
+    for share_exp in [false, true] {
+        for vector in [false, true] {
+            let compiled = compile_workload(vector, share_exp, options);
+            let ns = nanoseconds_per_element(&compiled, &input, &mut output, 7, 1);
+            println!(
+                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points",
+                if vector { "f64x2" } else { "f64" },
+                if share_exp {
+                    "exp + log1p + e/(1+e)"
+                } else {
+                    "softplus + sigmoid"
+                },
+            );
+        }
     }
 }
 
@@ -804,9 +918,42 @@ fn disassembly() {
     let mut module = JITModule::new(JITBuilder::with_isa(host_isa(), default_libcall_names()));
     let mut ctx: Context = module.make_context();
     ctx.set_disasm(true);
-    define_loop(&mut module, &mut ctx, true, |builder, _, x| {
+    define_loop(&mut module, &mut ctx, true, 1, |builder, _, x| {
         emit_unary_with(builder, f, x, MathOptions::host())
     });
     let code = ctx.compiled_code().expect("compiled");
     println!("{}", code.vcode.as_deref().unwrap_or("no disassembly"));
+}
+
+/// Beyond `|x| ≤ 1e8` the sine and cosine stay within [-1, 1]; with `fma` the reduction stays
+/// exact and the absolute error below 1e-15 up to `2^50`; without it the products `k·Pᵢ`
+/// round and the absolute error grows like `|x|·2^-54` (asserted: `|x|·2^-52`).
+#[test]
+fn sin_cos_beyond_range() {
+    let mut rng = Rng(13);
+    let points: Vec<f64> = (0..100_000)
+        .map(|_| rng.log_uniform_signed(SIN_COS_RANGE.log2(), 50.0))
+        .collect();
+    for f in [MathFn::Sin, MathFn::Cos] {
+        for use_fma in [false, true] {
+            for vector in [false, true] {
+                let compiled = compile_math(f, vector, MathOptions { use_fma });
+                let mut got = vec![0.0; points.len()];
+                compiled.run(&points, &mut got);
+                for (&x, &g) in points.iter().zip(&got) {
+                    let bound = if use_fma {
+                        1e-15
+                    } else {
+                        x.abs() * 2f64.powi(-52)
+                    };
+                    let error = (g - reference(f, x)).abs();
+                    assert!(
+                        g.abs() <= 1.0 && error <= bound,
+                        "{}({x:e}) = {g:e}, error {error:e} > {bound:e} (fma={use_fma})",
+                        f.name()
+                    );
+                }
+            }
+        }
+    }
 }
