@@ -351,6 +351,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("pow-two",             "pow(x, bc(2, [N]))",                       "square(x)"),
     ("pow-half",            "pow(x, bc(0.5, [N]))",                     "sqrt(x)"),
     ("square-neg",          "square(neg(x))",                           "square(x)"),
+    ("log1p-exp",           "log1p(exp(x))",                            "softplus(x)"),
     ("exp-log-softmax",     "exp(log_softmax(A, 1))",                   "softmax(A, 1)"),
     ("unary-broadcast",     "exp(bc(s, [N]))",                          "bc(exp(s), [N])"),
     ("binary-broadcast",    "add(bc(s, [N]), bc(r, [N]))",              "bc(add(s, r), [N])"),
