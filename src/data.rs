@@ -1,1 +1,985 @@
-//! Call-time data: JSON ↔ tensors, and validation. (STUB: replaced by the runtime work.)
+//! Call-time data: binding inputs and params to a function, and the JSON formats.
+//!
+//! In: a [`Function`] and its data, as a `DATA.json` object ([`bind_json`]) or as named
+//! tensors from the Rust API ([`bind_tensors`]). Out: a [`Bound`] (the size of every
+//! symbolic dimension and one tensor per argument, in declaration order) or a
+//! [`CallError`] naming the offending input and dimension. Also the output side: tensors
+//! to JSON ([`tensor_to_json`]) and the `run` object ([`run_output`]), and a
+//! deterministic random point for `gradcheck` without data ([`random_point`]).
+//!
+//! Invariant: a `Bound` returned by the binders is safe to evaluate — every argument has
+//! its declared element type and shape under `dims`, and every index lies in range for
+//! every index operand of the function ([`check_indices`]). A gradient function has the
+//! same arguments and the same index bounds as its forward function, so a `Bound` made
+//! for one serves both.
+//!
+//! The JSON data format (spec §5): one object mapping every input and param name to a
+//! number (rank 0), a list of numbers (rank 1) or a list of rows (rank 2). A `real`
+//! accepts any JSON number and the strings `"NaN"`, `"Infinity"`, `"-Infinity"`; an
+//! `int` accepts integral numbers only (`2` or `2.0`, not `2.5`). `[]` for a rank-1
+//! argument has size 0. `[]` for a rank-2 argument has 0 rows and says nothing about
+//! its columns: the column dimension is then taken from another argument (or is the
+//! literal size), and if no other argument binds it the call fails with
+//! [`CallError::UnboundDim`] rather than guessing.
+//!
+//! The output format: scalars as JSON numbers, rank 1 as lists, rank 2 as lists of rows,
+//! every number in the shortest form that parses back to the same f64 (integral values
+//! print as `2.0`), non-finite values as the strings above; objects are written with
+//! `": "` and `", "` separators.
+
+use std::fmt;
+
+use serde_json::{Map, Number, Value as Json};
+
+use crate::ir::{index_checks, ArgDecl, Dim, Elem, Function, IndexCheck, Op, ResultRole};
+use crate::tensor::{Tensor, TensorData};
+
+/// Data bound to a function: ready to evaluate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    /// The size of every symbolic dimension, indexed by `DimVar`.
+    pub dims: Vec<usize>,
+    /// One tensor per argument, in declaration order.
+    pub args: Vec<Tensor>,
+}
+
+/// A call-time error: the data does not fit the function. Every message names the
+/// input or param at fault (and the dimension, where one is involved).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallError {
+    /// `DATA.json` is not a JSON object.
+    NotAnObject {
+        /// What was found instead (`"a list"`...).
+        found: String,
+    },
+    /// An input or param has no data.
+    Missing {
+        /// The argument's name.
+        name: String,
+    },
+    /// Data given for a name that is neither an input nor a param.
+    Unexpected {
+        /// The name given.
+        name: String,
+    },
+    /// The same name given twice (Rust API).
+    Duplicate {
+        /// The name given twice.
+        name: String,
+    },
+    /// The data has the wrong rank (or is not an array of numbers at all).
+    WrongRank {
+        /// The argument's name.
+        name: String,
+        /// The declared type, e.g. `rank 2 ([B, D])`.
+        expected: String,
+        /// What was given, e.g. `a list of numbers`.
+        found: String,
+    },
+    /// A rank-2 argument whose rows differ in length.
+    Ragged {
+        /// The argument's name.
+        name: String,
+        /// The name (or literal size) of the column dimension.
+        dim: String,
+        /// The number of columns expected (that of the first row).
+        expected: usize,
+        /// The row at fault.
+        row: usize,
+        /// Its length.
+        found: usize,
+    },
+    /// An axis declared with a literal size has another size.
+    WrongSize {
+        /// The argument's name.
+        name: String,
+        /// `rows`, `columns` or `elements`.
+        axis: &'static str,
+        /// The declared size.
+        expected: u64,
+        /// The size given.
+        found: usize,
+    },
+    /// Two arguments disagree about the size of a symbolic dimension.
+    DimMismatch {
+        /// The dimension's name.
+        dim: String,
+        /// The size it was bound to first.
+        first_size: usize,
+        /// The argument that bound it first.
+        first_name: String,
+        /// The disagreeing size.
+        size: usize,
+        /// The disagreeing argument.
+        name: String,
+    },
+    /// A symbolic dimension that no argument determines.
+    UnboundDim {
+        /// The dimension's name.
+        dim: String,
+        /// Why, when an argument could have bound it (an empty rank-2 list).
+        reason: Option<String>,
+    },
+    /// An element that is not a number.
+    NotANumber {
+        /// The argument's name.
+        name: String,
+        /// Where, e.g. `element 4` or `element [3, 2]`.
+        element: String,
+        /// What was found (JSON text).
+        found: String,
+    },
+    /// An element of an `int` argument that is not an integer (in the i64 range).
+    NotAnInteger {
+        /// The argument's name.
+        name: String,
+        /// Where, e.g. `element 4`.
+        element: String,
+        /// What was found (JSON text).
+        found: String,
+    },
+    /// A tensor of the wrong element type (Rust API).
+    WrongElem {
+        /// The argument's name.
+        name: String,
+        /// The declared element type.
+        expected: Elem,
+        /// The element type given.
+        found: Elem,
+    },
+    /// A tensor whose element count does not match its shape (Rust API).
+    Malformed {
+        /// The argument's name.
+        name: String,
+        /// The shape given.
+        shape: Vec<usize>,
+        /// The number of elements given.
+        len: usize,
+    },
+    /// A literal index (`w[5]`) outside the rows of what it indexes.
+    LiteralIndexOutOfRange {
+        /// The literal.
+        value: i64,
+        /// What it indexes, with the bound and its dimension: `` `w` with 3 elements (V) ``.
+        target: String,
+    },
+    /// An index element outside the rows of what it indexes.
+    IndexOutOfRange {
+        /// The index: `` `labels`[4] `` or `` `i` `` for a scalar.
+        index: String,
+        /// Its value.
+        value: i64,
+        /// What it indexes, with the bound and its dimension: `` `E` with 1000 rows (V) ``.
+        target: String,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotAnObject { found } => write!(
+                f,
+                "the data must be a JSON object mapping each input and param to its value, got {found}"
+            ),
+            CallError::Missing { name } => write!(f, "missing data for `{name}`"),
+            CallError::Unexpected { name } => {
+                write!(f, "unexpected data `{name}` (not an input or param)")
+            }
+            CallError::Duplicate { name } => write!(f, "data for `{name}` given twice"),
+            CallError::WrongRank {
+                name,
+                expected,
+                found,
+            } => write!(f, "`{name}` should have {expected}, got {found}"),
+            CallError::Ragged {
+                name,
+                dim,
+                expected,
+                row,
+                found,
+            } => write!(
+                f,
+                "`{name}` should have {expected} columns ({dim}, as in row 0), row {row} has {found}"
+            ),
+            CallError::WrongSize {
+                name,
+                axis,
+                expected,
+                found,
+            } => write!(
+                f,
+                "`{name}` should have {expected} {axis} (a literal dimension), got {found}"
+            ),
+            CallError::DimMismatch {
+                dim,
+                first_size,
+                first_name,
+                size,
+                name,
+            } => write!(
+                f,
+                "dimension `{dim}` is {first_size} from `{first_name}` but {size} from `{name}`"
+            ),
+            CallError::UnboundDim { dim, reason } => {
+                write!(f, "dimension `{dim}` is not determined by the data")?;
+                match reason {
+                    Some(reason) => write!(f, ": {reason}"),
+                    None => write!(f, " (no input or param has it in its type)"),
+                }
+            }
+            CallError::NotANumber {
+                name,
+                element,
+                found,
+            } => write!(f, "`{name}` must hold numbers, {element} is {found}"),
+            CallError::NotAnInteger {
+                name,
+                element,
+                found,
+            } => write!(
+                f,
+                "`{name}` must hold integers (it is declared int), {element} is {found}"
+            ),
+            CallError::WrongElem {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "`{name}` should hold {} elements, got {}",
+                elem_name(*expected),
+                elem_name(*found)
+            ),
+            CallError::Malformed { name, shape, len } => write!(
+                f,
+                "`{name}` has shape {shape:?} but {len} elements"
+            ),
+            CallError::LiteralIndexOutOfRange { value, target } => {
+                write!(f, "the literal index {value} is out of range for {target}")
+            }
+            CallError::IndexOutOfRange {
+                index,
+                value,
+                target,
+            } => write!(f, "{index} = {value} is out of range for {target}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+fn elem_name(elem: Elem) -> &'static str {
+    match elem {
+        Elem::Real => "real",
+        Elem::Int => "int",
+        Elem::Bool => "bool",
+    }
+}
+
+/// The declared type of an argument as the user wrote it: `rank 2 ([B, D])`.
+fn declared(func: &Function, decl: &ArgDecl) -> String {
+    let dims: Vec<String> = decl.ty.shape.iter().map(|d| func.dim_name(*d)).collect();
+    match decl.ty.rank() {
+        0 => "rank 0 (a single number)".to_string(),
+        rank => format!("rank {rank} ([{}])", dims.join(", ")),
+    }
+}
+
+/// The word for axis `axis` of a rank-`rank` shape.
+fn axis_word(rank: usize, axis: usize) -> &'static str {
+    match (rank, axis) {
+        (1, _) => "elements",
+        (_, 0) => "rows",
+        _ => "columns",
+    }
+}
+
+/// Where an element sits, from its flat index in a tensor of `shape`.
+fn element_position(shape: &[usize], flat: usize) -> String {
+    match shape {
+        [_, cols] if *cols > 0 => format!("element [{}, {}]", flat / cols, flat % cols),
+        [] => "the value".to_string(),
+        _ => format!("element {flat}"),
+    }
+}
+
+/// The sizes of the symbolic dimensions as they get bound, with the argument that
+/// bound each one (for the mismatch message).
+struct DimBinder<'f> {
+    func: &'f Function,
+    sizes: Vec<Option<(usize, String)>>,
+}
+
+impl<'f> DimBinder<'f> {
+    fn new(func: &'f Function) -> Self {
+        DimBinder {
+            func,
+            sizes: vec![None; func.dims.len()],
+        }
+    }
+
+    /// Records that axis `axis` of argument `decl` has `size` elements.
+    fn bind(&mut self, decl: &ArgDecl, axis: usize, size: usize) -> Result<(), CallError> {
+        match decl.ty.shape[axis] {
+            Dim::Const(n) if n == size as u64 => Ok(()),
+            Dim::Const(n) => Err(CallError::WrongSize {
+                name: decl.name.clone(),
+                axis: axis_word(decl.ty.rank(), axis),
+                expected: n,
+                found: size,
+            }),
+            Dim::Sym(v) => {
+                let slot = self.sizes.get_mut(v.0 as usize).unwrap_or_else(|| {
+                    panic!(
+                        "compiler bug: unknown dimension #{} in `{}`",
+                        v.0, decl.name
+                    )
+                });
+                match slot {
+                    None => {
+                        *slot = Some((size, decl.name.clone()));
+                        Ok(())
+                    }
+                    Some((first, _)) if *first == size => Ok(()),
+                    Some((first_size, first_name)) => Err(CallError::DimMismatch {
+                        dim: self.func.dims[v.0 as usize].clone(),
+                        first_size: *first_size,
+                        first_name: first_name.clone(),
+                        size,
+                        name: decl.name.clone(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The size of a dimension if it is known.
+    fn size(&self, dim: Dim) -> Option<usize> {
+        match dim {
+            Dim::Const(n) => usize::try_from(n).ok(),
+            Dim::Sym(v) => self.sizes[v.0 as usize].as_ref().map(|(s, _)| *s),
+        }
+    }
+
+    /// Every size, or the first dimension nothing bound. `unknown_columns` lists the
+    /// (empty rank-2) arguments whose columns could have bound a dimension.
+    fn finish(self, unknown_columns: &[(Dim, String)]) -> Result<Vec<usize>, CallError> {
+        let mut dims = Vec::with_capacity(self.sizes.len());
+        for (k, slot) in self.sizes.iter().enumerate() {
+            match slot {
+                Some((size, _)) => dims.push(*size),
+                None => {
+                    let reason = unknown_columns
+                        .iter()
+                        .find(|(d, _)| *d == Dim::Sym(crate::ir::DimVar(k as u32)))
+                        .map(|(_, name)| {
+                            format!("`{name}` is empty ([]), so its number of columns is unknown")
+                        });
+                    return Err(CallError::UnboundDim {
+                        dim: self.func.dims[k].clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(dims)
+    }
+}
+
+/// Binds a `DATA.json` object to the arguments of `func` and checks every index.
+pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
+    let Json::Object(object) = data else {
+        return Err(CallError::NotAnObject {
+            found: describe_json(data),
+        });
+    };
+    for decl in &func.args {
+        if !object.contains_key(&decl.name) {
+            return Err(CallError::Missing {
+                name: decl.name.clone(),
+            });
+        }
+    }
+    for name in object.keys() {
+        if !func.args.iter().any(|decl| &decl.name == name) {
+            return Err(CallError::Unexpected { name: name.clone() });
+        }
+    }
+
+    let mut binder = DimBinder::new(func);
+    let mut parsed = Vec::with_capacity(func.args.len());
+    let mut unknown_columns = Vec::new();
+    for decl in &func.args {
+        let value = &object[&decl.name];
+        let (shape, elements) = split_json(func, decl, value)?;
+        for (axis, size) in shape.iter().enumerate() {
+            if let Some(size) = size {
+                binder.bind(decl, axis, *size)?;
+            } else {
+                unknown_columns.push((decl.ty.shape[axis], decl.name.clone()));
+            }
+        }
+        let data = json_elements(decl, &shape, &elements)?;
+        parsed.push((shape, data));
+    }
+
+    // Empty rank-2 lists take their column count from the dimension's binding.
+    let mut args = Vec::with_capacity(parsed.len());
+    for (decl, (shape, data)) in func.args.iter().zip(parsed) {
+        let mut sizes = Vec::with_capacity(shape.len());
+        for (axis, size) in shape.iter().enumerate() {
+            match size.or_else(|| binder.size(decl.ty.shape[axis])) {
+                Some(size) => sizes.push(size),
+                None => break,
+            }
+        }
+        args.push(Tensor { shape: sizes, data });
+    }
+    let dims = binder.finish(&unknown_columns)?;
+    let bound = Bound { dims, args };
+    check_indices(func, &bound)?;
+    Ok(bound)
+}
+
+/// What a JSON value is, for messages: `a number`, `a list of rows`...
+fn describe_json(value: &Json) -> String {
+    match value {
+        Json::Null => "null".into(),
+        Json::Bool(_) => "a boolean".into(),
+        Json::Number(_) => "a number".into(),
+        Json::String(s) if is_non_finite_name(s) => "a number".into(),
+        Json::String(_) => "a string".into(),
+        Json::Object(_) => "an object".into(),
+        Json::Array(items) if items.is_empty() => "an empty list".into(),
+        Json::Array(items) => {
+            if items
+                .iter()
+                .all(|item| !item.is_array() && !item.is_object())
+            {
+                "a list of numbers".into()
+            } else if items.iter().all(Json::is_array) {
+                if items
+                    .iter()
+                    .any(|row| row.as_array().is_some_and(|r| r.iter().any(Json::is_array)))
+                {
+                    "a list of lists of lists".into()
+                } else {
+                    "a list of rows".into()
+                }
+            } else {
+                "a list mixing numbers and lists".into()
+            }
+        }
+    }
+}
+
+fn is_non_finite_name(s: &str) -> bool {
+    matches!(s, "NaN" | "Infinity" | "-Infinity")
+}
+
+/// Checks the nesting of `value` against the declared rank and flattens it: the sizes
+/// (`None` for the columns of an empty rank-2 list) and the elements in row-major order.
+fn split_json<'v>(
+    func: &Function,
+    decl: &ArgDecl,
+    value: &'v Json,
+) -> Result<(Vec<Option<usize>>, Vec<&'v Json>), CallError> {
+    let wrong_rank = || CallError::WrongRank {
+        name: decl.name.clone(),
+        expected: declared(func, decl),
+        found: describe_json(value),
+    };
+    let is_leaf = |v: &Json| !v.is_array() && !v.is_object();
+    match decl.ty.rank() {
+        0 if is_leaf(value) => Ok((Vec::new(), vec![value])),
+        1 => match value {
+            Json::Array(items) if items.iter().all(is_leaf) => {
+                Ok((vec![Some(items.len())], items.iter().collect()))
+            }
+            _ => Err(wrong_rank()),
+        },
+        2 => {
+            let Json::Array(rows) = value else {
+                return Err(wrong_rank());
+            };
+            let mut elements = Vec::new();
+            let mut n_cols = None;
+            for (r, row) in rows.iter().enumerate() {
+                let Json::Array(row) = row else {
+                    return Err(wrong_rank());
+                };
+                if !row.iter().all(is_leaf) {
+                    return Err(wrong_rank());
+                }
+                match n_cols {
+                    None => n_cols = Some(row.len()),
+                    Some(n) if n == row.len() => {}
+                    Some(n) => {
+                        return Err(CallError::Ragged {
+                            name: decl.name.clone(),
+                            dim: func.dim_name(decl.ty.shape[1]),
+                            expected: n,
+                            row: r,
+                            found: row.len(),
+                        })
+                    }
+                }
+                elements.extend(row.iter());
+            }
+            Ok((vec![Some(rows.len()), n_cols], elements))
+        }
+        _ => Err(wrong_rank()),
+    }
+}
+
+/// Converts flattened JSON elements to the declared element type.
+fn json_elements(
+    decl: &ArgDecl,
+    shape: &[Option<usize>],
+    elements: &[&Json],
+) -> Result<TensorData, CallError> {
+    let sizes: Vec<usize> = shape.iter().map(|s| s.unwrap_or(0)).collect();
+    let position = |flat: usize| element_position(&sizes, flat);
+    match decl.ty.elem {
+        Elem::Real => {
+            let mut out = Vec::with_capacity(elements.len());
+            for (flat, element) in elements.iter().enumerate() {
+                let x = match element {
+                    Json::Number(n) => n.as_f64(),
+                    Json::String(s) => match s.as_str() {
+                        "NaN" => Some(f64::NAN),
+                        "Infinity" => Some(f64::INFINITY),
+                        "-Infinity" => Some(f64::NEG_INFINITY),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                out.push(x.ok_or_else(|| CallError::NotANumber {
+                    name: decl.name.clone(),
+                    element: position(flat),
+                    found: element.to_string(),
+                })?);
+            }
+            Ok(TensorData::Real(out))
+        }
+        Elem::Int => {
+            let mut out = Vec::with_capacity(elements.len());
+            for (flat, element) in elements.iter().enumerate() {
+                let n = match element {
+                    Json::Number(n) => json_integer(n),
+                    _ => None,
+                };
+                out.push(n.ok_or_else(|| CallError::NotAnInteger {
+                    name: decl.name.clone(),
+                    element: position(flat),
+                    found: element.to_string(),
+                })?);
+            }
+            Ok(TensorData::Int(out))
+        }
+        Elem::Bool => panic!(
+            "compiler bug: argument `{}` has a bool (mask) type",
+            decl.name
+        ),
+    }
+}
+
+/// A JSON number as an i64, if it is integral (`2` or `2.0`) and in range.
+fn json_integer(n: &Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.is_u64() {
+        return None;
+    }
+    let x = n.as_f64()?;
+    // 2^63 is exactly representable; every integral f64 in [-2^63, 2^63) fits an i64.
+    let limit = 9_223_372_036_854_775_808.0;
+    (x.fract() == 0.0 && x >= -limit && x < limit).then_some(x as i64)
+}
+
+/// Binds named tensors (the Rust API) to the arguments of `func`, with the same
+/// validation as [`bind_json`], and checks every index.
+pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bound, CallError> {
+    for (k, (name, _)) in named.iter().enumerate() {
+        if named[..k].iter().any(|(earlier, _)| earlier == name) {
+            return Err(CallError::Duplicate { name: name.clone() });
+        }
+    }
+    for decl in &func.args {
+        if !named.iter().any(|(name, _)| name == &decl.name) {
+            return Err(CallError::Missing {
+                name: decl.name.clone(),
+            });
+        }
+    }
+    for (name, _) in &named {
+        if !func.args.iter().any(|decl| &decl.name == name) {
+            return Err(CallError::Unexpected { name: name.clone() });
+        }
+    }
+    let mut slots: Vec<Option<Tensor>> = vec![None; func.args.len()];
+    for (name, tensor) in named {
+        if let Some(k) = func.args.iter().position(|decl| decl.name == name) {
+            slots[k] = Some(tensor);
+        }
+    }
+    let mut binder = DimBinder::new(func);
+    let mut args = Vec::with_capacity(slots.len());
+    for (decl, slot) in func.args.iter().zip(slots) {
+        let tensor = slot.unwrap_or_else(|| panic!("compiler bug: `{}` not bound", decl.name));
+        let (elem, len) = match &tensor.data {
+            TensorData::Real(v) => (Elem::Real, v.len()),
+            TensorData::Int(v) => (Elem::Int, v.len()),
+            TensorData::Bool(v) => (Elem::Bool, v.len()),
+        };
+        if len != tensor.shape.iter().product::<usize>() {
+            return Err(CallError::Malformed {
+                name: decl.name.clone(),
+                shape: tensor.shape.clone(),
+                len,
+            });
+        }
+        if tensor.shape.len() != decl.ty.rank() {
+            return Err(CallError::WrongRank {
+                name: decl.name.clone(),
+                expected: declared(func, decl),
+                found: format!("shape {:?}", tensor.shape),
+            });
+        }
+        if elem != decl.ty.elem {
+            return Err(CallError::WrongElem {
+                name: decl.name.clone(),
+                expected: decl.ty.elem,
+                found: elem,
+            });
+        }
+        for (axis, &size) in tensor.shape.iter().enumerate() {
+            binder.bind(decl, axis, size)?;
+        }
+        args.push(tensor);
+    }
+    let dims = binder.finish(&[])?;
+    let bound = Bound { dims, args };
+    check_indices(func, &bound)?;
+    Ok(bound)
+}
+
+/// Verifies that every index element of `bound` lies in range for every index operand
+/// of `func` (see [`index_checks`]); the error names the index input and the dimension.
+pub fn check_indices(func: &Function, bound: &Bound) -> Result<(), CallError> {
+    for check in index_checks(func) {
+        let limit = match check.bound {
+            Dim::Const(n) => n,
+            Dim::Sym(v) => bound.dims.get(v.0 as usize).copied().unwrap_or(0) as u64,
+        };
+        let in_range = |i: i64| u64::try_from(i).is_ok_and(|i| i < limit);
+        match func.op(check.index) {
+            Op::ConstInt(n) => {
+                if !in_range(*n) {
+                    return Err(CallError::LiteralIndexOutOfRange {
+                        value: *n,
+                        target: index_target(func, &check, limit),
+                    });
+                }
+            }
+            Op::Arg(k) => {
+                let name = &func.args[*k as usize].name;
+                let values = bound
+                    .args
+                    .get(*k as usize)
+                    .and_then(Tensor::as_int)
+                    .unwrap_or_else(|| panic!("compiler bug: index `{name}` is not int data"));
+                if let Some(pos) = values.iter().position(|&i| !in_range(i)) {
+                    let index = if func.args[*k as usize].ty.rank() == 0 {
+                        format!("`{name}`")
+                    } else {
+                        format!("`{name}`[{pos}]")
+                    };
+                    return Err(CallError::IndexOutOfRange {
+                        index,
+                        value: values[pos],
+                        target: index_target(func, &check, limit),
+                    });
+                }
+            }
+            other => panic!("compiler bug: index operand {other:?} is not an argument"),
+        }
+    }
+    Ok(())
+}
+
+/// What an index check guards, for messages: `` `E` with 1000 rows (V) ``.
+fn index_target(func: &Function, check: &IndexCheck, limit: u64) -> String {
+    let dim = match check.bound {
+        Dim::Const(_) => String::new(),
+        d => format!(" ({})", func.dim_name(d)),
+    };
+    let table_name = |t: crate::ir::Value| match func.op(t) {
+        Op::Arg(k) => format!("`{}`", func.args[*k as usize].name),
+        _ => "the indexed value".to_string(),
+    };
+    for inst in &func.insts {
+        let target = match inst.op {
+            Op::Gather(t, i) if i == check.index && func.ty(t).shape[0] == check.bound => {
+                let what = if func.ty(t).rank() == 2 {
+                    "rows"
+                } else {
+                    "elements"
+                };
+                format!("{} with {limit} {what}", table_name(t))
+            }
+            Op::Pick(x, l) if l == check.index && func.ty(x).shape[1] == check.bound => {
+                format!("`pick` from {limit} columns")
+            }
+            Op::OneHot(l, depth) if l == check.index && depth == check.bound => {
+                format!("`onehot` with {limit} classes")
+            }
+            Op::ScatterAdd(_, i, rows) if i == check.index && rows == check.bound => {
+                format!("a gradient scatter into {limit} rows")
+            }
+            _ => continue,
+        };
+        return target + &dim;
+    }
+    format!("0..{limit}{dim}")
+}
+
+/// A tensor as JSON: a number, a list, or a list of rows; non-finite reals as the
+/// strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+pub fn tensor_to_json(t: &Tensor) -> Json {
+    let elements: Vec<Json> = match &t.data {
+        TensorData::Real(v) => v.iter().map(|&x| real_to_json(x)).collect(),
+        TensorData::Int(v) => v.iter().map(|&n| Json::from(n)).collect(),
+        TensorData::Bool(v) => v.iter().map(|&b| Json::from(b)).collect(),
+    };
+    match t.shape[..] {
+        [] => elements.into_iter().next().unwrap_or(Json::Null),
+        [_] => Json::Array(elements),
+        [rows, cols] => {
+            let mut elements = elements.into_iter();
+            Json::Array(
+                (0..rows)
+                    .map(|_| Json::Array(elements.by_ref().take(cols).collect()))
+                    .collect(),
+            )
+        }
+        _ => panic!("compiler bug: tensor of rank {}", t.shape.len()),
+    }
+}
+
+/// A real as JSON: a number, or the name of a non-finite value.
+pub fn real_to_json(x: f64) -> Json {
+    match Number::from_f64(x) {
+        Some(n) => Json::Number(n),
+        None if x.is_nan() => Json::from("NaN"),
+        None if x > 0.0 => Json::from("Infinity"),
+        None => Json::from("-Infinity"),
+    }
+}
+
+/// JSON text on one line with `": "` and `", "` separators; numbers in their shortest
+/// round-tripping form.
+pub fn format_json(value: &Json) -> String {
+    let mut out = String::new();
+    write_json(value, &mut out);
+    out
+}
+
+fn write_json(value: &Json, out: &mut String) {
+    match value {
+        Json::Array(items) => {
+            out.push('[');
+            for (k, item) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        Json::Object(map) => {
+            out.push('{');
+            for (k, (key, item)) in map.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Json::from(key.as_str()).to_string());
+                out.push_str(": ");
+                write_json(item, out);
+            }
+            out.push('}');
+        }
+        leaf => out.push_str(&leaf.to_string()),
+    }
+}
+
+/// The object `gradc run` prints: `{"loss": L, "grad": {...}, "outputs": {...}}`, with
+/// `grad` omitted when `grads` is `None`, keys in the order given.
+pub fn run_output(
+    loss: &Tensor,
+    grads: Option<Vec<(String, Tensor)>>,
+    outputs: Vec<(String, Tensor)>,
+) -> String {
+    let mut object = Map::new();
+    object.insert("loss".into(), tensor_to_json(loss));
+    if let Some(grads) = grads {
+        let grads = grads
+            .iter()
+            .map(|(name, t)| (name.clone(), tensor_to_json(t)))
+            .collect();
+        object.insert("grad".into(), Json::Object(grads));
+    }
+    let outputs = outputs
+        .iter()
+        .map(|(name, t)| (name.clone(), tensor_to_json(t)))
+        .collect();
+    object.insert("outputs".into(), Json::Object(outputs));
+    format_json(&Json::Object(object))
+}
+
+/// The `run` output from evaluated functions: the loss and outputs from the forward
+/// function's results, the gradients (when given) from the gradient function's results.
+pub fn results_json(
+    forward: &Function,
+    forward_values: &[Tensor],
+    grad: Option<(&Function, &[Tensor])>,
+) -> String {
+    let by_role = |func: &Function, values: &[Tensor], want: fn(ResultRole) -> bool| {
+        func.results
+            .iter()
+            .zip(values)
+            .filter(|(r, _)| want(r.role))
+            .map(|(r, t)| (r.name.clone(), t.clone()))
+            .collect::<Vec<_>>()
+    };
+    let loss = forward
+        .results
+        .iter()
+        .zip(forward_values)
+        .find(|(r, _)| r.role == ResultRole::Loss)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| Tensor::scalar(f64::NAN));
+    let grads = grad
+        .map(|(func, values)| by_role(func, values, |role| matches!(role, ResultRole::Grad(_))));
+    let outputs = by_role(forward, forward_values, |role| role == ResultRole::Output);
+    run_output(&loss, grads, outputs)
+}
+
+/// A tiny deterministic PRNG (splitmix64): reproducible random points without a
+/// dependency.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        // Multiply-shift: bias below 2^-64 * n, irrelevant here.
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+/// How [`random_point_with`] draws real values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RealSampling {
+    /// Magnitude uniform in `[0.25, 1.25]`, random sign: exercises both signs while
+    /// staying away from the kinks of `relu`/`abs` at 0 and keeping `tanh`, `exp`
+    /// well-conditioned.
+    Signed,
+    /// Uniform in `[0.5, 1.5]`: for losses that take `log`, `sqrt` or a fractional
+    /// power of their arguments.
+    Positive,
+}
+
+/// A deterministic random point ([`RealSampling::Signed`]) for `gradcheck` without
+/// data: see [`random_point_with`].
+pub fn random_point(func: &Function, seed: u64) -> Bound {
+    random_point_with(func, seed, RealSampling::Signed)
+}
+
+/// A deterministic random point: each symbolic dimension gets a distinct small size
+/// (2, 3, 4, ... in an order drawn from the seed — distinct so that a transposition
+/// cannot hide behind a square matrix), reals are drawn as `sampling` says, and each
+/// `int` argument is uniform in `0..bound` for the smallest bound of its index checks
+/// (`0..4` if it is not an index). A dimension indexed by a literal (`e[5]`) is made
+/// large enough for it. The result always passes [`check_indices`] unless a literal
+/// dimension of size 0 is indexed.
+pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> Bound {
+    let mut rng = SplitMix64::new(seed);
+    // A seeded Fisher–Yates shuffle of the sizes 2, 3, ... over the dimensions.
+    let mut dims: Vec<usize> = (0..func.dims.len()).map(|k| k + 2).collect();
+    for k in (1..dims.len()).rev() {
+        let j = rng.below(k as u64 + 1) as usize;
+        dims.swap(k, j);
+    }
+    // A literal index `e[2]` needs its dimension to have more than 2 rows.
+    let checks = index_checks(func);
+    for check in &checks {
+        if let (Op::ConstInt(n), Dim::Sym(v)) = (func.op(check.index), check.bound) {
+            let needed = usize::try_from(*n).map_or(0, |n| n.saturating_add(1));
+            let size = &mut dims[v.0 as usize];
+            *size = (*size).max(needed);
+        }
+    }
+    let size = |d: Dim| match d {
+        Dim::Const(n) => n as usize,
+        Dim::Sym(v) => dims[v.0 as usize],
+    };
+    let mut args = Vec::with_capacity(func.args.len());
+    for (k, decl) in func.args.iter().enumerate() {
+        let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();
+        let n: usize = shape.iter().product();
+        let tensor = match decl.ty.elem {
+            Elem::Int => {
+                let limit = checks
+                    .iter()
+                    .filter(|c| *func.op(c.index) == Op::Arg(k as u32))
+                    .map(|c| size(c.bound))
+                    .min()
+                    .unwrap_or(4)
+                    .max(1);
+                Tensor::int(
+                    shape,
+                    (0..n).map(|_| rng.below(limit as u64) as i64).collect(),
+                )
+            }
+            _ => {
+                let data = (0..n)
+                    .map(|_| match sampling {
+                        RealSampling::Signed => {
+                            let magnitude = 0.25 + rng.next_f64();
+                            if rng.next_u64() & 1 == 0 {
+                                magnitude
+                            } else {
+                                -magnitude
+                            }
+                        }
+                        RealSampling::Positive => 0.5 + rng.next_f64(),
+                    })
+                    .collect();
+                Tensor::real(shape, data)
+            }
+        };
+        args.push(tensor);
+    }
+    Bound { dims, args }
+}

@@ -83,3 +83,157 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 }
+
+/// Renders diagnostics in the spec's form, one block per diagnostic, blocks separated
+/// by a blank line:
+///
+/// ```text
+/// mlp.loss:3:9: error: unknown name `z`
+///   |
+/// 3 | let a = z + 1
+///   |         ^
+/// ```
+///
+/// Line and column come from `codespan-reporting` (1-based; the column counts
+/// characters). The caret line covers the span on its first line (at least one caret;
+/// a span running past the end of its line is cut there).
+pub fn render(path: &str, source: &str, diags: &[Diagnostic]) -> String {
+    let blocks: Vec<String> = diags
+        .iter()
+        .map(|diag| render_one(path, source, diag))
+        .collect();
+    blocks.join("\n")
+}
+
+/// One diagnostic, ending with a newline.
+fn render_one(path: &str, source: &str, diag: &Diagnostic) -> String {
+    use codespan_reporting::files::{Files, SimpleFile};
+
+    let file = SimpleFile::new(path, source);
+    let start = clamp_to_char_boundary(source, diag.span.start as usize);
+    let end = clamp_to_char_boundary(source, (diag.span.end as usize).max(start));
+    let severity = match diag.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    // `location` and `line_range` cannot fail for an in-bounds, char-aligned index of a
+    // `SimpleFile`; fall back to line 1 rather than panic if they ever do.
+    let location = file
+        .location((), start)
+        .unwrap_or(codespan_reporting::files::Location {
+            line_number: 1,
+            column_number: 1,
+        });
+    let line_range = file
+        .line_index((), start)
+        .and_then(|line| file.line_range((), line))
+        .unwrap_or(0..source.len());
+    let line_text = source[line_range.clone()].trim_end_matches(['\n', '\r']);
+    let line_end = line_range.start + line_text.len();
+
+    // Under every character before the span: a space, or a tab under a tab, so the
+    // carets line up whatever the terminal's tab width.
+    let prefix = &source[line_range.start..start.min(line_end)];
+    let padding: String = prefix
+        .chars()
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let covered = &source[start.min(line_end)..end.min(line_end)];
+    let carets = "^".repeat(covered.chars().count().max(1));
+
+    let line_number = location.line_number.to_string();
+    let gutter = " ".repeat(line_number.len());
+    // Control characters (a NUL byte...) are shown as U+FFFD, one column each.
+    let shown: String = line_text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let source_line = format!("{line_number} | {shown}");
+    format!(
+        "{path}:{}:{}: {severity}: {}\n{gutter} |\n{}\n{gutter} | {padding}{carets}\n",
+        location.line_number,
+        location.column_number,
+        diag.message,
+        source_line.trim_end()
+    )
+}
+
+/// The largest char boundary of `source` at or before `index` (and within the source).
+fn clamp_to_char_boundary(source: &str, index: usize) -> usize {
+    let mut index = index.min(source.len());
+    while !source.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_error(source: &str, start: usize, end: usize) -> String {
+        render(
+            "f.loss",
+            source,
+            &[Diagnostic::error(Span::new(start, end), "boom")],
+        )
+    }
+
+    #[test]
+    fn points_at_the_span() {
+        assert_eq!(
+            render_error("input x\nlet a = z + 1\n", 16, 17),
+            "f.loss:2:9: error: boom\n  |\n2 | let a = z + 1\n  |         ^\n"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        let source = "# é€\nlet a = z";
+        let at = source.find('z').unwrap();
+        let text = render_error(source, at, at + 1);
+        assert!(text.starts_with("f.loss:2:9: error: boom\n"), "{text}");
+        let source = "let é = z";
+        let at = source.find('z').unwrap();
+        let text = render_error(source, at, at + 1);
+        assert!(text.starts_with("f.loss:1:9:"), "{text}");
+        assert!(text.ends_with("\n  |         ^\n"), "{text}");
+    }
+
+    #[test]
+    fn span_is_cut_at_line_end() {
+        let text = render_error("let a = b +\n c", 8, 15);
+        assert!(
+            text.ends_with("1 | let a = b +\n  |         ^^^\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn end_of_file_and_empty_file() {
+        assert_eq!(
+            render_error("", 0, 0),
+            "f.loss:1:1: error: boom\n  |\n1 |\n  | ^\n"
+        );
+        let text = render_error("input x", 7, 7);
+        assert_eq!(
+            text,
+            "f.loss:1:8: error: boom\n  |\n1 | input x\n  |        ^\n"
+        );
+        // Out-of-range spans are clamped, never a panic.
+        let text = render_error("ab", 10, 20);
+        assert!(text.starts_with("f.loss:1:3:"), "{text}");
+    }
+
+    #[test]
+    fn tabs_are_kept_under_tabs() {
+        let text = render_error("\tlet a = z", 9, 10);
+        assert!(text.ends_with("| \t        ^\n"), "{text:?}");
+    }
+}

@@ -31,6 +31,28 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Compiled {
+    /// The parsed file as s-expressions (`gradc compile --emit ast`).
+    pub fn ast_text(&self) -> String {
+        crate::syntax::print::print_file(&self.ast)
+    }
+
+    /// The simplified forward IR (`--emit ir`).
+    pub fn forward_ir_text(&self) -> String {
+        crate::ir::print_function(&self.forward)
+    }
+
+    /// The simplified value-and-gradient IR (`--emit grad-ir`).
+    pub fn grad_ir_text(&self) -> String {
+        crate::ir::print_function(&self.grad)
+    }
+
+    /// The gradients as `.loss`-style equations (`--emit grad`).
+    pub fn grad_equations(&self) -> String {
+        crate::equations::equations(&self.grad)
+    }
+}
+
 /// Runs the pipeline on `source`. Errors are returned as diagnostics (with any
 /// warnings found before them); this never panics on any input.
 pub fn compile(source: &str) -> Result<Compiled, Vec<Diagnostic>> {

@@ -1,8 +1,361 @@
-//! Gradient IR → readable `.loss`-style equations. (STUB: replaced by the autodiff work.)
-use crate::ir::Function;
+//! Gradient IR → readable `.loss`-style equations (`gradc compile --emit grad`).
+//!
+//! In: a (simplified) value-and-gradient [`Function`]. Out: text, one `let tN = EXPR`
+//! line per intermediate used more than once, in evaluation order, then one line
+//! `d loss / d P = EXPR` per param in argument order. Deterministic.
+//!
+//! Expressions are written in the language's own syntax with minimal parentheses
+//! (spec §3 precedence): single-use intermediates are inlined; implicit broadcasts are
+//! left out (the language broadcasts by itself); reshapes read as `column(v)`, `row(v)`,
+//! or disappear into the vector forms of `@` (`X @ w`, `X.T @ g`); a product with a
+//! reciprocal reads as a division; `square(x)` reads as `x ^ 2`; a zero gradient is `0`.
+//!
+//! Rendering runs twice over the same code: a counting pass that records how often each
+//! value is referred to by the rendered text, then the writing pass.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::ir::{Axes, BinaryOp, CmpOp, Dim, Function, Op, ReduceOp, ResultRole, UnaryOp, Value};
 
 /// The `--emit grad` text of a gradient function.
 pub fn equations(grad: &Function) -> String {
-    let _ = grad;
-    String::new()
+    let roots: Vec<(String, Value)> = grad
+        .results
+        .iter()
+        .filter(|r| matches!(r.role, ResultRole::Grad(_)))
+        .map(|r| (r.name.clone(), r.value))
+        .collect();
+
+    let mut writer = Writer {
+        func: grad,
+        counting: true,
+        uses: HashMap::new(),
+        names: HashMap::new(),
+    };
+    for (_, value) in &roots {
+        writer.sub(*value, Prec::Lowest);
+    }
+
+    // Intermediates referred to more than once get a `let`, in evaluation order.
+    let mut shared: Vec<Value> = writer
+        .uses
+        .iter()
+        .filter(|(v, count)| **count > 1 && !writer.is_small(**v))
+        .map(|(v, _)| *v)
+        .collect();
+    shared.sort();
+    writer.counting = false;
+    let mut out = String::new();
+    for (k, value) in shared.iter().enumerate() {
+        let body = writer.body(*value).text;
+        let name = format!("t{}", k + 1);
+        let _ = writeln!(out, "let {name} = {body}");
+        writer.names.insert(*value, name);
+    }
+    for (param, value) in &roots {
+        let text = writer.sub(*value, Prec::Lowest);
+        let _ = writeln!(out, "d loss / d {param} = {text}");
+    }
+    out
+}
+
+/// Precedence levels of spec §3, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Prec {
+    Lowest,
+    Compare,
+    Additive,
+    Multiplicative,
+    Unary,
+    Power,
+    Postfix,
+}
+
+/// Rendered text and the precedence of its outermost operator.
+struct Text {
+    text: String,
+    prec: Prec,
+}
+
+impl Text {
+    fn new(text: String, prec: Prec) -> Text {
+        Text { text, prec }
+    }
+
+    fn atom(text: String) -> Text {
+        Text::new(text, Prec::Postfix)
+    }
+}
+
+struct Writer<'f> {
+    func: &'f Function,
+    /// The counting pass only fills `uses`.
+    counting: bool,
+    /// How often the rendered text refers to each value.
+    uses: HashMap<Value, usize>,
+    /// The `let` names given to shared values.
+    names: HashMap<Value, String>,
+}
+
+impl Writer<'_> {
+    /// The text of `v` as an operand that needs at least precedence `min`.
+    fn sub(&mut self, v: Value, min: Prec) -> String {
+        let text = self.operand(v);
+        if text.prec < min {
+            format!("({})", text.text)
+        } else {
+            text.text
+        }
+    }
+
+    /// The text of `v` as an operand: its `let` name or its inlined body.
+    fn operand(&mut self, v: Value) -> Text {
+        let v = self.see_through(v);
+        if let Some(name) = self.names.get(&v) {
+            return Text::atom(name.clone());
+        }
+        if self.counting {
+            let count = self.uses.entry(v).or_insert(0);
+            *count += 1;
+            if *count > 1 {
+                return Text::atom(String::new());
+            }
+        }
+        self.body(v)
+    }
+
+    /// Skips the ops that the language does implicitly (broadcasting).
+    fn see_through(&self, mut v: Value) -> Value {
+        while let Op::Broadcast(x, _) = *self.func.op(v) {
+            v = x;
+        }
+        v
+    }
+
+    /// True for values as short to write as a name: these are never `let`-bound.
+    fn is_small(&self, v: Value) -> bool {
+        let atom = |x: Value| {
+            matches!(
+                self.func.op(self.see_through(x)),
+                Op::Arg(_) | Op::Const(_) | Op::ConstInt(_) | Op::DimSize(_)
+            )
+        };
+        match *self.func.op(v) {
+            Op::Arg(_) | Op::Const(_) | Op::ConstInt(_) | Op::DimSize(_) => true,
+            Op::Unary(UnaryOp::Neg, x) | Op::Transpose(x) | Op::Reshape(x, _) => atom(x),
+            Op::Binary(BinaryOp::Div, one, x) => self.is_reciprocal(one) && atom(x),
+            _ => false,
+        }
+    }
+
+    fn is_reciprocal(&self, numerator: Value) -> bool {
+        matches!(*self.func.op(self.see_through(numerator)), Op::Const(c) if c == 1.0)
+    }
+
+    /// `y` if `v` is `1 / y` (possibly broadcast).
+    fn reciprocal_of(&self, v: Value) -> Option<Value> {
+        match *self.func.op(self.see_through(v)) {
+            Op::Binary(BinaryOp::Div, one, y) if self.is_reciprocal(one) => Some(y),
+            _ => None,
+        }
+    }
+
+    /// `u` if `v` is `column(u)` or `row(u)` of a rank-1 `u`.
+    fn vector_view(&self, v: Value) -> Option<Value> {
+        match *self.func.op(v) {
+            Op::Reshape(u, ref shape) if self.func.ty(u).rank() == 1 && shape.len() == 2 => Some(u),
+            _ => None,
+        }
+    }
+
+    fn call(&mut self, name: &str, args: &[Value]) -> Text {
+        let args: Vec<String> = args.iter().map(|a| self.sub(*a, Prec::Lowest)).collect();
+        Text::atom(format!("{name}({})", args.join(", ")))
+    }
+
+    fn call_axis(&mut self, name: &str, x: Value, axes: Axes) -> Text {
+        let rank = self.func.ty(x).rank();
+        let x = self.sub(x, Prec::Lowest);
+        if axes == Axes::all(rank) {
+            Text::atom(format!("{name}({x})"))
+        } else {
+            let list: Vec<String> = (0..rank)
+                .filter(|k| axes.contains(*k))
+                .map(|k| k.to_string())
+                .collect();
+            Text::atom(format!("{name}({x}, {})", list.join(", ")))
+        }
+    }
+
+    fn infix(&mut self, a: Value, op: &str, b: Value, prec: Prec) -> Text {
+        // Left-associative: the right operand binds tighter, so the tree is kept.
+        let tighter = match prec {
+            Prec::Additive => Prec::Multiplicative,
+            Prec::Multiplicative => Prec::Unary,
+            _ => Prec::Additive,
+        };
+        let left = self.sub(a, if prec == Prec::Compare { tighter } else { prec });
+        let right = self.sub(b, tighter);
+        Text::new(format!("{left} {op} {right}"), prec)
+    }
+
+    fn dim(&self, d: Dim) -> String {
+        self.func.dim_name(d)
+    }
+
+    /// The text of `v`'s own op (not its `let` name).
+    fn body(&mut self, v: Value) -> Text {
+        let func = self.func;
+        match *func.op(v) {
+            Op::Arg(k) => Text::atom(func.args[k as usize].name.clone()),
+            Op::Const(c) => number(c),
+            Op::ConstInt(n) if n < 0 => Text::new(n.to_string(), Prec::Unary),
+            Op::ConstInt(n) => Text::atom(n.to_string()),
+            Op::DimSize(d) => Text::atom(self.dim(Dim::Sym(d))),
+            Op::Unary(UnaryOp::Neg, x) => {
+                let x = self.sub(x, Prec::Unary);
+                let space = if x.starts_with('-') { " " } else { "" };
+                Text::new(format!("-{space}{x}"), Prec::Unary)
+            }
+            Op::Unary(UnaryOp::Square, x) => {
+                let x = self.sub(x, Prec::Postfix);
+                Text::new(format!("{x} ^ 2"), Prec::Power)
+            }
+            Op::Unary(unary, x) => self.call(function_name(unary), &[x]),
+            Op::Binary(BinaryOp::Add, a, b) => self.infix(a, "+", b, Prec::Additive),
+            Op::Binary(BinaryOp::Sub, a, b) => self.infix(a, "-", b, Prec::Additive),
+            Op::Binary(BinaryOp::Mul, a, b) => match self.reciprocal_of(b) {
+                Some(y) => self.infix(a, "/", y, Prec::Multiplicative),
+                None => self.infix(a, "*", b, Prec::Multiplicative),
+            },
+            Op::Binary(BinaryOp::Div, a, b) => self.infix(a, "/", b, Prec::Multiplicative),
+            Op::Binary(BinaryOp::Pow, a, b) => {
+                // Right-associative, and the exponent may carry a unary minus.
+                let base = self.sub(a, Prec::Postfix);
+                let exponent = self.sub(b, Prec::Unary);
+                Text::new(format!("{base} ^ {exponent}"), Prec::Power)
+            }
+            Op::Binary(BinaryOp::Max, a, b) => self.call("maximum", &[a, b]),
+            Op::Binary(BinaryOp::Min, a, b) => self.call("minimum", &[a, b]),
+            Op::Compare(cmp, a, b) => {
+                let symbol = match cmp {
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => ">=",
+                    CmpOp::Eq => "==",
+                    CmpOp::Ne => "!=",
+                };
+                self.infix(a, symbol, b, Prec::Compare)
+            }
+            Op::Select(m, a, b) => self.call("where", &[m, a, b]),
+            Op::Broadcast(x, _) => self.operand(x),
+            Op::Reshape(x, ref shape) => self.reshape(x, shape),
+            Op::Transpose(x) => {
+                let x = self.sub(x, Prec::Postfix);
+                Text::atom(format!("{x}.T"))
+            }
+            Op::Reduce(reduce, x, axes) => {
+                let name = match reduce {
+                    ReduceOp::Sum => "sum",
+                    ReduceOp::Max => "max",
+                    ReduceOp::Min => "min",
+                };
+                self.call_axis(name, x, axes)
+            }
+            Op::LogSumExp(x, axes) => self.call_axis("logsumexp", x, axes),
+            Op::Softmax(x, axis) => self.call_axis("softmax", x, Axes::one(axis as usize)),
+            Op::LogSoftmax(x, axis) => self.call_axis("log_softmax", x, Axes::one(axis as usize)),
+            Op::MatMul(a, b) => self.infix(a, "@", b, Prec::Multiplicative),
+            Op::Gather(t, i) => {
+                let t = self.sub(t, Prec::Postfix);
+                let i = self.sub(i, Prec::Lowest);
+                Text::atom(format!("{t}[{i}]"))
+            }
+            Op::ScatterAdd(u, i, rows) => {
+                let (u, i) = (self.sub(u, Prec::Lowest), self.sub(i, Prec::Lowest));
+                Text::atom(format!("scatter_add({u}, {i}, {})", self.dim(rows)))
+            }
+            Op::Pick(x, l) => self.call("pick", &[x, l]),
+            Op::OneHot(l, depth) => {
+                let l = self.sub(l, Prec::Lowest);
+                Text::atom(format!("onehot({l}, {})", self.dim(depth)))
+            }
+        }
+    }
+
+    /// A reshape: the vector forms of `@`, `column`/`row`, or a sum over a unit axis.
+    fn reshape(&mut self, x: Value, shape: &[Dim]) -> Text {
+        let func = self.func;
+        let from = func.ty(x).shape.clone();
+        if let Op::MatMul(a, b) = *func.op(x) {
+            // [M,K] @ column(v) → [M], row(u) @ [K,N] → [N], row(u) @ column(v) → [].
+            let a_vector = self.vector_view(a).filter(|_| from[0].is_one());
+            let b_vector = self.vector_view(b).filter(|_| from[1].is_one());
+            let expected: Vec<Dim> = [(from[0], a_vector), (from[1], b_vector)]
+                .iter()
+                .filter(|(_, vector)| vector.is_none())
+                .map(|(d, _)| *d)
+                .collect();
+            if (a_vector.is_some() || b_vector.is_some()) && expected == shape {
+                return self.infix(
+                    a_vector.unwrap_or(a),
+                    "@",
+                    b_vector.unwrap_or(b),
+                    Prec::Multiplicative,
+                );
+            }
+        }
+        match (from.as_slice(), shape) {
+            ([_], [_, one]) if one.is_one() => self.call("column", &[x]),
+            ([_], [one, _]) if one.is_one() => self.call("row", &[x]),
+            ([_, one], [_]) if one.is_one() => self.call_axis("sum", x, Axes::one(1)),
+            ([one, _], [_]) if one.is_one() => self.call_axis("sum", x, Axes::one(0)),
+            (_, []) => self.call("sum", &[x]),
+            // Adding leading unit dimensions: broadcasting does it implicitly.
+            _ => self.operand(x),
+        }
+    }
+}
+
+/// A real literal: an integer when it is one, `pi`, or the shortest round-trip form.
+fn number(c: f64) -> Text {
+    let text = if c == std::f64::consts::PI {
+        "pi".to_string()
+    } else if c.is_nan() {
+        "(0 / 0)".to_string()
+    } else if c.is_infinite() {
+        if c > 0.0 { "(1 / 0)" } else { "(-1 / 0)" }.to_string()
+    } else if c.fract() == 0.0 && c.abs() < 1e15 {
+        format!("{}", c as i64)
+    } else {
+        format!("{c:?}")
+    };
+    let prec = if text.starts_with('-') {
+        Prec::Unary
+    } else {
+        Prec::Postfix
+    };
+    Text::new(text, prec)
+}
+
+/// The built-in function computing a unary op (`Neg` and `Square` are written as
+/// operators instead).
+fn function_name(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Log1p => "log1p",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Relu => "relu",
+        UnaryOp::Softplus => "softplus",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Square => "square",
+    }
 }

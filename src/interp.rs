@@ -1,10 +1,595 @@
-//! IR → values, by direct evaluation. (STUB: replaced by the interpreter work.)
-use crate::ir::Function;
-use crate::tensor::Tensor;
+//! The reference interpreter: evaluates an IR [`Function`] directly on dense arrays.
+//!
+//! In: a function, the size of every symbolic dimension (indexed by [`DimVar`]) and one
+//! [`Tensor`] per argument (normally a [`crate::data::Bound`], already validated). Out:
+//! one tensor per entry of `func.results`, in order, or a message if the arguments do not
+//! match the function or an index is out of range. It never panics on a well-typed
+//! function (one that passes [`crate::ir::verify`]); anything else is an `Err`.
+//!
+//! This is the oracle the JIT is tested against, so every op is written plainly, one
+//! loop nest per op, with the numerical conventions below spelled out:
+//!
+//! - Elementwise ops follow IEEE: NaN propagates through everything, `maximum`/`minimum`
+//!   and the `max`/`min` reductions included (as NumPy's `maximum` and `max` do).
+//! - `pow` is C's `pow` ([`f64::powf`]). `sigmoid` uses the `exp(-|x|)` form on each
+//!   side of 0 and `softplus(x) = max(x, 0) + log1p(exp(-|x|))`, so neither overflows.
+//!   `relu(x)` is `x` for `x > 0` or NaN, else `0`.
+//! - Reductions over zero elements give `0` (sum), `-inf` (max), `+inf` (min).
+//! - `logsumexp` is `m + log(Σ exp(x - m))` with `m` the (NaN-propagating) maximum of
+//!   the group, replaced by `0` when it is infinite: an all `-inf` (or empty) group gives
+//!   `-inf`, a group holding `+inf` gives `+inf` (as SciPy's `logsumexp`).
+//! - `softmax(x) = exp(x - m) / Σ exp(x - m)` and `log_softmax(x) = (x - m) -
+//!   log(Σ exp(x - m))` with `m` the maximum along the axis, not replaced: an all `-inf`
+//!   row gives NaN (as the usual NumPy formula does).
+//! - Sums (reductions, matrix products) accumulate left to right in index order.
+//!
+//! Intermediate values are dropped after their last use, so memory stays near the live
+//! set.
+
+use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value};
+use crate::tensor::{Tensor, TensorData};
 
 /// Evaluates `func` with dimension sizes `dims` (indexed by `DimVar`) and arguments
 /// `args` (already validated by [`crate::data`]); returns the results in order.
 pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tensor>, String> {
-    let _ = (func, dims, args);
-    Err("interpreter not built yet".into())
+    if dims.len() != func.dims.len() {
+        return Err(format!(
+            "`{}` has {} dimensions, {} sizes given",
+            func.name,
+            func.dims.len(),
+            dims.len()
+        ));
+    }
+    if args.len() != func.args.len() {
+        return Err(format!(
+            "`{}` takes {} arguments, {} given",
+            func.name,
+            func.args.len(),
+            args.len()
+        ));
+    }
+    for (decl, arg) in func.args.iter().zip(args) {
+        let shape = concrete_shape(&decl.ty.shape, dims)?;
+        if arg.shape != shape || elem_of(arg) != decl.ty.elem || !consistent(arg) {
+            return Err(format!(
+                "argument `{}` should be {:?} {:?}, is {:?} {:?}",
+                decl.name,
+                decl.ty.elem,
+                shape,
+                elem_of(arg),
+                arg.shape
+            ));
+        }
+    }
+
+    let last_use = last_uses(func);
+    let mut values: Vec<Option<Tensor>> = vec![None; func.insts.len()];
+    for (k, inst) in func.insts.iter().enumerate() {
+        let shape = concrete_shape(&inst.ty.shape, dims)?;
+        let result = eval_op(&inst.op, shape.clone(), dims, args, &values)
+            .map_err(|msg| format!("v{k}: {msg}"))?;
+        if result.shape != shape || elem_of(&result) != inst.ty.elem || !consistent(&result) {
+            return Err(format!(
+                "v{k}: computed {:?} {:?} but the type says {:?} {:?}",
+                elem_of(&result),
+                result.shape,
+                inst.ty.elem,
+                shape
+            ));
+        }
+        values[k] = Some(result);
+        for v in inst.op.operands() {
+            if last_use[v.index()] == k {
+                values[v.index()] = None;
+            }
+        }
+    }
+    func.results
+        .iter()
+        .map(|r| {
+            values
+                .get(r.value.index())
+                .and_then(Option::as_ref)
+                .cloned()
+                .ok_or_else(|| format!("result `{}`: {} is not computed", r.name, r.value))
+        })
+        .collect()
+}
+
+/// For every value, the index of the last instruction using it (`usize::MAX` for the
+/// results, which live to the end).
+fn last_uses(func: &Function) -> Vec<usize> {
+    let mut last = vec![0; func.insts.len()];
+    for (k, inst) in func.insts.iter().enumerate() {
+        for v in inst.op.operands() {
+            if let Some(slot) = last.get_mut(v.index()) {
+                *slot = k;
+            }
+        }
+    }
+    for r in &func.results {
+        if let Some(slot) = last.get_mut(r.value.index()) {
+            *slot = usize::MAX;
+        }
+    }
+    last
+}
+
+/// The sizes of a symbolic shape.
+fn concrete_shape(shape: &[Dim], dims: &[usize]) -> Result<Vec<usize>, String> {
+    shape.iter().map(|d| dim_size(*d, dims)).collect()
+}
+
+fn dim_size(d: Dim, dims: &[usize]) -> Result<usize, String> {
+    match d {
+        Dim::Const(n) => usize::try_from(n).map_err(|_| format!("dimension {n} too large")),
+        Dim::Sym(DimVar(v)) => dims
+            .get(v as usize)
+            .copied()
+            .ok_or_else(|| format!("unknown dimension #{v}")),
+    }
+}
+
+fn elem_of(t: &Tensor) -> Elem {
+    match t.data {
+        TensorData::Real(_) => Elem::Real,
+        TensorData::Int(_) => Elem::Int,
+        TensorData::Bool(_) => Elem::Bool,
+    }
+}
+
+/// True if the element count matches the shape.
+fn consistent(t: &Tensor) -> bool {
+    let n = match &t.data {
+        TensorData::Real(v) => v.len(),
+        TensorData::Int(v) => v.len(),
+        TensorData::Bool(v) => v.len(),
+    };
+    n == t.shape.iter().product::<usize>()
+}
+
+fn reals(t: &Tensor) -> Result<&[f64], String> {
+    t.as_real()
+        .ok_or_else(|| "expected a real operand".to_string())
+}
+
+fn ints(t: &Tensor) -> Result<&[i64], String> {
+    t.as_int()
+        .ok_or_else(|| "expected an int operand".to_string())
+}
+
+/// Evaluates one op; `shape` is the concrete shape of its declared result type.
+fn eval_op(
+    op: &Op,
+    shape: Vec<usize>,
+    dims: &[usize],
+    args: &[Tensor],
+    values: &[Option<Tensor>],
+) -> Result<Tensor, String> {
+    let get = |v: Value| -> Result<&Tensor, String> {
+        values
+            .get(v.index())
+            .and_then(Option::as_ref)
+            .ok_or_else(|| format!("operand {v} is not available"))
+    };
+    Ok(match *op {
+        Op::Arg(k) => args
+            .get(k as usize)
+            .cloned()
+            .ok_or_else(|| format!("no argument {k}"))?,
+        Op::Const(c) => Tensor::scalar(c),
+        Op::ConstInt(n) => Tensor::int(Vec::new(), vec![n]),
+        Op::DimSize(d) => Tensor::scalar(dim_size(Dim::Sym(d), dims)? as f64),
+        Op::Unary(u, x) => {
+            let x = get(x)?;
+            let f = unary_fn(u);
+            Tensor::real(x.shape.clone(), reals(x)?.iter().map(|&e| f(e)).collect())
+        }
+        Op::Binary(b, lhs, rhs) => {
+            let (lhs, rhs) = (get(lhs)?, get(rhs)?);
+            let (a, c) = (reals(lhs)?, reals(rhs)?);
+            if lhs.shape != rhs.shape {
+                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape));
+            }
+            let f = binary_fn(b);
+            Tensor::real(
+                lhs.shape.clone(),
+                a.iter().zip(c).map(|(&x, &y)| f(x, y)).collect(),
+            )
+        }
+        Op::Compare(c, lhs, rhs) => {
+            let (lhs, rhs) = (get(lhs)?, get(rhs)?);
+            if lhs.shape != rhs.shape {
+                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape));
+            }
+            let mask: Vec<bool> = match (&lhs.data, &rhs.data) {
+                (TensorData::Real(a), TensorData::Real(b)) => {
+                    a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)).collect()
+                }
+                (TensorData::Int(a), TensorData::Int(b)) => {
+                    a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)).collect()
+                }
+                _ => return Err("comparison needs two reals or two ints".into()),
+            };
+            Tensor {
+                shape: lhs.shape.clone(),
+                data: TensorData::Bool(mask),
+            }
+        }
+        Op::Select(m, a, b) => {
+            let (m, a, b) = (get(m)?, get(a)?, get(b)?);
+            let TensorData::Bool(mask) = &m.data else {
+                return Err("select needs a mask".into());
+            };
+            if m.shape != a.shape || a.shape != b.shape {
+                return Err("select operands differ in shape".into());
+            }
+            let (a, b) = (reals(a)?, reals(b)?);
+            let data = mask
+                .iter()
+                .zip(a.iter().zip(b))
+                .map(|(&m, (&x, &y))| if m { x } else { y })
+                .collect();
+            Tensor::real(shape, data)
+        }
+        Op::Broadcast(x, _) => broadcast(get(x)?, shape)?,
+        Op::Reshape(x, _) => {
+            let x = get(x)?;
+            if x.len() != shape.iter().product::<usize>() {
+                return Err(format!("cannot reshape {:?} to {:?}", x.shape, shape));
+            }
+            Tensor {
+                shape,
+                data: x.data.clone(),
+            }
+        }
+        Op::Transpose(x) => {
+            let x = get(x)?;
+            let [m, n] = rank2(x)?;
+            let data = reals(x)?;
+            let mut out = Vec::with_capacity(m * n);
+            for j in 0..n {
+                for i in 0..m {
+                    out.push(data[i * n + j]);
+                }
+            }
+            Tensor::real(vec![n, m], out)
+        }
+        Op::Reduce(r, x, axes) => {
+            let (init, fold): (f64, fn(f64, f64) -> f64) = match r {
+                ReduceOp::Sum => (0.0, |acc, e| acc + e),
+                ReduceOp::Max => (f64::NEG_INFINITY, nan_max),
+                ReduceOp::Min => (f64::INFINITY, nan_min),
+            };
+            let x = get(x)?;
+            let groups = Groups::new(&x.shape, axes)?;
+            let data = reals(x)?;
+            let mut out = vec![init; groups.n_out];
+            for (flat, &e) in data.iter().enumerate() {
+                let o = groups.out_index(flat);
+                out[o] = fold(out[o], e);
+            }
+            Tensor::real(groups.out_shape, out)
+        }
+        Op::LogSumExp(x, axes) => {
+            let x = get(x)?;
+            let groups = Groups::new(&x.shape, axes)?;
+            let data = reals(x)?;
+            let mut shift = vec![f64::NEG_INFINITY; groups.n_out];
+            for (flat, &e) in data.iter().enumerate() {
+                let o = groups.out_index(flat);
+                shift[o] = nan_max(shift[o], e);
+            }
+            for m in &mut shift {
+                if m.is_infinite() {
+                    *m = 0.0;
+                }
+            }
+            let mut sums = vec![0.0; groups.n_out];
+            for (flat, &e) in data.iter().enumerate() {
+                let o = groups.out_index(flat);
+                sums[o] += (e - shift[o]).exp();
+            }
+            let out = sums.iter().zip(&shift).map(|(s, m)| m + s.ln()).collect();
+            Tensor::real(groups.out_shape, out)
+        }
+        Op::Softmax(x, axis) | Op::LogSoftmax(x, axis) => {
+            let log = matches!(op, Op::LogSoftmax(..));
+            let x = get(x)?;
+            // A scalar is softmaxed as a group of one element.
+            let group_shape = if x.shape.is_empty() {
+                vec![1]
+            } else {
+                x.shape.clone()
+            };
+            if axis as usize >= group_shape.len() {
+                return Err(format!("axis {axis} out of range"));
+            }
+            let groups = Groups::new(&group_shape, Axes::one(axis as usize))?;
+            let data = reals(x)?;
+            let mut max = vec![f64::NEG_INFINITY; groups.n_out];
+            for (flat, &e) in data.iter().enumerate() {
+                let o = groups.out_index(flat);
+                max[o] = nan_max(max[o], e);
+            }
+            let mut sums = vec![0.0; groups.n_out];
+            for (flat, &e) in data.iter().enumerate() {
+                let o = groups.out_index(flat);
+                sums[o] += (e - max[o]).exp();
+            }
+            let out = data
+                .iter()
+                .enumerate()
+                .map(|(flat, &e)| {
+                    let o = groups.out_index(flat);
+                    if log {
+                        (e - max[o]) - sums[o].ln()
+                    } else {
+                        (e - max[o]).exp() / sums[o]
+                    }
+                })
+                .collect();
+            Tensor::real(x.shape.clone(), out)
+        }
+        Op::MatMul(a, b) => {
+            let (a, b) = (get(a)?, get(b)?);
+            let ([m, k], [k2, n]) = (rank2(a)?, rank2(b)?);
+            if k != k2 {
+                return Err(format!("matmul of {:?} and {:?}", a.shape, b.shape));
+            }
+            let (a, b) = (reals(a)?, reals(b)?);
+            let mut out = vec![0.0; m * n];
+            // i-k-j order: the inner loop runs along rows of `b` and `out`.
+            for i in 0..m {
+                let out_row = &mut out[i * n..(i + 1) * n];
+                for p in 0..k {
+                    let a_ip = a[i * k + p];
+                    let b_row = &b[p * n..(p + 1) * n];
+                    for (o, &b_pj) in out_row.iter_mut().zip(b_row) {
+                        *o += a_ip * b_pj;
+                    }
+                }
+            }
+            Tensor::real(vec![m, n], out)
+        }
+        Op::Gather(t, i) => {
+            let (table, index) = (get(t)?, get(i)?);
+            let Some((&rows, row_shape)) = table.shape.split_first() else {
+                return Err("gather from a scalar".into());
+            };
+            let row_len: usize = row_shape.iter().product();
+            let data = reals(table)?;
+            let mut out = Vec::with_capacity(index.len() * row_len);
+            for &ix in ints(index)? {
+                let r = checked_index(ix, rows)?;
+                out.extend_from_slice(&data[r * row_len..(r + 1) * row_len]);
+            }
+            Tensor::real(shape, out)
+        }
+        Op::ScatterAdd(u, i, rows) => {
+            let (updates, index) = (get(u)?, get(i)?);
+            let rows = dim_size(rows, dims)?;
+            let row_shape = updates
+                .shape
+                .get(index.shape.len()..)
+                .ok_or("scatter updates do not match the indices")?;
+            let row_len: usize = row_shape.iter().product();
+            let data = reals(updates)?;
+            let mut out = vec![0.0; rows * row_len];
+            for (b, &ix) in ints(index)?.iter().enumerate() {
+                let r = checked_index(ix, rows)?;
+                let src = &data[b * row_len..(b + 1) * row_len];
+                for (o, &e) in out[r * row_len..(r + 1) * row_len].iter_mut().zip(src) {
+                    *o += e;
+                }
+            }
+            Tensor::real(shape, out)
+        }
+        Op::Pick(x, l) => {
+            let (x, labels) = (get(x)?, get(l)?);
+            let [b, k] = rank2(x)?;
+            let labels = ints(labels)?;
+            if labels.len() != b {
+                return Err(format!(
+                    "pick from {:?} with {} labels",
+                    x.shape,
+                    labels.len()
+                ));
+            }
+            let data = reals(x)?;
+            let out = labels
+                .iter()
+                .enumerate()
+                .map(|(row, &l)| Ok(data[row * k + checked_index(l, k)?]))
+                .collect::<Result<_, String>>()?;
+            Tensor::real(vec![b], out)
+        }
+        Op::OneHot(l, depth) => {
+            let labels = get(l)?;
+            let depth = dim_size(depth, dims)?;
+            let labels = ints(labels)?;
+            let mut out = vec![0.0; labels.len() * depth];
+            for (row, &l) in labels.iter().enumerate() {
+                out[row * depth + checked_index(l, depth)?] = 1.0;
+            }
+            Tensor::real(shape, out)
+        }
+    })
+}
+
+/// An index as a `usize`, if it lies in `0..bound`.
+fn checked_index(ix: i64, bound: usize) -> Result<usize, String> {
+    usize::try_from(ix)
+        .ok()
+        .filter(|&r| r < bound)
+        .ok_or_else(|| format!("index {ix} out of range 0..{bound}"))
+}
+
+fn rank2(t: &Tensor) -> Result<[usize; 2], String> {
+    match t.shape[..] {
+        [m, n] => Ok([m, n]),
+        _ => Err(format!("expected rank 2, got shape {:?}", t.shape)),
+    }
+}
+
+/// NumPy broadcast of `x` to `shape`: dimensions aligned on the right, a size-1 (or
+/// missing) dimension repeated.
+fn broadcast(x: &Tensor, shape: Vec<usize>) -> Result<Tensor, String> {
+    if x.shape.len() > shape.len() {
+        return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape));
+    }
+    // Source strides aligned with the target's axes; 0 where the source repeats.
+    let offset = shape.len() - x.shape.len();
+    let mut strides = vec![0usize; shape.len()];
+    let mut stride = 1;
+    for (k, &size) in x.shape.iter().enumerate().rev() {
+        let target = shape[k + offset];
+        if size == target {
+            strides[k + offset] = stride;
+        } else if size != 1 {
+            return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape));
+        }
+        stride *= size;
+    }
+    let n: usize = shape.iter().product();
+    let source_index = |flat: usize| -> usize {
+        let mut rest = flat;
+        let mut src = 0;
+        for (k, &size) in shape.iter().enumerate().rev() {
+            src += (rest % size) * strides[k];
+            rest /= size;
+        }
+        src
+    };
+    let data = match &x.data {
+        TensorData::Real(v) => TensorData::Real((0..n).map(|f| v[source_index(f)]).collect()),
+        TensorData::Int(v) => TensorData::Int((0..n).map(|f| v[source_index(f)]).collect()),
+        TensorData::Bool(v) => TensorData::Bool((0..n).map(|f| v[source_index(f)]).collect()),
+    };
+    Ok(Tensor { shape, data })
+}
+
+/// How the elements of a shape fall into the groups of a reduction over some axes:
+/// maps each flat input index to the flat index of its group in the reduced shape.
+struct Groups {
+    /// The input shape.
+    shape: Vec<usize>,
+    /// Per input axis, the stride in the output (0 for a reduced axis).
+    out_strides: Vec<usize>,
+    /// The reduced shape.
+    out_shape: Vec<usize>,
+    /// The number of groups (elements of the reduced shape).
+    n_out: usize,
+}
+
+impl Groups {
+    fn new(shape: &[usize], axes: Axes) -> Result<Groups, String> {
+        if (axes.0 as u32) >> shape.len() != 0 {
+            return Err(format!("axes {:#b} out of range", axes.0));
+        }
+        let mut out_strides = vec![0; shape.len()];
+        let mut stride = 1;
+        for k in (0..shape.len()).rev() {
+            if !axes.contains(k) {
+                out_strides[k] = stride;
+                stride *= shape[k];
+            }
+        }
+        let out_shape: Vec<usize> = (0..shape.len())
+            .filter(|&k| !axes.contains(k))
+            .map(|k| shape[k])
+            .collect();
+        Ok(Groups {
+            shape: shape.to_vec(),
+            out_strides,
+            n_out: out_shape.iter().product(),
+            out_shape,
+        })
+    }
+
+    fn out_index(&self, flat: usize) -> usize {
+        let mut rest = flat;
+        let mut out = 0;
+        for k in (0..self.shape.len()).rev() {
+            out += (rest % self.shape[k]) * self.out_strides[k];
+            rest /= self.shape[k];
+        }
+        out
+    }
+}
+
+fn unary_fn(u: UnaryOp) -> fn(f64) -> f64 {
+    match u {
+        UnaryOp::Neg => |x| -x,
+        UnaryOp::Exp => f64::exp,
+        UnaryOp::Log => f64::ln,
+        UnaryOp::Log1p => f64::ln_1p,
+        UnaryOp::Sqrt => f64::sqrt,
+        UnaryOp::Sin => f64::sin,
+        UnaryOp::Cos => f64::cos,
+        UnaryOp::Tanh => f64::tanh,
+        UnaryOp::Sigmoid => sigmoid,
+        UnaryOp::Relu => |x| if x > 0.0 || x.is_nan() { x } else { 0.0 },
+        UnaryOp::Softplus => softplus,
+        UnaryOp::Abs => f64::abs,
+        UnaryOp::Square => |x| x * x,
+    }
+}
+
+/// `1 / (1 + exp(-x))` without overflow: only `exp(-|x|)` is ever computed.
+pub fn sigmoid(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        // Also the NaN branch: e is NaN, so the result is NaN.
+        e / (1.0 + e)
+    }
+}
+
+/// `log(1 + exp(x))` without overflow: `max(x, 0) + log1p(exp(-|x|))`.
+pub fn softplus(x: f64) -> f64 {
+    let positive_part = if x > 0.0 { x } else { 0.0 };
+    positive_part + (-x.abs()).exp().ln_1p()
+}
+
+fn binary_fn(b: BinaryOp) -> fn(f64, f64) -> f64 {
+    match b {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Pow => f64::powf,
+        BinaryOp::Max => nan_max,
+        BinaryOp::Min => nan_min,
+    }
+}
+
+/// NumPy's `maximum`: NaN if either operand is NaN.
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// NumPy's `minimum`: NaN if either operand is NaN.
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
+    match op {
+        CmpOp::Lt => a < b,
+        CmpOp::Le => a <= b,
+        CmpOp::Gt => a > b,
+        CmpOp::Ge => a >= b,
+        CmpOp::Eq => a == b,
+        CmpOp::Ne => a != b,
+    }
 }

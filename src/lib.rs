@@ -17,14 +17,17 @@
 
 pub mod autodiff;
 pub mod check;
+pub mod cli;
 pub mod data;
 pub mod diag;
 pub mod driver;
 pub mod equations;
+pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod lower;
+pub mod shape;
 pub mod simplify;
 pub mod syntax;
 pub mod tensor;

@@ -18,6 +18,7 @@
 //! per distinct set of dimensions and cached there, so repeated calls with the same
 //! dimensions do not allocate.
 
+pub mod math;
 mod plan;
 mod runtime;
 mod translate;

@@ -189,8 +189,6 @@ pub(crate) enum ResultWrite {
 pub(crate) struct Plan {
     /// Per value: how it is computed.
     pub nodes: Vec<Node>,
-    /// Per value: the first position at which it is complete.
-    pub avail: Vec<Pos>,
     /// Per value: where it is stored, if it is.
     pub storage: Vec<Option<Storage>>,
     /// The loop nests.
@@ -589,7 +587,6 @@ impl<'a> Planner<'a> {
         }
         Plan {
             nodes: self.nodes,
-            avail: self.avail,
             storage,
             groups: self.groups,
             items: self.items,

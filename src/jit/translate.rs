@@ -24,8 +24,12 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module};
 
 use super::plan::{self, Access, Item, Node, Plan, ReduceKind, ResultWrite, Storage, Stride};
+use super::math::{self, MathFn, MathOptions};
 use super::runtime;
 use crate::ir::{BinaryOp, CmpOp, Dim, Elem, Function, Op, ReduceOp, UnaryOp, Value};
+
+/// Transcendentals inline ([`math`]) rather than as libm calls.
+const INLINE_MATH: bool = true;
 
 /// Lanes per SIMD operation in the vectorised loops.
 const LANES: i64 = 2;
@@ -38,7 +42,9 @@ pub(crate) fn translate(
     module: &mut JITModule,
     imports: &HashMap<&'static str, FuncId>,
 ) {
+    let math_options = MathOptions::for_isa(module.isa());
     let mut t = Translator {
+        math_options,
         func,
         plan,
         bcx,
@@ -86,6 +92,7 @@ enum Param {
 }
 
 struct Translator<'a, 'b> {
+    math_options: MathOptions,
     func: &'a Function,
     plan: &'a Plan,
     bcx: FunctionBuilder<'b>,
@@ -420,8 +427,23 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// A transcendental function. The one place to switch to vector math.
+    /// A transcendental function: inline branch-free code from [`math`] (one lane or
+    /// two), or with `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
     fn math(&mut self, u: UnaryOp, x: ClifValue, width: u8) -> ClifValue {
+        if INLINE_MATH {
+            let f = match u {
+                UnaryOp::Exp => MathFn::Exp,
+                UnaryOp::Log => MathFn::Log,
+                UnaryOp::Log1p => MathFn::Log1p,
+                UnaryOp::Sin => MathFn::Sin,
+                UnaryOp::Cos => MathFn::Cos,
+                UnaryOp::Tanh => MathFn::Tanh,
+                UnaryOp::Sigmoid => MathFn::Sigmoid,
+                UnaryOp::Softplus => MathFn::Softplus,
+                _ => unreachable!("compiler bug: {u:?} is not a math function"),
+            };
+            return math::emit_unary_with(&mut self.bcx, f, x, self.math_options);
+        }
         let name = runtime::math_symbol(u)
             .unwrap_or_else(|| panic!("compiler bug: no math symbol for {u:?}"));
         if width == 1 {

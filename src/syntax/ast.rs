@@ -182,3 +182,35 @@ pub enum ExprKind {
     /// `x.T`
     Transpose(Box<Expr>),
 }
+
+impl Drop for Expr {
+    /// Drops deeply nested trees without recursing once per level, so a
+    /// 100,000-deep expression can be dropped on any thread's stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<ExprKind> = Vec::new();
+        let take = |kind: &mut ExprKind| std::mem::replace(kind, ExprKind::Int(0));
+        stack.push(take(&mut self.kind));
+        while let Some(kind) = stack.pop() {
+            match kind {
+                ExprKind::Int(_) | ExprKind::Real(_) | ExprKind::Name(_) => {}
+                ExprKind::Neg(mut x) | ExprKind::Transpose(mut x) => stack.push(take(&mut x.kind)),
+                ExprKind::Binary(_, mut a, mut b) => {
+                    stack.push(take(&mut a.kind));
+                    stack.push(take(&mut b.kind));
+                }
+                ExprKind::Call { mut args, .. } => {
+                    for arg in &mut args {
+                        stack.push(take(&mut arg.kind));
+                    }
+                }
+                ExprKind::Index {
+                    mut base,
+                    mut index,
+                } => {
+                    stack.push(take(&mut base.kind));
+                    stack.push(take(&mut index.kind));
+                }
+            }
+        }
+    }
+}

@@ -1,13 +1,204 @@
-//! Source text → AST. (STUB: replaced by the front-end work.)
+//! Source text → AST: the facade over the logos lexer and the lalrpop grammar.
+//!
+//! In: the text of a `.loss` file. Out: an [`ast::File`] whose nodes carry byte spans,
+//! or diagnostics: every lexical error, or the first syntax error (saying what was
+//! expected and what was found). The generated parser is table-driven (an explicit
+//! stack, no recursion), so nesting depth cannot overflow the call stack here.
+
 pub mod ast;
+pub mod lexer;
+pub mod print;
+pub mod token;
 
 use crate::diag::{Diagnostic, Span};
+use lalrpop_util::ParseError;
+use token::Token;
+
+lalrpop_util::lalrpop_mod!(
+    #[allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
+    grammar,
+    "/loss.rs"
+);
 
 /// Parses a whole `.loss` file.
 pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
-    let _ = source;
-    Err(vec![Diagnostic::error(
-        Span::default(),
-        "parser not built yet",
-    )])
+    let tokens = lexer::lex(source)?;
+    let items = grammar::ItemsParser::new()
+        .parse(tokens.into_iter().map(Ok::<_, Diagnostic>))
+        .map_err(|error| vec![syntax_error(source, error)])?;
+    Ok(ast::File {
+        items,
+        eof: end_of_file(source),
+    })
+}
+
+/// An empty span just after the last non-whitespace character (comments count as
+/// content): where "missing `loss`" is reported, on a line the user can see.
+fn end_of_file(source: &str) -> Span {
+    let end = source.trim_end().len();
+    Span::new(end, end)
+}
+
+/// Builds a binary-operator node spanning `start..end` (used by the grammar).
+pub(crate) fn binary(
+    op: ast::BinOp,
+    a: ast::Expr,
+    b: ast::Expr,
+    start: usize,
+    end: usize,
+) -> ast::Expr {
+    ast::Expr {
+        kind: ast::ExprKind::Binary(op, Box::new(a), Box::new(b)),
+        span: Span::new(start, end),
+    }
+}
+
+/// The diagnostic for a parse error.
+fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Diagnostic {
+    match error {
+        ParseError::User { error } => error,
+        ParseError::UnrecognizedEof { location, expected } => Diagnostic::error(
+            Span::new(location, location),
+            format!("{}, found end of file", expected_text(&expected)),
+        ),
+        ParseError::UnrecognizedToken {
+            token: (start, token, end),
+            expected,
+        } => {
+            let span = Span::new(start, end);
+            let comparison = matches!(
+                token,
+                Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne
+            );
+            if comparison && !expected.iter().any(|e| e.trim_matches('"') == token.text()) {
+                return Diagnostic::error(
+                    span,
+                    "comparisons cannot be chained: `a < b < c` is not an expression",
+                );
+            }
+            let found = token.describe(source.get(start..end).unwrap_or(""));
+            // `5.T` lexes as the real `5.` then `T`: say so.
+            let before = source.get(..start).unwrap_or("");
+            let hint = if token == Token::Ident("T".to_string())
+                && before.ends_with('.')
+                && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+            {
+                " (a number followed by `.` is a real literal; put the number in parentheses to transpose it)"
+            } else {
+                ""
+            };
+            Diagnostic::error(
+                span,
+                format!("{}, found {found}{hint}", expected_text(&expected)),
+            )
+        }
+        ParseError::ExtraToken {
+            token: (start, token, end),
+        } => {
+            let found = token.describe(source.get(start..end).unwrap_or(""));
+            Diagnostic::error(Span::new(start, end), format!("unexpected {found}"))
+        }
+        ParseError::InvalidToken { location } => {
+            Diagnostic::error(Span::new(location, location), "invalid token")
+        }
+    }
+}
+
+/// Groups of terminals named as one thing in "expected ..." messages.
+const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "a statement (`input`, `param`, `let`, `fn`, `output`, `loss`)",
+        &["input", "param", "let", "fn", "output", "loss"],
+    ),
+    ("an operator", &["+", "-", "*", "/", "@", "^"]),
+    (
+        "an expression",
+        &["identifier", "integer", "real number", "(", "-"],
+    ),
+];
+
+/// "expected one of `)`, `,` or an operator" from lalrpop's list of expected terminals
+/// (which are quoted: `"\")\""`).
+fn expected_text(expected: &[String]) -> String {
+    let mut remaining: Vec<&str> = expected.iter().map(|s| s.trim_matches('"')).collect();
+    let mut names: Vec<String> = Vec::new();
+    for (group, members) in GROUPS {
+        if members.iter().all(|m| remaining.contains(m)) {
+            names.push(group.to_string());
+            remaining.retain(|t| !members.contains(t));
+        }
+    }
+    // Comparison operators always come with the arithmetic ones; name them together.
+    let comparisons = ["<", "<=", ">", ">=", "==", "!="];
+    if names.iter().any(|n| n == "an operator") {
+        remaining.retain(|t| !comparisons.contains(t));
+    }
+    let mut listed: Vec<String> = remaining
+        .iter()
+        .map(|t| match *t {
+            "identifier" => "an identifier".to_string(),
+            "integer" => "an integer".to_string(),
+            "real number" => "a real number".to_string(),
+            other => format!("`{other}`"),
+        })
+        .collect();
+    listed.extend(names);
+    match listed.len() {
+        0 => "unexpected token".to_string(),
+        1 => format!("expected {}", listed[0]),
+        n => format!(
+            "expected one of {} or {}",
+            listed[..n - 1].join(", "),
+            listed[n - 1]
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(source: &str) -> Diagnostic {
+        parse(source).expect_err("a syntax error").remove(0)
+    }
+
+    #[test]
+    fn end_of_file_errors_point_just_after_the_last_token() {
+        let error = first_error("param x\nloss = x +\n\n  # trailing comment\n");
+        assert_eq!(error.span, Span::new(18, 18));
+        assert!(error.message.contains("found end of file"));
+    }
+
+    #[test]
+    fn missing_loss_is_reported_after_the_last_content() {
+        let file = parse("param x\n# the end\n\n").expect("parses");
+        assert_eq!(file.eof, Span::new(17, 17));
+        assert_eq!(parse("").expect("parses").eof, Span::new(0, 0));
+    }
+
+    #[test]
+    fn expected_tokens_are_named() {
+        let error = first_error("fn f(a b) = a");
+        assert_eq!(
+            error.message,
+            "expected one of `)` or `,`, found identifier `b`"
+        );
+        assert_eq!(error.span, Span::new(7, 8));
+    }
+
+    #[test]
+    fn power_binds_tighter_than_unary_minus_and_is_right_associative() {
+        use ast::{BinOp, ExprKind};
+        let file = parse("loss = -a ^ b ^ c").expect("parses");
+        let ast::Item::Loss { value, .. } = &file.items[0] else {
+            panic!("a loss statement")
+        };
+        let ExprKind::Neg(power) = &value.kind else {
+            panic!("unary minus on top: {value:?}")
+        };
+        let ExprKind::Binary(BinOp::Pow, _, right) = &power.kind else {
+            panic!("a power under the minus")
+        };
+        assert!(matches!(right.kind, ExprKind::Binary(BinOp::Pow, _, _)));
+    }
 }

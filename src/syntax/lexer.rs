@@ -1,0 +1,124 @@
+//! Source text → spanned tokens, for the lalrpop parser's external-lexer interface.
+//!
+//! In: the whole source text. Out: every token as `(start, token, end)` with byte
+//! offsets, or every lexical error as a [`Diagnostic`] whose span covers the offending
+//! characters (whole UTF-8 characters, never half of one).
+
+use super::token::{LexError, Token};
+use crate::diag::{Diagnostic, Span};
+use logos::Logos;
+
+/// A token with its byte range, as the generated parser consumes it.
+pub type Spanned = (usize, Token, usize);
+
+/// Lexes the whole source; returns all tokens, or all lexical errors.
+pub fn lex(source: &str) -> Result<Vec<Spanned>, Vec<Diagnostic>> {
+    let mut tokens = Vec::new();
+    let mut errors = Vec::new();
+    let mut lexer = Token::lexer(source);
+    while let Some(result) = lexer.next() {
+        let range = lexer.span();
+        match result {
+            Ok(token) => tokens.push((range.start, token, range.end)),
+            Err(error) => errors.push(lex_error(source, range, error)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(tokens)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The diagnostic for one lexical error at `range`.
+fn lex_error(source: &str, range: std::ops::Range<usize>, error: LexError) -> Diagnostic {
+    let text = source.get(range.clone()).unwrap_or("");
+    match error {
+        LexError::IntTooLarge => Diagnostic::error(
+            Span::new(range.start, range.end),
+            format!(
+                "integer literal `{text}` is too large (the largest is {})",
+                i64::MAX
+            ),
+        ),
+        LexError::RealTooLarge => Diagnostic::error(
+            Span::new(range.start, range.end),
+            format!("real literal `{text}` is too large to be represented"),
+        ),
+        LexError::UnexpectedChar => {
+            // Point at exactly one whole character, whatever span logos reported.
+            let start = range.start.min(source.len());
+            let ch = source[start..].chars().next();
+            let end = start + ch.map_or(0, char::len_utf8);
+            let message = match ch {
+                Some('\0') => "unexpected NUL byte".to_string(),
+                Some('!') => "unexpected character `!` (did you mean `!=`?)".to_string(),
+                Some(c) if c.is_control() || c.is_whitespace() => {
+                    format!("unexpected character U+{:04X}", c as u32)
+                }
+                Some('`') => "unexpected character '`'".to_string(),
+                Some(c) => format!("unexpected character `{c}`"),
+                None => "unexpected end of input".to_string(),
+            };
+            Diagnostic::error(Span::new(start, end), message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(source: &str) -> Vec<Token> {
+        lex(source)
+            .expect("lexes")
+            .into_iter()
+            .map(|(_, t, _)| t)
+            .collect()
+    }
+
+    #[test]
+    fn literals_follow_the_spec() {
+        assert_eq!(
+            kinds("3 0 0.5 5. 1e-3 2.5E+4"),
+            vec![
+                Token::IntLit(3),
+                Token::IntLit(0),
+                Token::RealLit(0.5),
+                Token::RealLit(5.0),
+                Token::RealLit(1e-3),
+                Token::RealLit(2.5e4),
+            ]
+        );
+    }
+
+    #[test]
+    fn transpose_is_dot_then_t() {
+        assert_eq!(
+            kinds("x.T"),
+            vec![
+                Token::Ident("x".into()),
+                Token::Dot,
+                Token::Ident("T".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn keywords_are_not_identifiers() {
+        assert_eq!(
+            kinds("input inputs # comment\nint"),
+            vec![Token::Input, Token::Ident("inputs".into()), Token::Int]
+        );
+    }
+
+    #[test]
+    fn errors_cover_whole_characters() {
+        let errors = lex("x é\0 99999999999999999999").unwrap_err();
+        let spans: Vec<Span> = errors.iter().map(|d| d.span).collect();
+        assert_eq!(
+            spans,
+            vec![Span::new(2, 4), Span::new(4, 5), Span::new(6, 26)]
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! The command line, run as a user runs it: the built `gradc` binary on the shipped
+//! examples and on broken files and data.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXAMPLES: &[&str] = &[
+    "neuron",
+    "logreg",
+    "mlp",
+    "classifier",
+    "glove",
+    "nlm",
+    "deep",
+];
+
+fn gradc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the gradc binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn example(name: &str) -> (String, String) {
+    (
+        format!("examples/{name}.loss"),
+        format!("examples/{name}.data.json"),
+    )
+}
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "gradc failed: {}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(out)))
+}
+
+/// Every number in a JSON value, flattened in order.
+fn numbers(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Number(n) => vec![n.as_f64().unwrap()],
+        Value::Array(items) => items.iter().flat_map(numbers).collect(),
+        Value::Object(map) => map.values().flat_map(numbers).collect(),
+        Value::String(s) => vec![s.parse::<f64>().unwrap_or(f64::NAN)],
+        _ => vec![],
+    }
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for name in EXAMPLES {
+        let (file, _) = example(name);
+        let out = gradc(&["check", &file]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{name}: check prints nothing on success");
+    }
+}
+
+#[test]
+fn run_prints_loss_every_gradient_and_the_outputs() {
+    for name in EXAMPLES {
+        let (file, data) = example(name);
+        let result = json(&gradc(&["run", &file, "--data", &data]));
+        let object = result.as_object().unwrap();
+        let keys: Vec<&str> = object.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["loss", "grad", "outputs"], "{name}");
+        assert!(result["loss"].is_number(), "{name}: loss is a number");
+        let source = std::fs::read_to_string(&file).unwrap();
+        let params: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("param"))
+            .map(|rest| rest.split(':').next().unwrap().trim())
+            .collect();
+        let grads: Vec<&str> = result["grad"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(grads, params, "{name}: one gradient per param, in order");
+    }
+}
+
+#[test]
+fn jit_and_interpreter_agree_on_every_example() {
+    for name in EXAMPLES {
+        let (file, data) = example(name);
+        let jit = numbers(&json(&gradc(&["run", &file, "--data", &data])));
+        let interp = numbers(&json(&gradc(&["run", &file, "--data", &data, "--interp"])));
+        assert_eq!(jit.len(), interp.len(), "{name}");
+        for (a, b) in jit.iter().zip(&interp) {
+            let scale = a.abs().max(b.abs()).max(1e-300);
+            assert!(
+                (a - b).abs() <= 1e-12 * scale.max(1.0),
+                "{name}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_forward_omits_the_gradient() {
+    let (file, data) = example("classifier");
+    let result = json(&gradc(&["run", &file, "--data", &data, "--forward"]));
+    let keys: Vec<&String> = result.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["loss", "outputs"]);
+    let probs = result["outputs"]["probs"].as_array().unwrap();
+    for row in probs {
+        let total: f64 = numbers(row).iter().sum();
+        assert!((total - 1.0).abs() < 1e-12, "softmax rows sum to 1");
+    }
+}
+
+#[test]
+fn outputs_is_an_empty_object_when_there_are_none() {
+    let (file, data) = example("deep");
+    let result = json(&gradc(&["run", &file, "--data", &data]));
+    assert_eq!(result["outputs"], serde_json::json!({}));
+}
+
+#[test]
+fn gradcheck_passes_on_every_example_at_its_data_and_at_random_points() {
+    for name in EXAMPLES {
+        let (file, data) = example(name);
+        let out = gradc(&["gradcheck", &file, "--data", &data]);
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        for seed in ["1", "2"] {
+            let out = gradc(&["gradcheck", &file, "--seed", seed]);
+            assert!(
+                out.status.success(),
+                "{name} seed {seed}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_emit_is_deterministic() {
+    for name in EXAMPLES {
+        let (file, _) = example(name);
+        for stage in ["ast", "ir", "grad-ir", "grad"] {
+            let first = gradc(&["compile", &file, "--emit", stage]);
+            assert!(first.status.success(), "{name} {stage}: {}", stderr(&first));
+            assert!(
+                !stdout(&first).is_empty(),
+                "{name} {stage} prints something"
+            );
+            let second = gradc(&["compile", &file, "--emit", stage]);
+            assert_eq!(stdout(&first), stdout(&second), "{name} {stage}");
+        }
+    }
+}
+
+#[test]
+fn emit_grad_has_one_equation_per_param() {
+    let (file, _) = example("classifier");
+    let text = stdout(&gradc(&["compile", &file, "--emit", "grad"]));
+    for param in ["W1", "b1", "W2", "b2"] {
+        let line = format!("d loss / d {param} = ");
+        assert_eq!(text.matches(&line).count(), 1, "{param} in:\n{text}");
+    }
+}
+
+#[test]
+fn compile_summary_reports_sizes_without_swell() {
+    for name in EXAMPLES {
+        let (file, _) = example(name);
+        let out = gradc(&["compile", &file]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let text = stdout(&out);
+        let counts = |label: &str| -> Vec<usize> {
+            let line = text.lines().find(|l| l.starts_with(label)).unwrap();
+            line.split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect()
+        };
+        let forward = counts("forward IR:")[1];
+        let gradient = counts("gradient IR:")[1];
+        assert!(
+            gradient <= 4 * forward,
+            "{name}: {gradient} > 4 x {forward}\n{text}"
+        );
+        assert!(text.contains("compiled in"), "{name}");
+    }
+}
+
+#[test]
+fn compile_writes_to_a_file_with_o() {
+    let (file, _) = example("neuron");
+    let out_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("neuron.grad.txt");
+    let out = gradc(&[
+        "compile",
+        &file,
+        "--emit",
+        "grad",
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let printed = stdout(&gradc(&["compile", &file, "--emit", "grad"]));
+    assert_eq!(written, printed);
+}
+
+#[test]
+fn errors_in_the_file_are_reported_with_location_and_caret() {
+    let path = scratch("bad.loss", "param w\nlet a = w + z\nloss = a\n");
+    let out = gradc(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap();
+    let expected = format!("{}:2:13: error: ", path.display());
+    assert!(first.starts_with(&expected), "{err}");
+    assert!(err.contains("let a = w + z"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    for command in [&["compile"][..], &["gradcheck"][..]] {
+        let mut args = command.to_vec();
+        args.push(path.to_str().unwrap());
+        let out = gradc(&args);
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        assert!(stderr(&out).starts_with(&expected), "{command:?}");
+    }
+}
+
+#[test]
+fn warnings_do_not_change_the_exit_status() {
+    let path = scratch("unused.loss", "param w\nparam unused\nloss = w * w\n");
+    let out = gradc(&["check", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(": warning: "), "{}", stderr(&out));
+    let data = scratch("unused.data.json", r#"{"w": 3, "unused": 1}"#);
+    let result = json(&gradc(&[
+        "run",
+        path.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    assert_eq!(result["grad"]["unused"].as_f64(), Some(0.0));
+    assert_eq!(result["grad"]["w"].as_f64(), Some(6.0));
+}
+
+#[test]
+fn call_time_errors_name_the_offending_input() {
+    let (file, _) = example("classifier");
+    let cases = [
+        (r#"{"x": [[1.0]]}"#, "labels"),
+        (
+            r#"{"x": [[1,2],[3,4]], "labels": [0, 1.5], "W1": [[1],[2]], "b1": [0], "W2": [[1]], "b2": [0]}"#,
+            "labels",
+        ),
+        (
+            r#"{"x": [[1,2],[3,4]], "labels": [0, 7], "W1": [[1],[2]], "b1": [0], "W2": [[1]], "b2": [0]}"#,
+            "labels",
+        ),
+        (
+            r#"{"x": [[1,2],[3,4]], "labels": [0, 0], "W1": [[1],[2],[3]], "b1": [0], "W2": [[1]], "b2": [0]}"#,
+            "W1",
+        ),
+        (
+            r#"{"x": [[1,2],[3,4]], "labels": [0, 0], "W1": [[1],[2]], "b1": [0], "W2": [[1]], "b2": [0], "extra": 1}"#,
+            "extra",
+        ),
+    ];
+    for (k, (data, name)) in cases.iter().enumerate() {
+        let data_path = scratch(&format!("bad{k}.data.json"), data);
+        let out = gradc(&["run", &file, "--data", data_path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "case {k}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: "), "case {k}: {err}");
+        assert!(err.contains(name), "case {k} should name `{name}`: {err}");
+        assert_eq!(stdout(&out), "", "case {k}");
+    }
+}
+
+#[test]
+fn non_finite_values_are_printed_as_strings() {
+    let path = scratch("inf.loss", "input x\nparam w\nloss = log(w * x)\n");
+    let data = scratch("inf.data.json", r#"{"x": 0, "w": 1}"#);
+    let out = gradc(&[
+        "run",
+        path.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let result = json(&out);
+    assert_eq!(result["loss"], Value::String("-Infinity".into()));
+    assert!(matches!(&result["grad"]["w"], Value::String(s) if s == "Infinity" || s == "NaN"));
+}
+
+#[test]
+fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
+    let (file, data) = example("classifier");
+    let trained = Path::new(env!("CARGO_TARGET_TMPDIR")).join("classifier.trained.json");
+    let out = gradc(&[
+        "train",
+        &file,
+        "--data",
+        &data,
+        "--steps",
+        "50",
+        "--lr",
+        "0.05",
+        "-o",
+        trained.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let losses: Vec<f64> = stdout(&out)
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(losses.len() >= 2);
+    assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{losses:?}");
+    let rerun = json(&gradc(&[
+        "run",
+        &file,
+        "--data",
+        trained.to_str().unwrap(),
+        "--forward",
+    ]));
+    let final_loss = rerun["loss"].as_f64().unwrap();
+    assert!((final_loss - losses.last().unwrap()).abs() <= 1e-9 * final_loss.abs());
+    for optimizer in ["sgd", "adam"] {
+        let out = gradc(&[
+            "train",
+            &file,
+            "--data",
+            &data,
+            "--steps",
+            "5",
+            "--optimizer",
+            optimizer,
+        ]);
+        assert!(out.status.success(), "{optimizer}: {}", stderr(&out));
+    }
+}

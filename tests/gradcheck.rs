@@ -1,0 +1,314 @@
+//! The finite-difference gradient check on hand-built functions with hand-derived
+//! gradient functions: correct gradients pass, deliberately wrong ones fail, and kinks
+//! near the point do not cause false failures.
+
+use gradc::data::{random_point, Bound};
+use gradc::gradcheck::{
+    gradcheck, gradcheck_random, gradcheck_with, GradcheckOptions, DEFAULT_TOLERANCE,
+};
+use gradc::interp;
+use gradc::ir::{
+    ArgDecl, ArgRole, Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, FuncResult, Function, Op, ReduceOp,
+    ResultRole, Type, UnaryOp, Value,
+};
+use gradc::Tensor;
+
+const B: Dim = Dim::Sym(DimVar(0));
+const D: Dim = Dim::Sym(DimVar(1));
+const H: Dim = Dim::Sym(DimVar(2));
+
+fn run(func: &Function, bound: &Bound) -> Result<Vec<Tensor>, String> {
+    interp::eval(func, &bound.dims, &bound.args)
+}
+
+fn arg(name: &str, role: ArgRole, elem: Elem, shape: Vec<Dim>) -> ArgDecl {
+    ArgDecl {
+        name: name.into(),
+        role,
+        ty: Type { elem, shape },
+    }
+}
+
+fn result(name: &str, role: ResultRole, value: Value) -> FuncResult {
+    FuncResult {
+        name: name.into(),
+        role,
+        value,
+    }
+}
+
+/// How the hand-derived gradient of [`tanh_layer`] is broken, if at all.
+#[derive(Clone, Copy, PartialEq)]
+enum Bug {
+    None,
+    /// dL/dz forgets the tanh derivative `1 − t²`.
+    MissingTanhDerivative,
+    /// dL/db has the wrong sign.
+    BiasSign,
+}
+
+/// `loss = sum(tanh(x @ W + b)^2)` with `x: [B, D]`, `W: [D, H]`, `b: [H]`, and its
+/// gradient function derived by hand:
+/// `dz = 2t(1 − t²)`, `dW = xᵀ @ dz`, `db = sum(dz, 0)`.
+fn tanh_layer(bug: Bug) -> (Function, Function) {
+    let args = vec![
+        arg("x", ArgRole::Input, Elem::Real, vec![B, D]),
+        arg("W", ArgRole::Param, Elem::Real, vec![D, H]),
+        arg("b", ArgRole::Param, Elem::Real, vec![H]),
+    ];
+    let dims = vec!["B".into(), "D".into(), "H".into()];
+    let build_forward = |func: &mut Function| {
+        let x = func.push(Op::Arg(0));
+        let w = func.push(Op::Arg(1));
+        let b = func.push(Op::Arg(2));
+        let xw = func.push(Op::MatMul(x, w));
+        let b_wide = func.push(Op::Broadcast(b, vec![B, H]));
+        let z = func.push(Op::Binary(BinaryOp::Add, xw, b_wide));
+        let t = func.push(Op::Unary(UnaryOp::Tanh, z));
+        let t2 = func.push(Op::Unary(UnaryOp::Square, t));
+        let loss = func.push(Op::Reduce(ReduceOp::Sum, t2, Axes(3)));
+        (x, t, loss)
+    };
+    let mut forward = Function::new("forward", dims.clone(), args.clone());
+    let (_, _, loss) = build_forward(&mut forward);
+    forward.results.push(result("loss", ResultRole::Loss, loss));
+
+    let mut grad = Function::new("grad", dims, args);
+    let (x, t, loss) = build_forward(&mut grad);
+    let two = grad.push(Op::Const(2.0));
+    let two_wide = grad.push(Op::Broadcast(two, vec![B, H]));
+    let dt = grad.push(Op::Binary(BinaryOp::Mul, two_wide, t));
+    let dz = if bug == Bug::MissingTanhDerivative {
+        dt
+    } else {
+        let one = grad.push(Op::Const(1.0));
+        let one_wide = grad.push(Op::Broadcast(one, vec![B, H]));
+        let t2 = grad.push(Op::Unary(UnaryOp::Square, t));
+        let slope = grad.push(Op::Binary(BinaryOp::Sub, one_wide, t2));
+        grad.push(Op::Binary(BinaryOp::Mul, dt, slope))
+    };
+    let xt = grad.push(Op::Transpose(x));
+    let dw = grad.push(Op::MatMul(xt, dz));
+    let mut db = grad.push(Op::Reduce(ReduceOp::Sum, dz, Axes(1)));
+    if bug == Bug::BiasSign {
+        db = grad.push(Op::Unary(UnaryOp::Neg, db));
+    }
+    grad.results = vec![
+        result("loss", ResultRole::Loss, loss),
+        result("W", ResultRole::Grad(1), dw),
+        result("b", ResultRole::Grad(2), db),
+    ];
+    (forward, grad)
+}
+
+#[test]
+fn a_correct_gradient_passes_with_tiny_errors() {
+    let (forward, grad) = tanh_layer(Bug::None);
+    for seed in 0..10 {
+        let point = random_point(&forward, seed);
+        let report = gradcheck(&forward, &grad, &point, run).unwrap();
+        assert!(report.passed(DEFAULT_TOLERANCE), "seed {seed}:\n{report}");
+        assert!(report.worst_error() < 1e-6, "seed {seed}:\n{report}");
+        for row in &report.params {
+            assert_eq!(row.checked, row.len(), "small params are checked entirely");
+            assert_eq!(row.nonsmooth, 0);
+        }
+    }
+}
+
+#[test]
+fn a_missing_chain_rule_factor_fails_on_both_params() {
+    let (forward, grad) = tanh_layer(Bug::MissingTanhDerivative);
+    let point = random_point(&forward, 3);
+    let report = gradcheck(&forward, &grad, &point, run).unwrap();
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    for row in &report.params {
+        assert!(row.worst_error > 1e-2, "{}: {}", row.name, row.worst_error);
+        assert!(row.worst_at.is_some());
+    }
+}
+
+#[test]
+fn a_sign_error_fails_on_that_param_only() {
+    let (forward, grad) = tanh_layer(Bug::BiasSign);
+    let point = random_point(&forward, 5);
+    let report = gradcheck(&forward, &grad, &point, run).unwrap();
+    let by_name = |name: &str| report.params.iter().find(|p| p.name == name).unwrap();
+    assert!(by_name("W").worst_error < 1e-6, "{report}");
+    // A sign error gives |g − fd| = 2|g|, i.e. an error of 2.
+    assert!((by_name("b").worst_error - 2.0).abs() < 1e-6, "{report}");
+    assert!(!report.passed(DEFAULT_TOLERANCE));
+    let text = report.to_string();
+    assert!(text.contains('W') && text.contains('b'), "{text}");
+}
+
+#[test]
+fn large_params_are_sampled_and_the_report_says_how_many() {
+    let (forward, grad) = tanh_layer(Bug::None);
+    let point = Bound {
+        dims: vec![3, 20, 10],
+        ..random_point(&forward, 1)
+    };
+    // Rebuild the arguments for the larger sizes.
+    let point = {
+        let mut p = point;
+        p.args = vec![
+            Tensor::real(
+                vec![3, 20],
+                (0..60).map(|k| (k as f64 * 0.37).sin()).collect(),
+            ),
+            Tensor::real(
+                vec![20, 10],
+                (0..200).map(|k| (k as f64 * 0.11).cos() * 0.3).collect(),
+            ),
+            Tensor::real(vec![10], (0..10).map(|k| k as f64 * 0.05).collect()),
+        ];
+        p
+    };
+    let options = GradcheckOptions {
+        max_elements: 16,
+        seed: 9,
+        ..GradcheckOptions::default()
+    };
+    let report = gradcheck_with(&forward, &grad, &point, run, options).unwrap();
+    assert_eq!(report.params[0].checked, 16);
+    assert_eq!(report.params[0].len(), 200);
+    assert_eq!(report.params[1].checked, 10);
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert!(report.to_string().contains("16/200"), "{report}");
+}
+
+/// `loss = sum(abs(w))` and its gradient `sign(w)` written with compare/select
+/// (`abs'(0) = 0` is not exercised: the point is near, not at, the kink).
+fn abs_sum() -> (Function, Function) {
+    let args = vec![arg("w", ArgRole::Param, Elem::Real, vec![B])];
+    let mut forward = Function::new("forward", vec!["B".into()], args.clone());
+    let w = forward.push(Op::Arg(0));
+    let a = forward.push(Op::Unary(UnaryOp::Abs, w));
+    let loss = forward.push(Op::Reduce(ReduceOp::Sum, a, Axes(1)));
+    forward.results.push(result("loss", ResultRole::Loss, loss));
+
+    let mut grad = Function::new("grad", vec!["B".into()], args);
+    let w = grad.push(Op::Arg(0));
+    let a = grad.push(Op::Unary(UnaryOp::Abs, w));
+    let loss = grad.push(Op::Reduce(ReduceOp::Sum, a, Axes(1)));
+    let zero = grad.push(Op::Const(0.0));
+    let zero_wide = grad.push(Op::Broadcast(zero, vec![B]));
+    let one = grad.push(Op::Const(1.0));
+    let one_wide = grad.push(Op::Broadcast(one, vec![B]));
+    let minus_one = grad.push(Op::Unary(UnaryOp::Neg, one_wide));
+    let positive = grad.push(Op::Compare(CmpOp::Gt, w, zero_wide));
+    let sign = grad.push(Op::Select(positive, one_wide, minus_one));
+    grad.results = vec![
+        result("loss", ResultRole::Loss, loss),
+        result("w", ResultRole::Grad(0), sign),
+    ];
+    (forward, grad)
+}
+
+#[test]
+fn a_kink_within_the_step_does_not_fail_a_correct_gradient() {
+    let (forward, grad) = abs_sum();
+    // 3e-6 is within h = 1e-5 of the kink of abs at 0; 1e-9 is within h/1000 too.
+    let point = Bound {
+        dims: vec![4],
+        args: vec![Tensor::real(vec![4], vec![0.7, 3e-6, -2e-6, 1e-9])],
+    };
+    let report = gradcheck(&forward, &grad, &point, run).unwrap();
+    let row = &report.params[0];
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!(row.checked + row.nonsmooth, 4);
+    assert_eq!(row.checked, 3, "{report}");
+}
+
+#[test]
+fn a_non_finite_loss_is_an_error_and_the_random_point_falls_back_to_positive_values() {
+    // loss = sum(log(w)), gradient 1 / w.
+    let args = vec![arg("w", ArgRole::Param, Elem::Real, vec![B])];
+    let mut forward = Function::new("forward", vec!["B".into()], args.clone());
+    let w = forward.push(Op::Arg(0));
+    let l = forward.push(Op::Unary(UnaryOp::Log, w));
+    let loss = forward.push(Op::Reduce(ReduceOp::Sum, l, Axes(1)));
+    forward.results.push(result("loss", ResultRole::Loss, loss));
+    let mut grad = Function::new("grad", vec!["B".into()], args);
+    let w = grad.push(Op::Arg(0));
+    let l = grad.push(Op::Unary(UnaryOp::Log, w));
+    let loss = grad.push(Op::Reduce(ReduceOp::Sum, l, Axes(1)));
+    let one = grad.push(Op::Const(1.0));
+    let one_wide = grad.push(Op::Broadcast(one, vec![B]));
+    let inverse = grad.push(Op::Binary(BinaryOp::Div, one_wide, w));
+    grad.results = vec![
+        result("loss", ResultRole::Loss, loss),
+        result("w", ResultRole::Grad(0), inverse),
+    ];
+
+    let negative = Bound {
+        dims: vec![2],
+        args: vec![Tensor::real(vec![2], vec![1.0, -1.0])],
+    };
+    let message = gradcheck(&forward, &grad, &negative, run).unwrap_err();
+    assert!(message.contains("NaN"), "{message}");
+
+    // Some seed gives a negative value at the signed point; all must pass.
+    for seed in 0..5 {
+        let (point, report) =
+            gradcheck_random(&forward, &grad, seed, run, GradcheckOptions::default()).unwrap();
+        assert!(point.args[0].as_real().unwrap().iter().all(|&x| x > 0.0));
+        assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    }
+}
+
+#[test]
+fn a_gradient_function_without_a_param_gradient_is_an_error() {
+    let (forward, mut grad) = tanh_layer(Bug::None);
+    grad.results.pop();
+    let point = random_point(&forward, 0);
+    let message = gradcheck(&forward, &grad, &point, run).unwrap_err();
+    assert!(message.contains("`b`"), "{message}");
+}
+
+/// Every `.loss` file in a directory, sorted.
+fn loss_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "loss"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The pipeline end to end: every example file (and the benchmark workloads, when the
+/// shared folder is there) compiles, and its derived gradient agrees with finite
+/// differences at three random points, well within the tolerance (worst errors seen:
+/// about 1e-7).
+#[test]
+fn the_whole_pipeline_passes_gradcheck_on_every_example_file() {
+    let mut files = loss_files(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ok"));
+    assert!(!files.is_empty());
+    files.extend(loss_files("/work/shared/bench/workloads"));
+    let mut failures = Vec::new();
+    for path in &files {
+        let source = std::fs::read_to_string(path).unwrap();
+        let compiled = match gradc::driver::compile(&source) {
+            Ok(c) => c,
+            Err(diags) => panic!("{}: {diags:?}", path.display()),
+        };
+        for seed in 0..3 {
+            let options = GradcheckOptions {
+                max_elements: 12,
+                ..GradcheckOptions::default()
+            };
+            let name = path.display();
+            match gradcheck_random(&compiled.forward, &compiled.grad, seed, run, options) {
+                Ok((_, report)) if report.passed(1e-6) => {}
+                Ok((_, report)) => failures.push(format!("{name} seed {seed}:\n{report}")),
+                Err(message) => failures.push(format!("{name} seed {seed}: {message}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
