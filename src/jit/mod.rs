@@ -28,8 +28,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use cranelift::prelude::{settings, types, AbiParam, Configurable, FunctionBuilderContext};
 use cranelift::codegen::ir::Signature;
+use cranelift::prelude::{settings, types, AbiParam, Configurable, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 
@@ -256,15 +256,17 @@ fn index_literals(func: &Function) -> Vec<(i64, Dim)> {
 fn new_module() -> Result<JITModule, JitError> {
     let codegen = |e: &dyn fmt::Display| JitError::Codegen(e.to_string());
     let mut flags = settings::builder();
-    flags
-        .set("opt_level", "speed")
-        .map_err(|e| codegen(&e))?;
+    flags.set("opt_level", "speed").map_err(|e| codegen(&e))?;
     // cranelift-jit needs absolute, non-PIC relocations.
     flags
         .set("use_colocated_libcalls", "false")
         .map_err(|e| codegen(&e))?;
     flags.set("is_pic", "false").map_err(|e| codegen(&e))?;
-    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
     flags
         .set("enable_verifier", verify)
         .map_err(|e| codegen(&e))?;
@@ -314,8 +316,7 @@ fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncI
 /// `(dims, args, results, arena, offsets)`, five pointers, no return value.
 fn entry_signature(module: &JITModule) -> Signature {
     let mut sig = module.make_signature();
-    sig.params
-        .extend((0..5).map(|_| AbiParam::new(types::I64)));
+    sig.params.extend((0..5).map(|_| AbiParam::new(types::I64)));
     sig
 }
 
@@ -397,13 +398,21 @@ impl Kernel {
     ) -> Result<(), JitError> {
         let bad = |msg: String| Err(JitError::BadCall(msg));
         if dims.len() != self.n_dims {
-            return bad(format!("{} dimensions given, {} expected", dims.len(), self.n_dims));
+            return bad(format!(
+                "{} dimensions given, {} expected",
+                dims.len(),
+                self.n_dims
+            ));
         }
         if dims.iter().any(|&d| d > isize::MAX as usize / 8) {
             return bad("a dimension is too large".into());
         }
         if args.len() != self.args.len() {
-            return bad(format!("{} arguments given, {} expected", args.len(), self.args.len()));
+            return bad(format!(
+                "{} arguments given, {} expected",
+                args.len(),
+                self.args.len()
+            ));
         }
         for (k, (arg, (elem, shape))) in args.iter().zip(&self.args).enumerate() {
             let expected = numel(shape, dims);
@@ -497,7 +506,9 @@ fn layout(buffers: &[BufferDecl], dims: &[usize]) -> (Vec<i64>, usize) {
     for &k in &order {
         let mut busy: Vec<(usize, usize)> = placed
             .iter()
-            .filter(|&&p| buffers[p].first <= buffers[k].last && buffers[k].first <= buffers[p].last)
+            .filter(|&&p| {
+                buffers[p].first <= buffers[k].last && buffers[k].first <= buffers[p].last
+            })
             .map(|&p| (offsets[p] as usize, offsets[p] as usize + sizes[p]))
             .collect();
         busy.sort_unstable();

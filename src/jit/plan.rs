@@ -444,7 +444,8 @@ impl<'a> Planner<'a> {
                         let offset = v_shape.len() - x_shape.len();
                         (0..v_shape.len())
                             .map(|k| {
-                                if k < offset || (x_shape[k - offset].is_one() && !v_shape[k].is_one())
+                                if k < offset
+                                    || (x_shape[k - offset].is_one() && !v_shape[k].is_one())
                                 {
                                     Stride::Zero
                                 } else {
@@ -554,7 +555,9 @@ impl<'a> Planner<'a> {
             result_writes.push(ResultWrite::InPlace);
             let claimable = matches!(
                 self.nodes[w.index()],
-                Node::Member(_) | Node::Kernel | Node::Reduce(_, ReduceKind::Rows | ReduceKind::Cols)
+                Node::Member(_)
+                    | Node::Kernel
+                    | Node::Reduce(_, ReduceKind::Rows | ReduceKind::Cols)
             );
             if claimable && storage[w.index()].is_none() {
                 storage[w.index()] = Some(Storage::Result(r));

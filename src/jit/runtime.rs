@@ -184,7 +184,10 @@ extern "C" fn gradc_matmul(
         for i in 0..m {
             for j in 0..n {
                 // SAFETY: (i, j) is inside the m × n output.
-                unsafe { *(dst as *mut f64).offset(i as isize * dst_rs as isize + j as isize * dst_cs as isize) = 0.0 };
+                unsafe {
+                    *(dst as *mut f64)
+                        .offset(i as isize * dst_rs as isize + j as isize * dst_cs as isize) = 0.0
+                };
             }
         }
         return;
@@ -240,7 +243,16 @@ extern "C" fn gradc_gather(t: i64, t_rs: i64, t_cs: i64, d: i64, idx: i64, n_idx
 }
 
 /// `out = 0[rows, d]`, then `out[idx[b], c] += u[b, c]`.
-extern "C" fn gradc_scatter_add(u: i64, u_rs: i64, u_cs: i64, d: i64, idx: i64, n_idx: i64, rows: i64, out: i64) {
+extern "C" fn gradc_scatter_add(
+    u: i64,
+    u_rs: i64,
+    u_cs: i64,
+    d: i64,
+    idx: i64,
+    n_idx: i64,
+    rows: i64,
+    out: i64,
+) {
     let (d, n_idx, rows) = (d as usize, n_idx as usize, rows as usize);
     // SAFETY: the output holds rows × d elements.
     let out = unsafe { slice_mut::<f64>(out, rows * d) };
@@ -250,7 +262,8 @@ extern "C" fn gradc_scatter_add(u: i64, u_rs: i64, u_cs: i64, d: i64, idx: i64, 
         let row = unsafe { index_at(idx, b) } as usize * d;
         for c in 0..d {
             // SAFETY: b < n_idx and c < d.
-            out[row + c] += unsafe { at(u, b as isize * u_rs as isize + c as isize * u_cs as isize) };
+            out[row + c] +=
+                unsafe { at(u, b as isize * u_rs as isize + c as isize * u_cs as isize) };
         }
     }
 }
@@ -284,7 +297,16 @@ extern "C" fn gradc_onehot(labels: i64, n: i64, k: i64, out: i64) {
 /// Softmax (or log-softmax when `log != 0`) of a strided `[rows, cols]` array along
 /// `axis` (0 or 1), into a dense `[rows, cols]` output. NaN propagates through the
 /// maximum, as in the interpreter.
-extern "C" fn gradc_softmax(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, axis: i64, out: i64, log: i64) {
+extern "C" fn gradc_softmax(
+    x: i64,
+    rs: i64,
+    cs: i64,
+    rows: i64,
+    cols: i64,
+    axis: i64,
+    out: i64,
+    log: i64,
+) {
     let (rows, cols) = (rows as usize, cols as usize);
     // SAFETY: the output holds rows × cols elements.
     let out = unsafe { slice_mut::<f64>(out, rows * cols) };

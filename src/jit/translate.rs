@@ -15,16 +15,15 @@
 
 use std::collections::HashMap;
 
-use cranelift::prelude::{
-    types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Value as ClifValue,
-    Variable,
-};
 use cranelift::codegen::ir::{FuncRef, StackSlotData, StackSlotKind, Type as ClifType};
+use cranelift::prelude::{
+    types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Value as ClifValue, Variable,
+};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module};
 
-use super::plan::{self, Access, Item, Node, Plan, ReduceKind, ResultWrite, Storage, Stride};
 use super::math::{self, MathFn, MathOptions};
+use super::plan::{self, Access, Item, Node, Plan, ReduceKind, ResultWrite, Storage, Stride};
 use super::runtime;
 use crate::ir::{BinaryOp, CmpOp, Dim, Elem, Function, Op, ReduceOp, UnaryOp, Value};
 
@@ -188,10 +187,10 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
                 Op::Arg(a) => {
                     let args_ptr = self.param(Param::Args);
-                    let ptr = self
-                        .bcx
-                        .ins()
-                        .load(types::I64, scalar_flags(), args_ptr, (8 * a) as i32);
+                    let ptr =
+                        self.bcx
+                            .ins()
+                            .load(types::I64, scalar_flags(), args_ptr, (8 * a) as i32);
                     let ty = scalar_type(inst.ty.elem);
                     self.bcx.ins().load(ty, scalar_flags(), ptr, 0)
                 }
@@ -461,7 +460,13 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// A two-argument runtime math function applied lane by lane.
-    fn per_lane2(&mut self, name: &'static str, x: ClifValue, y: ClifValue, width: u8) -> ClifValue {
+    fn per_lane2(
+        &mut self,
+        name: &'static str,
+        x: ClifValue,
+        y: ClifValue,
+        width: u8,
+    ) -> ClifValue {
         if width == 1 {
             return self.call(name, &[x, y]).expect("math call returns a value");
         }
@@ -636,7 +641,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let wide = self.bcx.ins().bmask(types::I64, one);
                     self.bcx.ins().splat(types::I64X2, wide)
                 } else {
-                    self.bcx.ins().splat(ty.by(2).expect("a two-lane type"), one)
+                    self.bcx
+                        .ins()
+                        .splat(ty.by(2).expect("a two-lane type"), one)
                 })
             } else {
                 None
@@ -809,7 +816,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             .accs
             .keys()
             .copied()
-            .filter(|m| matches!(self.plan.nodes[m.index()], Node::Reduce(_, ReduceKind::Rows)))
+            .filter(|m| {
+                matches!(
+                    self.plan.nodes[m.index()],
+                    Node::Reduce(_, ReduceKind::Rows)
+                )
+            })
             .collect();
         for m in rows {
             let Op::Reduce(op, _, _) = *self.func.op(m) else {
@@ -999,10 +1011,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let k = self.dim(sa[1]);
                 let n = self.dim(sb[1]);
                 let one = self.iconst(1);
-                let strides: Vec<ClifValue> = [a_strides[0], a_strides[1], b_strides[0], b_strides[1]]
-                    .into_iter()
-                    .map(|s| self.stride(s))
-                    .collect();
+                let strides: Vec<ClifValue> =
+                    [a_strides[0], a_strides[1], b_strides[0], b_strides[1]]
+                        .into_iter()
+                        .map(|s| self.stride(s))
+                        .collect();
                 self.call(
                     "gradc_matmul",
                     &[
@@ -1042,7 +1055,10 @@ impl<'a, 'b> Translator<'a, 'b> {
                 };
                 let n_idx = self.index_count(i);
                 let rows = self.dim(rows);
-                self.call("gradc_scatter_add", &[u_ptr, rs, cs, d, i_ptr, n_idx, rows, out]);
+                self.call(
+                    "gradc_scatter_add",
+                    &[u_ptr, rs, cs, d, i_ptr, n_idx, rows, out],
+                );
             }
             Op::Pick(x, l) => {
                 let (x_ptr, x_strides) = self.operand(x);
@@ -1061,7 +1077,11 @@ impl<'a, 'b> Translator<'a, 'b> {
             Op::Softmax(x, axis) | Op::LogSoftmax(x, axis) => {
                 let log = matches!(func.op(v), Op::LogSoftmax(..));
                 let (x_ptr, rows, cols, rs, cs) = self.operand_2d(x);
-                let axis_2d = if func.ty(x).rank() == 2 { axis as i64 } else { 1 };
+                let axis_2d = if func.ty(x).rank() == 2 {
+                    axis as i64
+                } else {
+                    1
+                };
                 let axis_2d = self.iconst(axis_2d);
                 let log = self.iconst(log as i64);
                 self.call(
