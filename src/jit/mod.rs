@@ -1,2 +1,638 @@
-//! IR → native code with Cranelift. (STUB: replaced by the JIT work.)
+//! IR → native code with Cranelift.
+//!
+//! In: a verified IR [`Function`] (forward or value-and-gradient). Out: a [`Kernel`]:
+//! immutable machine code that is `Send + Sync` and callable from many threads at once,
+//! each call with its own [`Workspace`].
+//!
+//! [`compile`] reads as the story of one compilation:
+//!
+//! 1. **plan** ([`plan`]): fuse elementwise chains and reductions into loop nests,
+//!    choose which values are stored, list the arena buffers with their live ranges;
+//! 2. **translate** ([`translate`]): emit one Cranelift function following the plan;
+//! 3. **declare** the entry function and the runtime symbols it imports ([`runtime`]);
+//! 4. **define**: Cranelift compiles the function to machine code;
+//! 5. **finalize**: relocations are applied and the code made executable.
+//!
+//! A call binds the symbolic dimensions, so one kernel serves every batch size. The
+//! [`Workspace`] holds the arena; the offsets of the planned buffers are computed once
+//! per distinct set of dimensions and cached there, so repeated calls with the same
+//! dimensions do not allocate.
+
 pub mod math;
+mod plan;
+mod runtime;
+mod translate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cranelift::codegen::ir::Signature;
+use cranelift::prelude::{settings, types, AbiParam, Configurable, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+
+use crate::ir::{self, Dim, Elem, Function, Op};
+
+/// Why a function could not be compiled, or a call was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JitError {
+    /// Cranelift or the host rejected the code (a compiler bug or an unsupported host).
+    Codegen(String),
+    /// The function uses something the JIT does not support (named).
+    Unsupported(String),
+    /// Call-time data does not match the function (wrong count, length or index).
+    BadCall(String),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
+            JitError::Unsupported(msg) => write!(f, "not supported by the JIT: {msg}"),
+            JitError::BadCall(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// The machine code entry point: `(dims, args, results, arena, offsets)`.
+type EntryFn =
+    unsafe extern "C" fn(*const i64, *const *const u8, *const *mut f64, *mut u8, *const i64);
+
+/// The executable memory of one kernel, freed when the last [`Kernel`] clone drops.
+struct Code {
+    module: Option<JITModule>,
+}
+
+// SAFETY: after `finalize_definitions` the module is never touched again except to free
+// its memory in `drop`, which needs `&mut self` (so no other thread holds a reference);
+// the code itself is immutable and reentrant.
+unsafe impl Send for Code {}
+// SAFETY: as above: shared references never reach the module.
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the last reference to the code is gone (every `Kernel` holding
+            // this `Arc` has dropped), so no function pointer into it can be called.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// One argument's data for [`Kernel::call`].
+#[derive(Clone, Copy, Debug)]
+pub enum ArgData<'a> {
+    /// A real array (or scalar: one element).
+    Real(&'a [f64]),
+    /// An int array (or scalar).
+    Int(&'a [i64]),
+}
+
+/// A buffer of the arena plan: its shape and live range.
+#[derive(Clone, Debug)]
+struct BufferDecl {
+    shape: Vec<Dim>,
+    first: usize,
+    last: usize,
+}
+
+/// A compiled function: machine code plus what a call needs to validate its data and
+/// lay out its workspace. Immutable; clones share the code.
+#[derive(Clone)]
+pub struct Kernel {
+    entry: EntryFn,
+    _code: Arc<Code>,
+    id: u64,
+    n_dims: usize,
+    args: Vec<(Elem, Vec<Dim>)>,
+    results: Vec<Vec<Dim>>,
+    /// (argument index, exclusive bound) for every int argument used as an index.
+    index_args: Vec<(usize, Dim)>,
+    /// (literal index, exclusive bound) for every literal index.
+    index_literals: Vec<(i64, Dim)>,
+    buffers: Vec<BufferDecl>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("id", &self.id)
+            .field("args", &self.args.len())
+            .field("results", &self.results.len())
+            .field("buffers", &self.buffers.len())
+            .finish()
+    }
+}
+
+static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Compiles `func` to native code.
+pub fn compile(func: &Function) -> Result<Kernel, JitError> {
+    compile_inner(func, false).map(|(kernel, _)| kernel)
+}
+
+/// The Cranelift IR of `func`, as compiled by [`compile`] (deterministic text).
+pub fn clif_text(func: &Function) -> Result<String, JitError> {
+    compile_inner(func, true).map(|(_, text)| text.unwrap_or_default())
+}
+
+fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<String>), JitError> {
+    check_supported(func)?;
+
+    // 1. Plan: fusion groups, storage, buffers.
+    let plan = plan::plan(func);
+
+    // 2. Translate into a fresh module that knows the runtime symbols.
+    let mut module = new_module()?;
+    let imports = declare_runtime(&mut module)?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = entry_signature(&module);
+    let mut builder_ctx = FunctionBuilderContext::new();
+    let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+    translate::translate(func, &plan, builder, &mut module, &imports);
+    let clif = want_clif.then(|| ctx.func.display().to_string());
+
+    // 3. Declare the entry function.
+    let id = module
+        .declare_function("entry", Linkage::Local, &ctx.func.signature.clone())
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+
+    // 4. Define: Cranelift compiles it.
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    module.clear_context(&mut ctx);
+
+    // 5. Finalize: relocate and make executable.
+    module
+        .finalize_definitions()
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    let address = module.get_finalized_function(id);
+    // SAFETY: the function was built with `entry_signature`, the C ABI of `EntryFn`.
+    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(address) };
+
+    let kernel = Kernel {
+        entry,
+        _code: Arc::new(Code {
+            module: Some(module),
+        }),
+        id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
+        n_dims: func.dims.len(),
+        args: func
+            .args
+            .iter()
+            .map(|a| (a.ty.elem, a.ty.shape.clone()))
+            .collect(),
+        results: func
+            .results
+            .iter()
+            .map(|r| func.ty(r.value).shape.clone())
+            .collect(),
+        index_args: index_args(func),
+        index_literals: index_literals(func),
+        buffers: plan
+            .buffers
+            .iter()
+            .map(|b| BufferDecl {
+                shape: b.shape.clone(),
+                first: b.first,
+                last: b.last,
+            })
+            .collect(),
+    };
+    Ok((kernel, clif))
+}
+
+/// Rejects what the code generator cannot handle, by name.
+fn check_supported(func: &Function) -> Result<(), JitError> {
+    ir::verify(func).map_err(|problems| {
+        JitError::Codegen(format!("compiler bug: invalid IR: {}", problems.join("; ")))
+    })?;
+    for r in &func.results {
+        if func.ty(r.value).elem != Elem::Real {
+            return Err(JitError::Unsupported(format!(
+                "result `{}` is not real",
+                r.name
+            )));
+        }
+    }
+    for check in ir::index_checks(func) {
+        if !matches!(func.op(check.index), Op::Arg(_) | Op::ConstInt(_)) {
+            return Err(JitError::Unsupported(format!(
+                "index {} is not an argument or a literal",
+                check.index
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn index_args(func: &Function) -> Vec<(usize, Dim)> {
+    ir::index_checks(func)
+        .into_iter()
+        .filter_map(|c| match *func.op(c.index) {
+            Op::Arg(k) => Some((k as usize, c.bound)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn index_literals(func: &Function) -> Vec<(i64, Dim)> {
+    ir::index_checks(func)
+        .into_iter()
+        .filter_map(|c| match *func.op(c.index) {
+            Op::ConstInt(n) => Some((n, c.bound)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A JIT module for the host, optimising for speed.
+fn new_module() -> Result<JITModule, JitError> {
+    let codegen = |e: &dyn fmt::Display| JitError::Codegen(e.to_string());
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| codegen(&e))?;
+    // cranelift-jit needs absolute, non-PIC relocations.
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(|e| codegen(&e))?;
+    flags.set("is_pic", "false").map_err(|e| codegen(&e))?;
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    flags
+        .set("enable_verifier", verify)
+        .map_err(|e| codegen(&e))?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| codegen(&e))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| codegen(&e))?;
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for symbol in runtime::symbols() {
+        builder.symbol(symbol.name, symbol.address);
+    }
+    Ok(JITModule::new(builder))
+}
+
+/// Declares every runtime symbol as an import.
+fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncId>, JitError> {
+    let mut ids = HashMap::new();
+    for symbol in runtime::symbols() {
+        let mut sig = module.make_signature();
+        match symbol.shape {
+            runtime::SymbolShape::Ints(n) => {
+                sig.params.extend((0..n).map(|_| AbiParam::new(types::I64)));
+            }
+            runtime::SymbolShape::Math1 => {
+                sig.params.push(AbiParam::new(types::F64));
+                sig.returns.push(AbiParam::new(types::F64));
+            }
+            runtime::SymbolShape::Math2 => {
+                sig.params.push(AbiParam::new(types::F64));
+                sig.params.push(AbiParam::new(types::F64));
+                sig.returns.push(AbiParam::new(types::F64));
+            }
+            runtime::SymbolShape::Fill => {
+                sig.params.push(AbiParam::new(types::I64));
+                sig.params.push(AbiParam::new(types::I64));
+                sig.params.push(AbiParam::new(types::F64));
+            }
+        }
+        let id = module
+            .declare_function(symbol.name, Linkage::Import, &sig)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        ids.insert(symbol.name, id);
+    }
+    Ok(ids)
+}
+
+/// `(dims, args, results, arena, offsets)`, five pointers, no return value.
+fn entry_signature(module: &JITModule) -> Signature {
+    let mut sig = module.make_signature();
+    sig.params.extend((0..5).map(|_| AbiParam::new(types::I64)));
+    sig
+}
+
+/// The size of a shape under the bound dimensions.
+fn numel(shape: &[Dim], dims: &[usize]) -> usize {
+    shape
+        .iter()
+        .map(|d| match *d {
+            Dim::Const(n) => n as usize,
+            Dim::Sym(v) => dims[v.0 as usize],
+        })
+        .product()
+}
+
+fn dim_size(d: Dim, dims: &[usize]) -> usize {
+    match d {
+        Dim::Const(n) => n as usize,
+        Dim::Sym(v) => dims[v.0 as usize],
+    }
+}
+
+impl Kernel {
+    /// The number of symbolic dimensions a call binds.
+    pub fn n_dims(&self) -> usize {
+        self.n_dims
+    }
+
+    /// The number of elements of result `r` under `dims`.
+    pub fn result_len(&self, r: usize, dims: &[usize]) -> usize {
+        numel(&self.results[r], dims)
+    }
+
+    /// The number of results.
+    pub fn n_results(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Arena bytes a call with these dimensions needs.
+    pub fn arena_bytes(&self, dims: &[usize]) -> usize {
+        layout(&self.buffers, dims).1
+    }
+
+    /// Runs the kernel after checking everything the machine code relies on: the
+    /// number of dimensions, every argument's element type and length, every index's
+    /// range, and every result buffer's length. Results are written into `results`.
+    pub fn call(
+        &self,
+        dims: &[usize],
+        args: &[ArgData<'_>],
+        results: &mut [&mut [f64]],
+        workspace: &mut Workspace,
+    ) -> Result<(), JitError> {
+        self.check_call(dims, args, results)?;
+        workspace.arg_ptrs.clear();
+        workspace.arg_ptrs.extend(args.iter().map(|a| match a {
+            ArgData::Real(x) => x.as_ptr() as usize,
+            ArgData::Int(x) => x.as_ptr() as usize,
+        }));
+        workspace.result_ptrs.clear();
+        workspace
+            .result_ptrs
+            .extend(results.iter_mut().map(|r| r.as_mut_ptr() as usize));
+        let (args_ptr, results_ptr) = (
+            workspace.arg_ptrs.as_ptr() as *const *const u8,
+            workspace.result_ptrs.as_ptr() as *const *mut f64,
+        );
+        // SAFETY: `check_call` validated every length and index against `dims`; the
+        // pointer tables live in the workspace, which `call_raw` does not touch.
+        unsafe { self.call_raw(dims, args_ptr, results_ptr, workspace) };
+        Ok(())
+    }
+
+    /// Validates a call (see [`Kernel::call`]).
+    pub fn check_call(
+        &self,
+        dims: &[usize],
+        args: &[ArgData<'_>],
+        results: &[&mut [f64]],
+    ) -> Result<(), JitError> {
+        let bad = |msg: String| Err(JitError::BadCall(msg));
+        if dims.len() != self.n_dims {
+            return bad(format!(
+                "{} dimensions given, {} expected",
+                dims.len(),
+                self.n_dims
+            ));
+        }
+        if dims.iter().any(|&d| d > isize::MAX as usize / 8) {
+            return bad("a dimension is too large".into());
+        }
+        if args.len() != self.args.len() {
+            return bad(format!(
+                "{} arguments given, {} expected",
+                args.len(),
+                self.args.len()
+            ));
+        }
+        for (k, (arg, (elem, shape))) in args.iter().zip(&self.args).enumerate() {
+            let expected = numel(shape, dims);
+            let (len, is_real) = match arg {
+                ArgData::Real(x) => (x.len(), true),
+                ArgData::Int(x) => (x.len(), false),
+            };
+            if is_real != (*elem == Elem::Real) || len != expected {
+                return bad(format!(
+                    "argument {k}: expected {expected} {} elements, got {len}",
+                    if *elem == Elem::Real { "real" } else { "int" }
+                ));
+            }
+        }
+        for &(k, bound) in &self.index_args {
+            let bound = dim_size(bound, dims);
+            if let ArgData::Int(indices) = args[k] {
+                if let Some(bad_index) = indices.iter().find(|&&i| i < 0 || i as usize >= bound) {
+                    return bad(format!(
+                        "argument {k}: index {bad_index} out of range 0..{bound}"
+                    ));
+                }
+            }
+        }
+        for &(n, bound) in &self.index_literals {
+            let bound = dim_size(bound, dims);
+            if n < 0 || n as usize >= bound {
+                return bad(format!("index {n} out of range 0..{bound}"));
+            }
+        }
+        if results.len() != self.results.len() {
+            return bad(format!(
+                "{} result buffers given, {} expected",
+                results.len(),
+                self.results.len()
+            ));
+        }
+        for (r, (buf, shape)) in results.iter().zip(&self.results).enumerate() {
+            let expected = numel(shape, dims);
+            if buf.len() != expected {
+                return bad(format!(
+                    "result {r}: buffer of {} elements, {expected} expected",
+                    buf.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the machine code with no checks.
+    ///
+    /// # Safety
+    /// `dims` must have [`Kernel::n_dims`] entries; `args` must point to one pointer per
+    /// argument, each addressing the argument's full data (its shape under `dims`, `f64`
+    /// or `i64`) with every index in range; `results` must point to one pointer per
+    /// result, each addressing a writable buffer of the result's size, not overlapping
+    /// any argument or other result. [`Kernel::check_call`] checks all of this for
+    /// slices.
+    pub unsafe fn call_raw(
+        &self,
+        dims: &[usize],
+        args: *const *const u8,
+        results: *const *mut f64,
+        workspace: &mut Workspace,
+    ) {
+        let (arena, offsets) = if self.buffers.is_empty() {
+            (std::ptr::null_mut(), std::ptr::null())
+        } else {
+            workspace.prepare(self, dims)
+        };
+        // SAFETY: the caller upholds the data contract; `usize` and `i64` have the same
+        // layout on the 64-bit hosts Cranelift-native supports; the arena holds every
+        // planned buffer at its offset.
+        unsafe { (self.entry)(dims.as_ptr() as *const i64, args, results, arena, offsets) };
+    }
+}
+
+/// Buffer offsets (bytes, 64-aligned) and the total arena size for `dims`: greedy
+/// placement by decreasing size, each at the lowest offset free of every placed buffer
+/// whose live range overlaps its own.
+fn layout(buffers: &[BufferDecl], dims: &[usize]) -> (Vec<i64>, usize) {
+    let sizes: Vec<usize> = buffers
+        .iter()
+        .map(|b| (numel(&b.shape, dims) * 8).div_ceil(64) * 64)
+        .collect();
+    let mut order: Vec<usize> = (0..buffers.len()).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(sizes[k]), k));
+    let mut offsets = vec![0i64; buffers.len()];
+    let mut placed: Vec<usize> = Vec::with_capacity(buffers.len());
+    let mut total = 0usize;
+    for &k in &order {
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&p| {
+                buffers[p].first <= buffers[k].last && buffers[k].first <= buffers[p].last
+            })
+            .map(|&p| (offsets[p] as usize, offsets[p] as usize + sizes[p]))
+            .collect();
+        busy.sort_unstable();
+        let mut offset = 0usize;
+        for (start, end) in busy {
+            if offset + sizes[k] <= start {
+                break;
+            }
+            offset = offset.max(end);
+        }
+        offsets[k] = offset as i64;
+        total = total.max(offset + sizes[k]);
+        placed.push(k);
+    }
+    (offsets, total)
+}
+
+/// 64 bytes, 64-aligned: the arena's unit, so every buffer starts on a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// A cached arena layout: for one kernel and one set of dimensions.
+#[derive(Clone, Debug)]
+struct CachedLayout {
+    kernel_id: u64,
+    dims: Vec<usize>,
+    offsets: Vec<i64>,
+}
+
+/// Scratch memory for calls: the arena for intermediate buffers and the cached buffer
+/// layouts. Reuse one across calls (one per thread); it grows to the largest need and
+/// then never allocates again for dimensions it has seen.
+#[derive(Default)]
+pub struct Workspace {
+    arena: Vec<Line>,
+    layouts: Vec<CachedLayout>,
+    arg_ptrs: Vec<usize>,
+    result_ptrs: Vec<usize>,
+}
+
+impl fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workspace")
+            .field("arena_bytes", &self.arena_bytes())
+            .field("layouts", &self.layouts.len())
+            .finish()
+    }
+}
+
+/// Layouts kept per workspace (forward and gradient at a few batch sizes).
+const MAX_CACHED_LAYOUTS: usize = 8;
+
+impl Workspace {
+    /// An empty workspace.
+    pub fn new() -> Workspace {
+        Workspace::default()
+    }
+
+    /// The bytes of arena currently held.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.len() * std::mem::size_of::<Line>()
+    }
+
+    /// The arena base and the buffer offsets for `kernel` at `dims`, growing the arena
+    /// if needed (allocates only for a layout not seen before).
+    fn prepare(&mut self, kernel: &Kernel, dims: &[usize]) -> (*mut u8, *const i64) {
+        let found = self
+            .layouts
+            .iter()
+            .position(|l| l.kernel_id == kernel.id && l.dims == dims);
+        let index = match found {
+            Some(k) => k,
+            None => {
+                let (offsets, bytes) = layout(&kernel.buffers, dims);
+                let lines = bytes.div_ceil(64);
+                if self.arena.len() < lines {
+                    self.arena.resize(lines, Line([0; 64]));
+                }
+                if self.layouts.len() == MAX_CACHED_LAYOUTS {
+                    self.layouts.remove(0);
+                }
+                self.layouts.push(CachedLayout {
+                    kernel_id: kernel.id,
+                    dims: dims.to_vec(),
+                    offsets,
+                });
+                self.layouts.len() - 1
+            }
+        };
+        (
+            self.arena.as_mut_ptr() as *mut u8,
+            self.layouts[index].offsets.as_ptr(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_reuses_memory_of_dead_buffers() {
+        let shape = vec![Dim::Const(8)];
+        let buffers = vec![
+            BufferDecl {
+                shape: shape.clone(),
+                first: 1,
+                last: 2,
+            },
+            BufferDecl {
+                shape: shape.clone(),
+                first: 3,
+                last: 4,
+            },
+            BufferDecl {
+                shape,
+                first: 2,
+                last: 3,
+            },
+        ];
+        let (offsets, total) = layout(&buffers, &[]);
+        assert_eq!(offsets[0], offsets[1]);
+        assert_ne!(offsets[0], offsets[2]);
+        assert_eq!(total, 128);
+    }
+}

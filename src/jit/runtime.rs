@@ -1,0 +1,409 @@
+//! The `extern "C"` functions compiled code calls: scalar math from the Rust standard
+//! library, and the kernels of the ops that are not fused into loops (matrix product,
+//! gathers, scatters, softmax family).
+//!
+//! In: raw pointers and sizes passed by generated code. Out: results written through
+//! the output pointer. Every argument is `i64` (pointers, sizes and strides in
+//! elements), except the `f64` math arguments, so one signature builder covers them.
+//!
+//! Invariants the generated code guarantees (and these functions rely on): every pointer
+//! addresses at least the elements the sizes and strides reach, outputs do not overlap
+//! inputs, and every index has been range-checked before the compiled function ran.
+
+#![allow(clippy::too_many_arguments)]
+
+use crate::ir::UnaryOp;
+
+/// A runtime symbol: its name, address and number of `i64` parameters (`None` for a
+/// math function of `f64`s).
+pub(crate) struct Symbol {
+    pub name: &'static str,
+    pub address: *const u8,
+    pub shape: SymbolShape,
+}
+
+/// The signature of a runtime symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SymbolShape {
+    /// `fn(i64 × n)`.
+    Ints(usize),
+    /// `fn(f64) -> f64`.
+    Math1,
+    /// `fn(f64, f64) -> f64`.
+    Math2,
+    /// `fn(i64, i64, f64)`: a fill.
+    Fill,
+}
+
+/// Every symbol compiled code may import.
+pub(crate) fn symbols() -> Vec<Symbol> {
+    macro_rules! sym {
+        ($f:ident, $shape:expr) => {
+            Symbol {
+                name: stringify!($f),
+                address: $f as *const u8,
+                shape: $shape,
+            }
+        };
+    }
+    use SymbolShape::*;
+    vec![
+        sym!(gradc_exp, Math1),
+        sym!(gradc_log, Math1),
+        sym!(gradc_log1p, Math1),
+        sym!(gradc_sin, Math1),
+        sym!(gradc_cos, Math1),
+        sym!(gradc_tanh, Math1),
+        sym!(gradc_sigmoid, Math1),
+        sym!(gradc_softplus, Math1),
+        sym!(gradc_pow, Math2),
+        sym!(gradc_fill, Fill),
+        sym!(gradc_matmul, Ints(12)),
+        sym!(gradc_gather, Ints(7)),
+        sym!(gradc_scatter_add, Ints(8)),
+        sym!(gradc_pick, Ints(6)),
+        sym!(gradc_onehot, Ints(4)),
+        sym!(gradc_softmax, Ints(8)),
+        sym!(gradc_logsumexp, Ints(7)),
+    ]
+}
+
+/// The runtime symbol computing a unary math function, for the ops that need a call.
+pub(crate) fn math_symbol(op: UnaryOp) -> Option<&'static str> {
+    Some(match op {
+        UnaryOp::Exp => "gradc_exp",
+        UnaryOp::Log => "gradc_log",
+        UnaryOp::Log1p => "gradc_log1p",
+        UnaryOp::Sin => "gradc_sin",
+        UnaryOp::Cos => "gradc_cos",
+        UnaryOp::Tanh => "gradc_tanh",
+        UnaryOp::Sigmoid => "gradc_sigmoid",
+        UnaryOp::Softplus => "gradc_softplus",
+        _ => return None,
+    })
+}
+
+extern "C" fn gradc_exp(x: f64) -> f64 {
+    x.exp()
+}
+extern "C" fn gradc_log(x: f64) -> f64 {
+    x.ln()
+}
+extern "C" fn gradc_log1p(x: f64) -> f64 {
+    x.ln_1p()
+}
+extern "C" fn gradc_sin(x: f64) -> f64 {
+    x.sin()
+}
+extern "C" fn gradc_cos(x: f64) -> f64 {
+    x.cos()
+}
+extern "C" fn gradc_tanh(x: f64) -> f64 {
+    x.tanh()
+}
+extern "C" fn gradc_pow(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+
+/// `1 / (1 + exp(-x))` without overflow: only `exp(-|x|)` is computed (the
+/// interpreter's formula).
+extern "C" fn gradc_sigmoid(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// `max(x, 0) + log1p(exp(-|x|))` (the interpreter's formula).
+extern "C" fn gradc_softplus(x: f64) -> f64 {
+    let positive_part = if x > 0.0 { x } else { 0.0 };
+    positive_part + (-x.abs()).exp().ln_1p()
+}
+
+/// Builds a slice over `n` elements at `ptr`, or an empty one when `n` is 0 (the
+/// pointer may then be dangling).
+///
+/// # Safety
+/// `ptr` must address `n` valid elements when `n > 0`.
+unsafe fn slice_mut<'a, T>(ptr: i64, n: usize) -> &'a mut [T] {
+    if n == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller guarantees `n` elements at `ptr`.
+        unsafe { std::slice::from_raw_parts_mut(ptr as *mut T, n) }
+    }
+}
+
+/// Reads element `k` of a strided array.
+///
+/// # Safety
+/// The element must be in bounds of the array at `ptr`.
+#[inline(always)]
+unsafe fn at(ptr: i64, k: isize) -> f64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { *(ptr as *const f64).offset(k) }
+}
+
+/// Reads index `k` of an int array.
+///
+/// # Safety
+/// `k` must be in bounds.
+#[inline(always)]
+unsafe fn index_at(ptr: i64, k: usize) -> isize {
+    // SAFETY: guaranteed by the caller.
+    unsafe { *(ptr as *const i64).add(k) as isize }
+}
+
+extern "C" fn gradc_fill(ptr: i64, n: i64, value: f64) {
+    // SAFETY: generated code passes an output buffer of `n` elements.
+    unsafe { slice_mut::<f64>(ptr, n as usize) }.fill(value);
+}
+
+/// `dst[M,N] = a[M,K] @ b[K,N]`, every operand strided (in elements).
+extern "C" fn gradc_matmul(
+    m: i64,
+    n: i64,
+    k: i64,
+    dst: i64,
+    dst_rs: i64,
+    dst_cs: i64,
+    a: i64,
+    a_rs: i64,
+    a_cs: i64,
+    b: i64,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    let (m, n, k) = (m as usize, n as usize, k as usize);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: (i, j) is inside the m × n output.
+                unsafe {
+                    *(dst as *mut f64)
+                        .offset(i as isize * dst_rs as isize + j as isize * dst_cs as isize) = 0.0
+                };
+            }
+        }
+        return;
+    }
+    let parallelism = if m * n * k >= PARALLEL_MATMUL_FLOPS {
+        gemm::Parallelism::Rayon(2)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the generated code passes operands of the sizes and strides given; `dst`
+    // does not overlap `a` or `b`. `read_dst = false`: dst = 1.0 * a @ b.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst as *mut f64,
+            dst_cs as isize,
+            dst_rs as isize,
+            false,
+            a as *const f64,
+            a_cs as isize,
+            a_rs as isize,
+            b as *const f64,
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Matrix products at least this many multiply-adds run on two threads.
+const PARALLEL_MATMUL_FLOPS: usize = 1 << 22;
+
+/// `out[b, c] = t[idx[b], c]` for `b < n_idx`, `c < d`.
+extern "C" fn gradc_gather(t: i64, t_rs: i64, t_cs: i64, d: i64, idx: i64, n_idx: i64, out: i64) {
+    let (d, n_idx) = (d as usize, n_idx as usize);
+    // SAFETY: the output holds n_idx × d elements.
+    let out = unsafe { slice_mut::<f64>(out, n_idx * d) };
+    for b in 0..n_idx {
+        // SAFETY: indices are range-checked before the call.
+        let row = unsafe { index_at(idx, b) } * t_rs as isize;
+        for c in 0..d {
+            // SAFETY: idx[b] < rows and c < d.
+            out[b * d + c] = unsafe { at(t, row + c as isize * t_cs as isize) };
+        }
+    }
+}
+
+/// `out = 0[rows, d]`, then `out[idx[b], c] += u[b, c]`.
+extern "C" fn gradc_scatter_add(
+    u: i64,
+    u_rs: i64,
+    u_cs: i64,
+    d: i64,
+    idx: i64,
+    n_idx: i64,
+    rows: i64,
+    out: i64,
+) {
+    let (d, n_idx, rows) = (d as usize, n_idx as usize, rows as usize);
+    // SAFETY: the output holds rows × d elements.
+    let out = unsafe { slice_mut::<f64>(out, rows * d) };
+    out.fill(0.0);
+    for b in 0..n_idx {
+        // SAFETY: indices are range-checked before the call.
+        let row = unsafe { index_at(idx, b) } as usize * d;
+        for c in 0..d {
+            // SAFETY: b < n_idx and c < d.
+            out[row + c] +=
+                unsafe { at(u, b as isize * u_rs as isize + c as isize * u_cs as isize) };
+        }
+    }
+}
+
+/// `out[b] = x[b, labels[b]]`.
+extern "C" fn gradc_pick(x: i64, rs: i64, cs: i64, n: i64, labels: i64, out: i64) {
+    let n = n as usize;
+    // SAFETY: the output holds n elements.
+    let out = unsafe { slice_mut::<f64>(out, n) };
+    for (b, o) in out.iter_mut().enumerate() {
+        // SAFETY: labels are range-checked before the call.
+        let l = unsafe { index_at(labels, b) };
+        // SAFETY: b < n and l < k.
+        *o = unsafe { at(x, b as isize * rs as isize + l * cs as isize) };
+    }
+}
+
+/// `out[b, :] = one_hot(labels[b], k)`.
+extern "C" fn gradc_onehot(labels: i64, n: i64, k: i64, out: i64) {
+    let (n, k) = (n as usize, k as usize);
+    // SAFETY: the output holds n × k elements.
+    let out = unsafe { slice_mut::<f64>(out, n * k) };
+    out.fill(0.0);
+    for b in 0..n {
+        // SAFETY: labels are range-checked before the call.
+        let l = unsafe { index_at(labels, b) } as usize;
+        out[b * k + l] = 1.0;
+    }
+}
+
+/// Softmax (or log-softmax when `log != 0`) of a strided `[rows, cols]` array along
+/// `axis` (0 or 1), into a dense `[rows, cols]` output. NaN propagates through the
+/// maximum, as in the interpreter.
+extern "C" fn gradc_softmax(
+    x: i64,
+    rs: i64,
+    cs: i64,
+    rows: i64,
+    cols: i64,
+    axis: i64,
+    out: i64,
+    log: i64,
+) {
+    let (rows, cols) = (rows as usize, cols as usize);
+    // SAFETY: the output holds rows × cols elements.
+    let out = unsafe { slice_mut::<f64>(out, rows * cols) };
+    // Lines along the axis: (number of lines, line length, line step, element step).
+    let (lines, len, line_x, step_x, line_o, step_o) = if axis == 1 {
+        (rows, cols, rs as isize, cs as isize, cols, 1)
+    } else {
+        (cols, rows, cs as isize, rs as isize, 1, cols)
+    };
+    for line in 0..lines {
+        let base = line as isize * line_x;
+        // SAFETY (all `at` calls): e < len stays inside the strided input.
+        let max = (0..len).fold(f64::NEG_INFINITY, |m, e| {
+            nan_max(m, unsafe { at(x, base + e as isize * step_x) })
+        });
+        let mut sum = 0.0;
+        for e in 0..len {
+            let shifted = unsafe { at(x, base + e as isize * step_x) } - max;
+            let o = line * line_o + e * step_o;
+            if log != 0 {
+                out[o] = shifted;
+                sum += shifted.exp();
+            } else {
+                let y = shifted.exp();
+                out[o] = y;
+                sum += y;
+            }
+        }
+        if log != 0 {
+            let log_sum = sum.ln();
+            for e in 0..len {
+                out[line * line_o + e * step_o] -= log_sum;
+            }
+        } else {
+            for e in 0..len {
+                out[line * line_o + e * step_o] /= sum;
+            }
+        }
+    }
+}
+
+/// `log(sum(exp(x)))` of a strided `[rows, cols]` array over the axes in the mask
+/// `axes` (bit 0 rows, bit 1 cols), into a dense output of the remaining axis (or one
+/// element).
+extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, axes: i64, out: i64) {
+    let (rows, cols) = (rows as usize, cols as usize);
+    let element = |i: usize, j: usize| {
+        // SAFETY: i < rows, j < cols.
+        unsafe { at(x, i as isize * rs as isize + j as isize * cs as isize) }
+    };
+    let lse = |items: &mut dyn Iterator<Item = f64>, again: &mut dyn Iterator<Item = f64>| {
+        let mut shift = items.fold(f64::NEG_INFINITY, nan_max);
+        if shift.is_infinite() {
+            shift = 0.0;
+        }
+        let sum: f64 = again.map(|e| (e - shift).exp()).sum();
+        shift + sum.ln()
+    };
+    match axes & 0b11 {
+        0b11 => {
+            let all = || (0..rows).flat_map(move |i| (0..cols).map(move |j| (i, j)));
+            let value = lse(
+                &mut all().map(|(i, j)| element(i, j)),
+                &mut all().map(|(i, j)| element(i, j)),
+            );
+            // SAFETY: the output holds one element.
+            let out = unsafe { slice_mut::<f64>(out, 1) };
+            out[0] = value;
+        }
+        0b10 => {
+            // SAFETY: the output holds one element per row.
+            let out = unsafe { slice_mut::<f64>(out, rows) };
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = lse(
+                    &mut (0..cols).map(|j| element(i, j)),
+                    &mut (0..cols).map(|j| element(i, j)),
+                );
+            }
+        }
+        _ => {
+            // SAFETY: the output holds one element per column.
+            let out = unsafe { slice_mut::<f64>(out, cols) };
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = lse(
+                    &mut (0..rows).map(|i| element(i, j)),
+                    &mut (0..rows).map(|i| element(i, j)),
+                );
+            }
+        }
+    }
+}
+
+/// NumPy's `maximum`: NaN if either operand is NaN.
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}

@@ -1,0 +1,1154 @@
+//! IR → Cranelift IR, following a [`Plan`].
+//!
+//! In: a verified [`Function`], its [`Plan`], a fresh `FunctionBuilder` whose signature
+//! is [`super::entry_signature`], and the runtime imports. Out: the body of the entry
+//! function, finished (`FunctionBuilder::finalize` has run).
+//!
+//! The entry function takes five pointers: `dims` (one `i64` per symbolic dimension),
+//! `args` (one pointer per argument: `f64`/`i64` data), `results` (one `f64` pointer
+//! per result), `arena` (the workspace) and `offsets` (one byte offset into the arena
+//! per planned buffer). Scalars live in registers; each planned group becomes one loop
+//! nest whose inner loop runs two lanes at a time (`F64X2`) when every operand is
+//! contiguous or broadcast along it, with a one-lane tail loop; every elementwise op is
+//! lowered by [`Translator::lower_elementwise`], one `match` shared by scalar code and
+//! both loop widths.
+
+use std::collections::HashMap;
+
+use cranelift::codegen::ir::{FuncRef, StackSlotData, StackSlotKind, Type as ClifType};
+use cranelift::prelude::{
+    types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Value as ClifValue, Variable,
+};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Module};
+
+use super::math::{self, MathFn, MathOptions};
+use super::plan::{self, Access, Item, Node, Plan, ReduceKind, ResultWrite, Storage, Stride};
+use super::runtime;
+use crate::ir::{BinaryOp, CmpOp, Dim, Elem, Function, Op, ReduceOp, UnaryOp, Value};
+
+/// Transcendentals inline ([`math`]) rather than as libm calls.
+const INLINE_MATH: bool = true;
+
+/// Lanes per SIMD operation in the vectorised loops.
+const LANES: i64 = 2;
+
+/// Emits the entry function of `func` into `bcx`.
+pub(crate) fn translate(
+    func: &Function,
+    plan: &Plan,
+    bcx: FunctionBuilder<'_>,
+    module: &mut JITModule,
+    imports: &HashMap<&'static str, FuncId>,
+) {
+    let math_options = MathOptions::for_isa(module.isa());
+    let mut t = Translator {
+        math_options,
+        func,
+        plan,
+        bcx,
+        module,
+        imports,
+        func_refs: HashMap::new(),
+        params: [None; 5],
+        dims: Vec::new(),
+        scalars: vec![None; func.len()],
+    };
+    t.emit_entry();
+    for &item in &plan.items {
+        match item {
+            Item::Scalar(v) => t.emit_scalar(v),
+            Item::Group(g) => t.emit_group(g),
+            Item::Kernel(v) => t.emit_kernel(v),
+        }
+    }
+    t.emit_results();
+    t.bcx.ins().return_(&[]);
+    t.bcx.seal_all_blocks();
+    let config = t.module.target_config();
+    t.bcx.finalize(config);
+}
+
+/// Flags for loads and stores of 8-byte aligned scalars the plan proves in bounds.
+fn scalar_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Flags for two-lane accesses: in bounds, but only 8-byte aligned (so never `aligned`,
+/// which would let the backend fold them into SSE instructions that need 16).
+fn vector_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// Where one entry-function parameter is.
+#[derive(Clone, Copy)]
+enum Param {
+    Dims = 0,
+    Args = 1,
+    Results = 2,
+    Arena = 3,
+    Offsets = 4,
+}
+
+struct Translator<'a, 'b> {
+    math_options: MathOptions,
+    func: &'a Function,
+    plan: &'a Plan,
+    bcx: FunctionBuilder<'b>,
+    module: &'a mut JITModule,
+    imports: &'a HashMap<&'static str, FuncId>,
+    func_refs: HashMap<&'static str, FuncRef>,
+    params: [Option<ClifValue>; 5],
+    /// The size of every symbolic dimension, loaded at entry.
+    dims: Vec<ClifValue>,
+    /// The register holding each scalar value, once computed.
+    scalars: Vec<Option<ClifValue>>,
+}
+
+/// One strided operand of a loop nest.
+#[derive(Clone, Debug, PartialEq)]
+struct LoadSpec {
+    base: Value,
+    /// One stride per domain axis.
+    strides: Vec<Stride>,
+    elem: Elem,
+}
+
+/// What a loop nest needs while its bodies are emitted.
+struct GroupState {
+    loads: Vec<LoadSpec>,
+    load_base: Vec<ClifValue>,
+    /// Per load: bytes between consecutive inner elements, when not 0 or 8.
+    load_inner_bytes: Vec<Option<ClifValue>>,
+    /// Per load: the pointer to the current row.
+    load_row: Vec<ClifValue>,
+    /// Per load with inner stride 0: its value for the current row (one lane, two).
+    load_invariant: Vec<Option<(ClifValue, Option<ClifValue>)>>,
+    /// Scalar operands: (one lane, two lanes).
+    splats: HashMap<Value, (ClifValue, Option<ClifValue>)>,
+    /// Stored members and copy targets: base pointer and current row pointer.
+    stores: HashMap<StoreKey, (ClifValue, ClifValue)>,
+    /// Accumulators of `Full` and `Rows` reductions: (two lanes, one lane).
+    accs: HashMap<Value, (Option<Variable>, Variable)>,
+    rank: usize,
+    flat: bool,
+    vectorised: bool,
+}
+
+/// A dense array a loop nest writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StoreKey {
+    Member(Value),
+    Copy(usize),
+}
+
+/// The blocks of one counted loop.
+struct LoopBlocks {
+    header: cranelift::codegen::ir::Block,
+    exit: cranelift::codegen::ir::Block,
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    // ----- function entry, parameters, runtime calls -----
+
+    fn param(&self, p: Param) -> ClifValue {
+        self.params[p as usize].expect("compiler bug: entry parameters not set")
+    }
+
+    fn emit_entry(&mut self) {
+        let entry = self.bcx.create_block();
+        self.bcx.append_block_params_for_function_params(entry);
+        self.bcx.switch_to_block(entry);
+        self.bcx.seal_block(entry);
+        let block_params = self.bcx.block_params(entry).to_vec();
+        for (k, p) in block_params.into_iter().enumerate() {
+            self.params[k] = Some(p);
+        }
+        let dims_ptr = self.param(Param::Dims);
+        for d in 0..self.func.dims.len() {
+            let size = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
+            self.dims.push(size);
+        }
+        // Every scalar known at entry, computed once here so it dominates all uses.
+        for (k, inst) in self.func.insts.iter().enumerate() {
+            let v = Value(k as u32);
+            if self.plan.nodes[k] != Node::Entry || !is_scalar_shape(&inst.ty.shape) {
+                continue;
+            }
+            let value = match inst.op {
+                Op::Const(c) => self.bcx.ins().f64const(c),
+                Op::ConstInt(n) => self.bcx.ins().iconst(types::I64, n),
+                Op::DimSize(d) => {
+                    let size = self.dims[d.0 as usize];
+                    self.bcx.ins().fcvt_from_sint(types::F64, size)
+                }
+                Op::Arg(a) => {
+                    let args_ptr = self.param(Param::Args);
+                    let ptr =
+                        self.bcx
+                            .ins()
+                            .load(types::I64, scalar_flags(), args_ptr, (8 * a) as i32);
+                    let ty = scalar_type(inst.ty.elem);
+                    self.bcx.ins().load(ty, scalar_flags(), ptr, 0)
+                }
+                _ => unreachable!("compiler bug: {v} is not an entry value"),
+            };
+            self.scalars[k] = Some(value);
+        }
+    }
+
+    fn func_ref(&mut self, name: &'static str) -> FuncRef {
+        if let Some(&f) = self.func_refs.get(name) {
+            return f;
+        }
+        let id = *self
+            .imports
+            .get(name)
+            .unwrap_or_else(|| panic!("compiler bug: runtime symbol {name} not declared"));
+        let f = self.module.declare_func_in_func(id, self.bcx.func);
+        self.func_refs.insert(name, f);
+        f
+    }
+
+    fn call(&mut self, name: &'static str, args: &[ClifValue]) -> Option<ClifValue> {
+        let f = self.func_ref(name);
+        let call = self.bcx.ins().call(f, args);
+        self.bcx.inst_results(call).first().copied()
+    }
+
+    fn iconst(&mut self, n: i64) -> ClifValue {
+        self.bcx.ins().iconst(types::I64, n)
+    }
+
+    fn dim(&mut self, d: Dim) -> ClifValue {
+        match d {
+            Dim::Const(n) => self.iconst(n as i64),
+            Dim::Sym(var) => self.dims[var.0 as usize],
+        }
+    }
+
+    fn stride(&mut self, s: Stride) -> ClifValue {
+        match s {
+            Stride::Zero => self.iconst(0),
+            Stride::One => self.iconst(1),
+            Stride::Dim(d) => self.dim(d),
+        }
+    }
+
+    fn numel(&mut self, shape: &[Dim]) -> ClifValue {
+        let mut n = self.iconst(1);
+        for &d in shape {
+            let size = self.dim(d);
+            n = self.bcx.ins().imul(n, size);
+        }
+        n
+    }
+
+    /// The address of a stored value's first element.
+    fn storage_ptr(&mut self, v: Value) -> ClifValue {
+        let storage = self.plan.storage[v.index()]
+            .unwrap_or_else(|| panic!("compiler bug: {v} is read from memory but not stored"));
+        let (table, slot) = match storage {
+            Storage::Arg(k) => (Param::Args, k as usize),
+            Storage::Result(r) => (Param::Results, r),
+            Storage::Buf(b) => (Param::Offsets, b),
+        };
+        let table = self.param(table);
+        let word = self
+            .bcx
+            .ins()
+            .load(types::I64, scalar_flags(), table, (8 * slot) as i32);
+        match storage {
+            Storage::Buf(_) => {
+                let arena = self.param(Param::Arena);
+                self.bcx.ins().iadd(arena, word)
+            }
+            _ => word,
+        }
+    }
+
+    /// The register of a scalar value.
+    fn scalar(&self, v: Value) -> ClifValue {
+        let w = self.plan.resolve(v);
+        self.scalars[w.index()]
+            .unwrap_or_else(|| panic!("compiler bug: scalar {w} used before it is computed"))
+    }
+
+    /// A memory operand for a kernel: its address and one stride per axis (a scalar is
+    /// spilled to the stack, with stride 0).
+    fn operand(&mut self, u: Value) -> (ClifValue, Vec<Stride>) {
+        let rank = self.func.ty(u).rank();
+        match self.plan.access(self.func, u) {
+            Access::Strided(base, strides) => (self.storage_ptr(base), strides),
+            Access::Scalar(s) => {
+                let value = self.scalar(s);
+                let slot = self.bcx.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    8,
+                    3,
+                ));
+                let addr = self.bcx.ins().stack_addr(types::I64, slot, 0);
+                self.bcx.ins().store(scalar_flags(), value, addr, 0);
+                (addr, vec![Stride::Zero; rank])
+            }
+        }
+    }
+
+    // ----- straight-line scalar code -----
+
+    fn emit_scalar(&mut self, v: Value) {
+        let op = &self.func.op(v).clone();
+        let inputs: Vec<ClifValue> = op.operands().iter().map(|&u| self.scalar(u)).collect();
+        let value = self.lower_elementwise(op, &inputs, 1);
+        self.scalars[v.index()] = Some(value);
+    }
+
+    fn emit_results(&mut self) {
+        for (r, write) in self.plan.result_writes.iter().enumerate() {
+            if let ResultWrite::Scalar(s) = *write {
+                let value = self.scalar(s);
+                let results = self.param(Param::Results);
+                let ptr = self
+                    .bcx
+                    .ins()
+                    .load(types::I64, scalar_flags(), results, (8 * r) as i32);
+                self.bcx.ins().store(scalar_flags(), value, ptr, 0);
+            }
+        }
+    }
+
+    // ----- elementwise lowering, shared by scalars and both loop widths -----
+
+    /// A real constant with `width` lanes.
+    fn fconst(&mut self, width: u8, c: f64) -> ClifValue {
+        let x = self.bcx.ins().f64const(c);
+        if width == 1 {
+            x
+        } else {
+            self.bcx.ins().splat(types::F64X2, x)
+        }
+    }
+
+    /// The constant a value is everywhere, if it is a literal.
+    fn literal(&self, v: Value) -> Option<f64> {
+        let mut w = self.plan.resolve(v);
+        if let Node::Splat(s) = self.plan.nodes[w.index()] {
+            w = self.plan.resolve(s);
+        }
+        match *self.func.op(w) {
+            Op::Const(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// `select(mask, a, b)` for one or two lanes.
+    fn select(&mut self, width: u8, mask: ClifValue, a: ClifValue, b: ClifValue) -> ClifValue {
+        if width == 1 {
+            self.bcx.ins().select(mask, a, b)
+        } else {
+            let mask = self
+                .bcx
+                .ins()
+                .bitcast(types::F64X2, MemFlagsData::new(), mask);
+            self.bcx.ins().bitselect(mask, a, b)
+        }
+    }
+
+    /// Lowers one elementwise op on registers of `width` lanes (1 or 2).
+    fn lower_elementwise(&mut self, op: &Op, inputs: &[ClifValue], width: u8) -> ClifValue {
+        match *op {
+            Op::Unary(u, _) => {
+                let x = inputs[0];
+                match u {
+                    UnaryOp::Neg => self.bcx.ins().fneg(x),
+                    UnaryOp::Sqrt => self.bcx.ins().sqrt(x),
+                    UnaryOp::Abs => self.bcx.ins().fabs(x),
+                    UnaryOp::Square => self.bcx.ins().fmul(x, x),
+                    UnaryOp::Relu => {
+                        // x when x > 0 or x is NaN, else +0 (the interpreter's rule).
+                        let zero = self.fconst(width, 0.0);
+                        let not_positive = self.bcx.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
+                        self.select(width, not_positive, zero, x)
+                    }
+                    UnaryOp::Exp
+                    | UnaryOp::Log
+                    | UnaryOp::Log1p
+                    | UnaryOp::Sin
+                    | UnaryOp::Cos
+                    | UnaryOp::Tanh
+                    | UnaryOp::Sigmoid
+                    | UnaryOp::Softplus => self.math(u, x, width),
+                }
+            }
+            Op::Binary(b, _, rhs) => {
+                let (x, y) = (inputs[0], inputs[1]);
+                match b {
+                    BinaryOp::Add => self.bcx.ins().fadd(x, y),
+                    BinaryOp::Sub => self.bcx.ins().fsub(x, y),
+                    BinaryOp::Mul => self.bcx.ins().fmul(x, y),
+                    BinaryOp::Div => self.bcx.ins().fdiv(x, y),
+                    BinaryOp::Max => self.bcx.ins().fmax(x, y),
+                    BinaryOp::Min => self.bcx.ins().fmin(x, y),
+                    // pow(x, 2) is exactly x * x (both correctly rounded).
+                    BinaryOp::Pow if self.literal(rhs) == Some(2.0) => self.bcx.ins().fmul(x, x),
+                    BinaryOp::Pow => self.per_lane2("gradc_pow", x, y, width),
+                }
+            }
+            Op::Compare(c, a, _) => {
+                let (x, y) = (inputs[0], inputs[1]);
+                if self.func.ty(a).elem == Elem::Real {
+                    let cc = match c {
+                        CmpOp::Lt => FloatCC::LessThan,
+                        CmpOp::Le => FloatCC::LessThanOrEqual,
+                        CmpOp::Gt => FloatCC::GreaterThan,
+                        CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+                        CmpOp::Eq => FloatCC::Equal,
+                        CmpOp::Ne => FloatCC::NotEqual,
+                    };
+                    self.bcx.ins().fcmp(cc, x, y)
+                } else {
+                    let cc = match c {
+                        CmpOp::Lt => IntCC::SignedLessThan,
+                        CmpOp::Le => IntCC::SignedLessThanOrEqual,
+                        CmpOp::Gt => IntCC::SignedGreaterThan,
+                        CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+                        CmpOp::Eq => IntCC::Equal,
+                        CmpOp::Ne => IntCC::NotEqual,
+                    };
+                    self.bcx.ins().icmp(cc, x, y)
+                }
+            }
+            Op::Select(..) => self.select(width, inputs[0], inputs[1], inputs[2]),
+            _ => unreachable!("compiler bug: {op:?} is not elementwise"),
+        }
+    }
+
+    /// A transcendental function: inline branch-free code from [`math`] (one lane or
+    /// two), or with `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
+    fn math(&mut self, u: UnaryOp, x: ClifValue, width: u8) -> ClifValue {
+        if INLINE_MATH {
+            let f = match u {
+                UnaryOp::Exp => MathFn::Exp,
+                UnaryOp::Log => MathFn::Log,
+                UnaryOp::Log1p => MathFn::Log1p,
+                UnaryOp::Sin => MathFn::Sin,
+                UnaryOp::Cos => MathFn::Cos,
+                UnaryOp::Tanh => MathFn::Tanh,
+                UnaryOp::Sigmoid => MathFn::Sigmoid,
+                UnaryOp::Softplus => MathFn::Softplus,
+                _ => unreachable!("compiler bug: {u:?} is not a math function"),
+            };
+            return math::emit_unary_with(&mut self.bcx, f, x, self.math_options);
+        }
+        let name = runtime::math_symbol(u)
+            .unwrap_or_else(|| panic!("compiler bug: no math symbol for {u:?}"));
+        if width == 1 {
+            self.call(name, &[x]).expect("math call returns a value")
+        } else {
+            let lanes: Vec<ClifValue> = (0..2u8)
+                .map(|lane| {
+                    let e = self.bcx.ins().extractlane(x, lane);
+                    self.call(name, &[e]).expect("math call returns a value")
+                })
+                .collect();
+            let v = self.bcx.ins().splat(types::F64X2, lanes[0]);
+            self.bcx.ins().insertlane(v, lanes[1], 1)
+        }
+    }
+
+    /// A two-argument runtime math function applied lane by lane.
+    fn per_lane2(
+        &mut self,
+        name: &'static str,
+        x: ClifValue,
+        y: ClifValue,
+        width: u8,
+    ) -> ClifValue {
+        if width == 1 {
+            return self.call(name, &[x, y]).expect("math call returns a value");
+        }
+        let lanes: Vec<ClifValue> = (0..2u8)
+            .map(|lane| {
+                let a = self.bcx.ins().extractlane(x, lane);
+                let b = self.bcx.ins().extractlane(y, lane);
+                self.call(name, &[a, b]).expect("math call returns a value")
+            })
+            .collect();
+        let v = self.bcx.ins().splat(types::F64X2, lanes[0]);
+        self.bcx.ins().insertlane(v, lanes[1], 1)
+    }
+
+    fn combine(&mut self, op: ReduceOp, acc: ClifValue, x: ClifValue) -> ClifValue {
+        match op {
+            ReduceOp::Sum => self.bcx.ins().fadd(acc, x),
+            ReduceOp::Max => self.bcx.ins().fmax(acc, x),
+            ReduceOp::Min => self.bcx.ins().fmin(acc, x),
+        }
+    }
+
+    // ----- loops -----
+
+    /// Starts `while var + step <= limit { ... }`; the builder is left in the body.
+    fn loop_begin(&mut self, var: Variable, limit: ClifValue, step: i64) -> LoopBlocks {
+        let header = self.bcx.create_block();
+        let body = self.bcx.create_block();
+        let exit = self.bcx.create_block();
+        self.bcx.ins().jump(header, &[]);
+        self.bcx.switch_to_block(header);
+        let index = self.bcx.use_var(var);
+        let next = self.bcx.ins().iadd_imm_s(index, step);
+        let go_on = self
+            .bcx
+            .ins()
+            .icmp(IntCC::SignedLessThanOrEqual, next, limit);
+        self.bcx.ins().brif(go_on, body, &[], exit, &[]);
+        self.bcx.switch_to_block(body);
+        // The body's only predecessor is the header.
+        self.bcx.seal_block(body);
+        LoopBlocks { header, exit }
+    }
+
+    /// Ends a loop started by `loop_begin`: `var += step` and back to the header.
+    fn loop_end(&mut self, blocks: LoopBlocks, var: Variable, step: i64) {
+        let index = self.bcx.use_var(var);
+        let next = self.bcx.ins().iadd_imm_s(index, step);
+        self.bcx.def_var(var, next);
+        self.bcx.ins().jump(blocks.header, &[]);
+        // The back edge was the header's last predecessor: it can be sealed now.
+        self.bcx.seal_block(blocks.header);
+        self.bcx.switch_to_block(blocks.exit);
+        self.bcx.seal_block(blocks.exit);
+    }
+
+    // ----- fused loop nests -----
+
+    /// The domain strides of a strided operand of a group (dropping its 1 axes).
+    fn domain_strides(&self, u: Value, strides: &[Stride]) -> Vec<Stride> {
+        self.func
+            .ty(u)
+            .shape
+            .iter()
+            .zip(strides)
+            .filter(|(d, _)| !d.is_one())
+            .map(|(_, s)| *s)
+            .collect()
+    }
+
+    /// Every operand a group reads from outside itself, in first-use order.
+    fn group_reads(&self, g: usize) -> Vec<Value> {
+        let group = &self.plan.groups[g];
+        let mut reads = Vec::new();
+        for &m in &group.members {
+            for u in self.func.op(m).operands() {
+                if !matches!(self.plan.nodes[self.plan.resolve(u).index()], Node::Member(h) if h == g)
+                {
+                    reads.push(u);
+                }
+            }
+        }
+        reads.extend(group.copies.iter().map(|&(v, _)| v));
+        reads
+    }
+
+    fn emit_group(&mut self, g: usize) {
+        let plan = self.plan;
+        let func = self.func;
+        let group = &plan.groups[g];
+        let domain = group.domain.clone();
+        let rank = domain.len();
+
+        // Collect the strided operands and scalar splats.
+        let mut loads: Vec<LoadSpec> = Vec::new();
+        let mut scalar_reads: Vec<Value> = Vec::new();
+        for u in self.group_reads(g) {
+            match plan.access(func, u) {
+                Access::Scalar(s) => {
+                    if !scalar_reads.contains(&s) {
+                        scalar_reads.push(s);
+                    }
+                }
+                Access::Strided(base, strides) => {
+                    let spec = LoadSpec {
+                        base,
+                        strides: self.domain_strides(u, &strides),
+                        elem: plan::elem(func, base),
+                    };
+                    if !loads.contains(&spec) {
+                        loads.push(spec);
+                    }
+                }
+            }
+        }
+        let has_axis_reductions = group.members.iter().any(|&m| {
+            matches!(
+                plan.nodes[m.index()],
+                Node::Reduce(_, ReduceKind::Rows | ReduceKind::Cols)
+            )
+        });
+        // A rank-2 nest whose operands are all dense or constant runs as one flat loop.
+        let flat = rank == 2
+            && !has_axis_reductions
+            && loads.iter().all(|l| {
+                l.strides == [Stride::Dim(domain[1]), Stride::One]
+                    || l.strides == [Stride::Zero, Stride::Zero]
+            });
+        let inner_stride = |l: &LoadSpec| -> Stride {
+            if flat && l.strides[1] == Stride::One {
+                Stride::One
+            } else {
+                *l.strides.last().expect("a group has rank 1 or 2")
+            }
+        };
+        let vectorised = loads
+            .iter()
+            .all(|l| matches!(inner_stride(l), Stride::Zero | Stride::One));
+
+        // Preheader: pointers, strides, splats, accumulators.
+        let mut state = GroupState {
+            loads: loads.clone(),
+            load_base: Vec::new(),
+            load_inner_bytes: Vec::new(),
+            load_row: Vec::new(),
+            load_invariant: vec![None; loads.len()],
+            splats: HashMap::new(),
+            stores: HashMap::new(),
+            accs: HashMap::new(),
+            rank,
+            flat,
+            vectorised,
+        };
+        for l in &loads {
+            let base = self.storage_ptr(l.base);
+            state.load_base.push(base);
+            state.load_row.push(base);
+            let inner_bytes = match inner_stride(l) {
+                Stride::Dim(d) => {
+                    let size = self.dim(d);
+                    Some(self.bcx.ins().imul_imm_s(size, 8))
+                }
+                _ => None,
+            };
+            state.load_inner_bytes.push(inner_bytes);
+        }
+        for &s in &scalar_reads {
+            let one = self.scalar(s);
+            let two = if vectorised {
+                let ty = self.bcx.func.dfg.value_type(one);
+                Some(if ty == types::I8 {
+                    let wide = self.bcx.ins().bmask(types::I64, one);
+                    self.bcx.ins().splat(types::I64X2, wide)
+                } else {
+                    self.bcx
+                        .ins()
+                        .splat(ty.by(2).expect("a two-lane type"), one)
+                })
+            } else {
+                None
+            };
+            state.splats.insert(s, (one, two));
+        }
+        for &m in &group.members {
+            if let Some(_storage) = plan.storage[m.index()] {
+                let base = self.storage_ptr(m);
+                state.stores.insert(StoreKey::Member(m), (base, base));
+            }
+            if let Node::Reduce(_, kind) = plan.nodes[m.index()] {
+                let Op::Reduce(op, _, _) = *func.op(m) else {
+                    unreachable!("compiler bug: reduce node without reduce op")
+                };
+                match kind {
+                    ReduceKind::Full | ReduceKind::Rows => {
+                        let vector = vectorised.then(|| self.bcx.declare_var(types::F64X2));
+                        let scalar = self.bcx.declare_var(types::F64);
+                        state.accs.insert(m, (vector, scalar));
+                        if kind == ReduceKind::Full {
+                            self.init_acc(&state, m, op);
+                        }
+                    }
+                    ReduceKind::Cols => {
+                        let (out, _) = state.stores[&StoreKey::Member(m)];
+                        let n = self.dim(domain[1]);
+                        let init = self.bcx.ins().f64const(plan::reduce_init(op));
+                        self.call("gradc_fill", &[out, n, init]);
+                    }
+                }
+            }
+        }
+        for (k, &(_, r)) in group.copies.iter().enumerate() {
+            let results = self.param(Param::Results);
+            let base = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), results, (8 * r) as i32);
+            let _ = k;
+            state.stores.insert(StoreKey::Copy(r), (base, base));
+        }
+
+        // The loop nest.
+        let (outer_len, inner_len) = if rank == 1 {
+            (None, self.dim(domain[0]))
+        } else if flat {
+            (None, self.numel(&domain))
+        } else {
+            (Some(self.dim(domain[0])), self.dim(domain[1]))
+        };
+        let outer = outer_len.map(|len| {
+            let i_var = self.bcx.declare_var(types::I64);
+            let zero = self.iconst(0);
+            self.bcx.def_var(i_var, zero);
+            let blocks = self.loop_begin(i_var, len, 1);
+            let i = self.bcx.use_var(i_var);
+            self.begin_row(&mut state, i, &domain);
+            (i_var, blocks, i)
+        });
+        let j_var = self.bcx.declare_var(types::I64);
+        let zero = self.iconst(0);
+        self.bcx.def_var(j_var, zero);
+        if vectorised {
+            let blocks = self.loop_begin(j_var, inner_len, LANES);
+            let j = self.bcx.use_var(j_var);
+            self.emit_body(g, &mut state, 2, j);
+            self.loop_end(blocks, j_var, LANES);
+        }
+        let blocks = self.loop_begin(j_var, inner_len, 1);
+        let j = self.bcx.use_var(j_var);
+        self.emit_body(g, &mut state, 1, j);
+        self.loop_end(blocks, j_var, 1);
+        if let Some((i_var, blocks, i)) = outer {
+            for &m in &group.members {
+                if plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Rows) {
+                    let total = self.finish_acc(&state, m);
+                    let (out, _) = state.stores[&StoreKey::Member(m)];
+                    let offset = self.bcx.ins().ishl_imm_s(i, 3);
+                    let addr = self.bcx.ins().iadd(out, offset);
+                    self.bcx.ins().store(scalar_flags(), total, addr, 0);
+                }
+            }
+            self.loop_end(blocks, i_var, 1);
+        }
+        for &m in &group.members {
+            if plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Full) {
+                let total = self.finish_acc(&state, m);
+                self.scalars[m.index()] = Some(total);
+            }
+        }
+    }
+
+    fn init_acc(&mut self, state: &GroupState, m: Value, op: ReduceOp) {
+        let (vector, scalar) = state.accs[&m];
+        let init = plan::reduce_init(op);
+        let one = self.fconst(1, init);
+        self.bcx.def_var(scalar, one);
+        if let Some(vector) = vector {
+            let two = self.fconst(2, init);
+            self.bcx.def_var(vector, two);
+        }
+    }
+
+    /// Folds the lanes of an accumulator into one value.
+    fn finish_acc(&mut self, state: &GroupState, m: Value) -> ClifValue {
+        let Op::Reduce(op, _, _) = *self.func.op(m) else {
+            unreachable!("compiler bug: accumulator of a non-reduction")
+        };
+        let (vector, scalar) = state.accs[&m];
+        let tail = self.bcx.use_var(scalar);
+        match vector {
+            Some(vector) => {
+                let v = self.bcx.use_var(vector);
+                let lo = self.bcx.ins().extractlane(v, 0);
+                let hi = self.bcx.ins().extractlane(v, 1);
+                let both = self.combine(op, lo, hi);
+                self.combine(op, both, tail)
+            }
+            None => tail,
+        }
+    }
+
+    /// At the top of an outer iteration: row pointers, row-invariant loads and row
+    /// accumulators.
+    fn begin_row(&mut self, state: &mut GroupState, i: ClifValue, domain: &[Dim]) {
+        for k in 0..state.loads.len() {
+            let outer = state.loads[k].strides[0];
+            state.load_row[k] = match outer {
+                Stride::Zero => state.load_base[k],
+                _ => {
+                    let stride = self.stride(outer);
+                    let elems = self.bcx.ins().imul(i, stride);
+                    let bytes = self.bcx.ins().ishl_imm_s(elems, 3);
+                    self.bcx.ins().iadd(state.load_base[k], bytes)
+                }
+            };
+            if state.loads[k].strides[1] == Stride::Zero {
+                let ty = scalar_type(state.loads[k].elem);
+                let one = self
+                    .bcx
+                    .ins()
+                    .load(ty, scalar_flags(), state.load_row[k], 0);
+                let two = state
+                    .vectorised
+                    .then(|| self.bcx.ins().splat(ty.by(2).expect("two lanes"), one));
+                let one = if state.loads[k].elem == Elem::Bool {
+                    self.bcx.ins().icmp_imm_s(IntCC::NotEqual, one, 0)
+                } else {
+                    one
+                };
+                state.load_invariant[k] = Some((one, two));
+            }
+        }
+        let cols = self.dim(domain[1]);
+        let row_elems = self.bcx.ins().imul(i, cols);
+        let row_bytes = self.bcx.ins().ishl_imm_s(row_elems, 3);
+        let keys: Vec<StoreKey> = state.stores.keys().copied().collect();
+        for key in keys {
+            if let StoreKey::Member(m) = key {
+                if matches!(self.plan.nodes[m.index()], Node::Reduce(..)) {
+                    continue;
+                }
+            }
+            let (base, _) = state.stores[&key];
+            let row = self.bcx.ins().iadd(base, row_bytes);
+            state.stores.insert(key, (base, row));
+        }
+        let rows: Vec<Value> = state
+            .accs
+            .keys()
+            .copied()
+            .filter(|m| {
+                matches!(
+                    self.plan.nodes[m.index()],
+                    Node::Reduce(_, ReduceKind::Rows)
+                )
+            })
+            .collect();
+        for m in rows {
+            let Op::Reduce(op, _, _) = *self.func.op(m) else {
+                unreachable!("compiler bug: accumulator of a non-reduction")
+            };
+            self.init_acc(state, m, op);
+        }
+    }
+
+    /// The value of operand `u` of a member, at element `j` of the current row.
+    fn lane_operand(
+        &mut self,
+        g: usize,
+        state: &GroupState,
+        lanes: &HashMap<Value, ClifValue>,
+        u: Value,
+        width: u8,
+        j: ClifValue,
+        j_bytes: ClifValue,
+    ) -> ClifValue {
+        let w = self.plan.resolve(u);
+        if self.plan.nodes[w.index()] == Node::Member(g) {
+            return lanes[&w];
+        }
+        match self.plan.access(self.func, u) {
+            Access::Scalar(s) => {
+                let (one, two) = state.splats[&s];
+                if width == 1 {
+                    one
+                } else {
+                    two.expect("compiler bug: splat missing in a vectorised loop")
+                }
+            }
+            Access::Strided(base, strides) => {
+                let spec = LoadSpec {
+                    base,
+                    strides: self.domain_strides(u, &strides),
+                    elem: plan::elem(self.func, base),
+                };
+                let k = state
+                    .loads
+                    .iter()
+                    .position(|l| *l == spec)
+                    .expect("compiler bug: load not collected");
+                self.load_lane(state, k, width, j, j_bytes)
+            }
+        }
+    }
+
+    fn load_lane(
+        &mut self,
+        state: &GroupState,
+        k: usize,
+        width: u8,
+        j: ClifValue,
+        j_bytes: ClifValue,
+    ) -> ClifValue {
+        let spec = &state.loads[k];
+        let inner = if state.flat && spec.strides[1] == Stride::One {
+            Stride::One
+        } else {
+            *spec.strides.last().expect("rank ≥ 1")
+        };
+        if inner == Stride::Zero && state.rank == 2 && !state.flat {
+            let (one, two) = state.load_invariant[k].expect("compiler bug: invariant missing");
+            return if width == 1 {
+                one
+            } else {
+                two.expect("compiler bug: vector invariant missing")
+            };
+        }
+        let row = state.load_row[k];
+        let addr = match inner {
+            Stride::Zero => row,
+            Stride::One => self.bcx.ins().iadd(row, j_bytes),
+            Stride::Dim(_) => {
+                let step = state.load_inner_bytes[k].expect("compiler bug: stride missing");
+                let offset = self.bcx.ins().imul(j, step);
+                self.bcx.ins().iadd(row, offset)
+            }
+        };
+        let one_ty = scalar_type(spec.elem);
+        if width == 1 {
+            let x = self.bcx.ins().load(one_ty, scalar_flags(), addr, 0);
+            if spec.elem == Elem::Bool {
+                self.bcx.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
+            } else {
+                x
+            }
+        } else if inner == Stride::Zero {
+            let x = self.bcx.ins().load(one_ty, scalar_flags(), addr, 0);
+            self.bcx.ins().splat(one_ty.by(2).expect("two lanes"), x)
+        } else {
+            let ty = one_ty.by(2).expect("two lanes");
+            self.bcx.ins().load(ty, vector_flags(), addr, 0)
+        }
+    }
+
+    fn store_lane(&mut self, addr_row: ClifValue, j_bytes: ClifValue, value: ClifValue, width: u8) {
+        let addr = self.bcx.ins().iadd(addr_row, j_bytes);
+        let ty = self.bcx.func.dfg.value_type(value);
+        let value = if ty == types::I8 {
+            // A one-lane mask is stored as 0 / -1, like the two-lane compare result.
+            self.bcx.ins().bmask(types::I64, value)
+        } else {
+            value
+        };
+        let flags = if width == 1 {
+            scalar_flags()
+        } else {
+            vector_flags()
+        };
+        self.bcx.ins().store(flags, value, addr, 0);
+    }
+
+    /// One iteration of the inner loop, `width` lanes at element `j`.
+    fn emit_body(&mut self, g: usize, state: &mut GroupState, width: u8, j: ClifValue) {
+        let plan = self.plan;
+        let func = self.func;
+        let group = &plan.groups[g];
+        let j_bytes = self.bcx.ins().ishl_imm_s(j, 3);
+        let mut lanes: HashMap<Value, ClifValue> = HashMap::new();
+        for &m in &group.members {
+            let op = func.op(m);
+            if let Op::Reduce(r, x, _) = *op {
+                let xv = self.lane_operand(g, state, &lanes, x, width, j, j_bytes);
+                let Node::Reduce(_, kind) = plan.nodes[m.index()] else {
+                    unreachable!("compiler bug: reduce op without reduce node")
+                };
+                match kind {
+                    ReduceKind::Full | ReduceKind::Rows => {
+                        let (vector, scalar) = state.accs[&m];
+                        let var = if width == 1 {
+                            scalar
+                        } else {
+                            vector.expect("compiler bug: vector accumulator missing")
+                        };
+                        let acc = self.bcx.use_var(var);
+                        let next = self.combine(r, acc, xv);
+                        self.bcx.def_var(var, next);
+                    }
+                    ReduceKind::Cols => {
+                        let (out, _) = state.stores[&StoreKey::Member(m)];
+                        let addr = self.bcx.ins().iadd(out, j_bytes);
+                        let (ty, flags) = if width == 1 {
+                            (types::F64, scalar_flags())
+                        } else {
+                            (types::F64X2, vector_flags())
+                        };
+                        let acc = self.bcx.ins().load(ty, flags, addr, 0);
+                        let next = self.combine(r, acc, xv);
+                        self.bcx.ins().store(flags, next, addr, 0);
+                    }
+                }
+                continue;
+            }
+            let inputs: Vec<ClifValue> = op
+                .operands()
+                .iter()
+                .map(|&u| self.lane_operand(g, state, &lanes, u, width, j, j_bytes))
+                .collect();
+            let value = self.lower_elementwise(op, &inputs, width);
+            lanes.insert(m, value);
+            if let Some(&(_, row)) = state.stores.get(&StoreKey::Member(m)) {
+                self.store_lane(row, j_bytes, value, width);
+            }
+        }
+        for &(v, r) in &group.copies {
+            let value = self.lane_operand(g, state, &lanes, v, width, j, j_bytes);
+            let (_, row) = state.stores[&StoreKey::Copy(r)];
+            self.store_lane(row, j_bytes, value, width);
+        }
+    }
+
+    // ----- runtime kernels -----
+
+    fn emit_kernel(&mut self, v: Value) {
+        let func = self.func;
+        let out = self.storage_ptr(v);
+        let shape_of = |u: Value| func.ty(u).shape.clone();
+        match *func.op(v) {
+            Op::MatMul(a, b) => {
+                let (a_ptr, a_strides) = self.operand(a);
+                let (b_ptr, b_strides) = self.operand(b);
+                let (sa, sb) = (shape_of(a), shape_of(b));
+                let m = self.dim(sa[0]);
+                let k = self.dim(sa[1]);
+                let n = self.dim(sb[1]);
+                let one = self.iconst(1);
+                let strides: Vec<ClifValue> =
+                    [a_strides[0], a_strides[1], b_strides[0], b_strides[1]]
+                        .into_iter()
+                        .map(|s| self.stride(s))
+                        .collect();
+                self.call(
+                    "gradc_matmul",
+                    &[
+                        m, n, k, out, n, one, a_ptr, strides[0], strides[1], b_ptr, strides[2],
+                        strides[3],
+                    ],
+                );
+            }
+            Op::Gather(t, i) => {
+                let (t_ptr, t_strides) = self.operand(t);
+                let (i_ptr, _) = self.operand(i);
+                let st = shape_of(t);
+                let rs = self.stride(t_strides[0]);
+                let (cs, d) = if st.len() == 2 {
+                    (self.stride(t_strides[1]), self.dim(st[1]))
+                } else {
+                    (self.iconst(0), self.iconst(1))
+                };
+                let n_idx = self.index_count(i);
+                self.call("gradc_gather", &[t_ptr, rs, cs, d, i_ptr, n_idx, out]);
+            }
+            Op::ScatterAdd(u, i, rows) => {
+                let (u_ptr, u_strides) = self.operand(u);
+                let (i_ptr, _) = self.operand(i);
+                let su = shape_of(u);
+                let index_rank = func.ty(i).rank();
+                // `u` is `i.shape ++ R`: its first `index_rank` axes follow the index.
+                let rs = if index_rank == 1 {
+                    self.stride(u_strides[0])
+                } else {
+                    self.iconst(0)
+                };
+                let (cs, d) = if su.len() > index_rank {
+                    (self.stride(u_strides[index_rank]), self.dim(su[index_rank]))
+                } else {
+                    (self.iconst(0), self.iconst(1))
+                };
+                let n_idx = self.index_count(i);
+                let rows = self.dim(rows);
+                self.call(
+                    "gradc_scatter_add",
+                    &[u_ptr, rs, cs, d, i_ptr, n_idx, rows, out],
+                );
+            }
+            Op::Pick(x, l) => {
+                let (x_ptr, x_strides) = self.operand(x);
+                let (l_ptr, _) = self.operand(l);
+                let rs = self.stride(x_strides[0]);
+                let cs = self.stride(x_strides[1]);
+                let n = self.dim(shape_of(x)[0]);
+                self.call("gradc_pick", &[x_ptr, rs, cs, n, l_ptr, out]);
+            }
+            Op::OneHot(l, depth) => {
+                let (l_ptr, _) = self.operand(l);
+                let n = self.index_count(l);
+                let k = self.dim(depth);
+                self.call("gradc_onehot", &[l_ptr, n, k, out]);
+            }
+            Op::Softmax(x, axis) | Op::LogSoftmax(x, axis) => {
+                let log = matches!(func.op(v), Op::LogSoftmax(..));
+                let (x_ptr, rows, cols, rs, cs) = self.operand_2d(x);
+                let axis_2d = if func.ty(x).rank() == 2 {
+                    axis as i64
+                } else {
+                    1
+                };
+                let axis_2d = self.iconst(axis_2d);
+                let log = self.iconst(log as i64);
+                self.call(
+                    "gradc_softmax",
+                    &[x_ptr, rs, cs, rows, cols, axis_2d, out, log],
+                );
+            }
+            Op::LogSumExp(x, axes) => {
+                let (x_ptr, rows, cols, rs, cs) = self.operand_2d(x);
+                let mask = plan::axes_2d(func.ty(x).rank(), axes);
+                let mask = self.iconst(mask as i64);
+                self.call("gradc_logsumexp", &[x_ptr, rs, cs, rows, cols, mask, out]);
+            }
+            _ => unreachable!("compiler bug: {v} is not a kernel op"),
+        }
+        if is_scalar_shape(&func.ty(v).shape) {
+            let value = self.bcx.ins().load(types::F64, scalar_flags(), out, 0);
+            self.scalars[v.index()] = Some(value);
+        }
+    }
+
+    /// The number of indices in an index operand (1 for a scalar).
+    fn index_count(&mut self, i: Value) -> ClifValue {
+        match self.func.ty(i).shape.first() {
+            Some(&d) => self.dim(d),
+            None => self.iconst(1),
+        }
+    }
+
+    /// An operand seen as a `[rows, cols]` matrix (a vector is one row, a scalar 1×1):
+    /// address, rows, cols, row stride, column stride.
+    fn operand_2d(&mut self, x: Value) -> (ClifValue, ClifValue, ClifValue, ClifValue, ClifValue) {
+        let (ptr, strides) = self.operand(x);
+        let shape = self.func.ty(x).shape.clone();
+        match shape.len() {
+            0 => {
+                let one = self.iconst(1);
+                let zero = self.iconst(0);
+                (ptr, one, one, zero, zero)
+            }
+            1 => {
+                let one = self.iconst(1);
+                let zero = self.iconst(0);
+                let cols = self.dim(shape[0]);
+                let cs = self.stride(strides[0]);
+                (ptr, one, cols, zero, cs)
+            }
+            _ => {
+                let rows = self.dim(shape[0]);
+                let cols = self.dim(shape[1]);
+                let rs = self.stride(strides[0]);
+                let cs = self.stride(strides[1]);
+                (ptr, rows, cols, rs, cs)
+            }
+        }
+    }
+}
+
+/// True for a shape all of whose dimensions are literal 1s (a scalar's domain).
+fn is_scalar_shape(shape: &[Dim]) -> bool {
+    shape.iter().all(|d| d.is_one())
+}
+
+/// The one-lane register type of an element type (masks are stored as `i64`).
+fn scalar_type(elem: Elem) -> ClifType {
+    match elem {
+        Elem::Real => types::F64,
+        Elem::Int | Elem::Bool => types::I64,
+    }
+}
