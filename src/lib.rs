@@ -15,7 +15,9 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod autodiff;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod data;
@@ -32,6 +34,7 @@ pub mod simplify;
 pub mod syntax;
 pub mod tensor;
 
+pub use api::{CompileOptions, Model};
 pub use diag::{Diagnostic, Severity, Span};
 pub use ir::Function;
 pub use tensor::{Tensor, TensorData};

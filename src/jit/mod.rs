@@ -320,8 +320,8 @@ fn entry_signature(module: &JITModule) -> Signature {
     sig
 }
 
-/// The size of a shape under the bound dimensions.
-fn numel(shape: &[Dim], dims: &[usize]) -> usize {
+/// The number of elements of a shape under the bound dimension sizes.
+pub fn numel(shape: &[Dim], dims: &[usize]) -> usize {
     shape
         .iter()
         .map(|d| match *d {
@@ -396,6 +396,29 @@ impl Kernel {
         args: &[ArgData<'_>],
         results: &[&mut [f64]],
     ) -> Result<(), JitError> {
+        self.check_args(dims, args)?;
+        if results.len() != self.results.len() {
+            return Err(JitError::BadCall(format!(
+                "{} result buffers given, {} expected",
+                results.len(),
+                self.results.len()
+            )));
+        }
+        for (r, (buf, shape)) in results.iter().zip(&self.results).enumerate() {
+            let expected = numel(shape, dims);
+            if buf.len() != expected {
+                return Err(JitError::BadCall(format!(
+                    "result {r}: buffer of {} elements, {expected} expected",
+                    buf.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the dimensions and arguments of a call: counts, element types,
+    /// lengths and index ranges.
+    pub fn check_args(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
         let bad = |msg: String| Err(JitError::BadCall(msg));
         if dims.len() != self.n_dims {
             return bad(format!(
@@ -441,22 +464,6 @@ impl Kernel {
             let bound = dim_size(bound, dims);
             if n < 0 || n as usize >= bound {
                 return bad(format!("index {n} out of range 0..{bound}"));
-            }
-        }
-        if results.len() != self.results.len() {
-            return bad(format!(
-                "{} result buffers given, {} expected",
-                results.len(),
-                self.results.len()
-            ));
-        }
-        for (r, (buf, shape)) in results.iter().zip(&self.results).enumerate() {
-            let expected = numel(shape, dims);
-            if buf.len() != expected {
-                return bad(format!(
-                    "result {r}: buffer of {} elements, {expected} expected",
-                    buf.len()
-                ));
             }
         }
         Ok(())

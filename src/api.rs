@@ -1,0 +1,660 @@
+//! The Rust API: compile a `.loss` file once, then evaluate its loss and gradient many
+//! times from Rust data.
+//!
+//! In: `.loss` source (or an already [`Compiled`] pipeline) and call-time data, as named
+//! [`Tensor`]s (validated by [`crate::data::bind_tensors`]) or, on the fast path, as
+//! slices in declaration order whose lengths were fixed by [`Model::prepare`]. Out: the
+//! loss, the outputs, and the gradients written into caller-owned buffers.
+//!
+//! Invariants: every length, dimension and index is checked before native code runs, so
+//! wrong data is an `Err`, never undefined behaviour. A [`Model`] is `Send + Sync`; any
+//! number of threads may call it at once (each call borrows a workspace from a pool).
+//! A [`Call`] owns its workspace: repeated calls through it do not allocate.
+//!
+//! ```no_run
+//! use gradc::api::{Model, Call};
+//! use gradc::jit::ArgData;
+//! let model = Model::from_source("input x\nparam w\nloss = (w * x - 1)^2\n").unwrap();
+//! let bound = model.bind(vec![("x".into(), gradc::Tensor::scalar(2.0)),
+//!                             ("w".into(), gradc::Tensor::scalar(0.3))]).unwrap();
+//! let (loss, grads) = model.value_and_grad_vec(&bound).unwrap();
+//! let mut call: Call = model.prepare(&bound.dims).unwrap();
+//! let mut dw = [0.0];
+//! let loss2 = call.value_and_grad(&[ArgData::Real(&[2.0]), ArgData::Real(&[0.3])],
+//!                                 &mut [&mut dw]).unwrap();
+//! assert_eq!(loss, loss2);
+//! # let _ = grads;
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::data::{self, Bound, CallError};
+use crate::diag::Diagnostic;
+use crate::driver::{self, Compiled};
+use crate::ir::{ArgRole, Function, ResultRole};
+use crate::jit::{self, ArgData, JitError, Kernel, Workspace};
+use crate::tensor::{Tensor, TensorData};
+
+/// How a [`Model`] is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Run the simplifier on the forward and gradient IR (on by default).
+    pub simplify: bool,
+    /// Evaluate with native code or with the reference interpreter.
+    pub engine: Engine,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            simplify: true,
+            engine: Engine::Jit,
+        }
+    }
+}
+
+/// What evaluates a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Native code from the Cranelift JIT.
+    Jit,
+    /// The reference interpreter (slow, for cross-checking).
+    Interpreter,
+}
+
+/// Why a model could not be built or called.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelError {
+    /// The `.loss` source has errors (with any warnings).
+    Compile(Vec<Diagnostic>),
+    /// The file could not be read.
+    Io(String),
+    /// Call-time data does not fit the model (names the input at fault).
+    Call(CallError),
+    /// The JIT failed or refused a call.
+    Jit(JitError),
+    /// The interpreter failed.
+    Eval(String),
+    /// A fast-path call did not match the prepared shapes (says which argument or buffer).
+    BadCall(String),
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::Compile(diags) => {
+                let errors: Vec<&str> = diags
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.message.as_str())
+                    .collect();
+                write!(f, "the model does not compile: {}", errors.join("; "))
+            }
+            ModelError::Io(msg) | ModelError::Eval(msg) | ModelError::BadCall(msg) => {
+                write!(f, "{msg}")
+            }
+            ModelError::Call(e) => write!(f, "{e}"),
+            ModelError::Jit(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+impl From<CallError> for ModelError {
+    fn from(e: CallError) -> Self {
+        ModelError::Call(e)
+    }
+}
+
+impl From<JitError> for ModelError {
+    fn from(e: JitError) -> Self {
+        match e {
+            JitError::BadCall(msg) => ModelError::BadCall(msg),
+            other => ModelError::Jit(other),
+        }
+    }
+}
+
+/// The forward results of one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forward {
+    /// The loss.
+    pub loss: f64,
+    /// Every `output`, by name, in declaration order.
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+/// A compiled `.loss` model: forward and value-and-gradient functions, native code for
+/// both, and a pool of workspaces for concurrent calls.
+pub struct Model {
+    forward_fn: Function,
+    grad_fn: Function,
+    warnings: Vec<Diagnostic>,
+    kernels: Option<(Kernel, Kernel)>,
+    pool: Mutex<Vec<Workspace>>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("args", &self.arg_names())
+            .field("jit", &self.kernels.is_some())
+            .finish()
+    }
+}
+
+impl Model {
+    /// Compiles `.loss` source with the default options (simplified, JIT).
+    pub fn from_source(source: &str) -> Result<Model, ModelError> {
+        Model::with_options(source, CompileOptions::default())
+    }
+
+    /// Reads and compiles a `.loss` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+        let path = path.as_ref();
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Io(format!("cannot read `{}`: {e}", path.display())))?;
+        Model::from_source(&source)
+    }
+
+    /// Compiles `.loss` source with the given options.
+    pub fn with_options(source: &str, options: CompileOptions) -> Result<Model, ModelError> {
+        let compiled = driver::compile(source).map_err(ModelError::Compile)?;
+        Model::from_compiled(&compiled, options)
+    }
+
+    /// Builds a model from the output of the pipeline (JIT-compiling both functions
+    /// unless the interpreter is asked for).
+    pub fn from_compiled(
+        compiled: &Compiled,
+        options: CompileOptions,
+    ) -> Result<Model, ModelError> {
+        let (forward_fn, grad_fn) = if options.simplify {
+            (compiled.forward.clone(), compiled.grad.clone())
+        } else {
+            (compiled.forward_raw.clone(), compiled.grad_raw.clone())
+        };
+        let kernels = match options.engine {
+            Engine::Jit => Some((jit::compile(&forward_fn)?, jit::compile(&grad_fn)?)),
+            Engine::Interpreter => None,
+        };
+        Ok(Model {
+            forward_fn,
+            grad_fn,
+            warnings: compiled.warnings.clone(),
+            kernels,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The compiler's warnings (e.g. a param the loss does not depend on).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// The forward function (results: loss, then outputs).
+    pub fn forward_function(&self) -> &Function {
+        &self.forward_fn
+    }
+
+    /// The value-and-gradient function (results: loss, then one gradient per param).
+    pub fn grad_function(&self) -> &Function {
+        &self.grad_fn
+    }
+
+    /// Input and param names in declaration order (the order of fast-path arguments).
+    pub fn arg_names(&self) -> Vec<&str> {
+        self.forward_fn
+            .args
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+
+    /// Param names in declaration order (the order of gradients).
+    pub fn param_names(&self) -> Vec<&str> {
+        self.forward_fn
+            .params()
+            .map(|(_, a)| a.name.as_str())
+            .collect()
+    }
+
+    /// Binds named tensors to the inputs and params, checking names, element types,
+    /// shapes, dimension agreement and index ranges.
+    pub fn bind(&self, named: Vec<(String, Tensor)>) -> Result<Bound, ModelError> {
+        Ok(data::bind_tensors(&self.forward_fn, named)?)
+    }
+
+    /// Binds a `DATA.json` object (the command line's format).
+    pub fn bind_json(&self, data: &serde_json::Value) -> Result<Bound, ModelError> {
+        Ok(data::bind_json(&self.forward_fn, data)?)
+    }
+
+    /// Evaluates the forward function: every result (loss, then outputs) as a tensor.
+    pub fn eval_forward(&self, bound: &Bound) -> Result<Vec<Tensor>, ModelError> {
+        self.eval(false, bound)
+    }
+
+    /// Evaluates the value-and-gradient function: loss, then one gradient per param.
+    pub fn eval_grad(&self, bound: &Bound) -> Result<Vec<Tensor>, ModelError> {
+        self.eval(true, bound)
+    }
+
+    fn eval(&self, grad: bool, bound: &Bound) -> Result<Vec<Tensor>, ModelError> {
+        let func = if grad {
+            &self.grad_fn
+        } else {
+            &self.forward_fn
+        };
+        check_bound(func, bound)?;
+        let Some(kernels) = &self.kernels else {
+            return crate::interp::eval(func, &bound.dims, &bound.args).map_err(ModelError::Eval);
+        };
+        let kernel = if grad { &kernels.1 } else { &kernels.0 };
+        let mut outputs: Vec<Vec<f64>> = (0..kernel.n_results())
+            .map(|r| vec![0.0; kernel.result_len(r, &bound.dims)])
+            .collect();
+        let args = arg_data(bound)?;
+        {
+            let mut slices: Vec<&mut [f64]> =
+                outputs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            self.with_workspace(|ws| kernel.call(&bound.dims, &args, &mut slices, ws))?;
+        }
+        Ok(func
+            .results
+            .iter()
+            .zip(outputs)
+            .map(|(r, data)| {
+                let shape = func
+                    .ty(r.value)
+                    .shape
+                    .iter()
+                    .map(|&d| dim_size(d, &bound.dims))
+                    .collect();
+                Tensor::real(shape, data)
+            })
+            .collect())
+    }
+
+    /// The loss and the outputs.
+    pub fn forward(&self, bound: &Bound) -> Result<Forward, ModelError> {
+        let results = self.eval_forward(bound)?;
+        let mut loss = f64::NAN;
+        let mut outputs = Vec::new();
+        for (r, t) in self.forward_fn.results.iter().zip(results) {
+            match r.role {
+                ResultRole::Loss => loss = t.as_real().map_or(f64::NAN, |x| x[0]),
+                _ => outputs.push((r.name.clone(), t)),
+            }
+        }
+        Ok(Forward { loss, outputs })
+    }
+
+    /// The loss; the gradient of every param (declaration order) is written into
+    /// `grads`, whose buffers must have the params' sizes.
+    pub fn value_and_grad(
+        &self,
+        bound: &Bound,
+        grads: &mut [&mut [f64]],
+    ) -> Result<f64, ModelError> {
+        check_bound(&self.grad_fn, bound)?;
+        let mut loss = [0.0];
+        match &self.kernels {
+            Some((_, kernel)) => {
+                let args = arg_data(bound)?;
+                self.with_workspace(|ws| {
+                    let mut results = results_with_loss(&mut loss, grads);
+                    kernel.call(&bound.dims, &args, &mut results, ws)
+                })?;
+            }
+            None => {
+                let values = crate::interp::eval(&self.grad_fn, &bound.dims, &bound.args)
+                    .map_err(ModelError::Eval)?;
+                copy_results(&values, &mut loss, grads)?;
+            }
+        }
+        Ok(loss[0])
+    }
+
+    /// The loss and freshly allocated gradients (one tensor per param).
+    pub fn value_and_grad_vec(&self, bound: &Bound) -> Result<(f64, Vec<Tensor>), ModelError> {
+        let mut values = self.eval_grad(bound)?;
+        let loss = values
+            .first()
+            .and_then(|t| t.as_real())
+            .map_or(f64::NAN, |x| x[0]);
+        values.remove(0);
+        Ok((loss, values))
+    }
+
+    /// Prepares repeated calls at fixed dimension sizes (`dims` indexed like the
+    /// function's dimensions, e.g. `bound.dims`): the returned [`Call`] owns a
+    /// workspace and checks only slice lengths and index ranges per call.
+    pub fn prepare(&self, dims: &[usize]) -> Result<Call<'_>, ModelError> {
+        if dims.len() != self.forward_fn.dims.len() {
+            return Err(ModelError::BadCall(format!(
+                "{} dimension sizes given, the model has {} ({})",
+                dims.len(),
+                self.forward_fn.dims.len(),
+                self.forward_fn.dims.join(", ")
+            )));
+        }
+        Ok(Call {
+            model: self,
+            dims: dims.to_vec(),
+            workspace: Workspace::new(),
+            forward_results: Vec::new(),
+            scratch_args: Vec::new(),
+            scratch_results: Vec::new(),
+        })
+    }
+
+    fn with_workspace<R>(&self, f: impl FnOnce(&mut Workspace) -> R) -> R {
+        let taken = self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let mut workspace = taken.unwrap_or_default();
+        let result = f(&mut workspace);
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(workspace);
+        result
+    }
+}
+
+/// Repeated calls of one [`Model`] at fixed dimension sizes, with arguments passed as
+/// slices in declaration order. Owns its workspace: after the first call, calls do not
+/// allocate. One `Call` per thread.
+pub struct Call<'m> {
+    model: &'m Model,
+    dims: Vec<usize>,
+    workspace: Workspace,
+    forward_results: Vec<Vec<f64>>,
+    scratch_args: Vec<usize>,
+    scratch_results: Vec<usize>,
+}
+
+impl fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call").field("dims", &self.dims).finish()
+    }
+}
+
+impl<'m> Call<'m> {
+    /// The dimension sizes this call was prepared for.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// The loss; the gradient of every param (declaration order) is written into
+    /// `grads`. `args` has one entry per input and param in declaration order; lengths,
+    /// element types and indices are checked before native code runs.
+    pub fn value_and_grad(
+        &mut self,
+        args: &[ArgData<'_>],
+        grads: &mut [&mut [f64]],
+    ) -> Result<f64, ModelError> {
+        let model = self.model;
+        let mut loss = [0.0];
+        match &model.kernels {
+            Some((_, kernel)) => {
+                if grads.len() + 1 != kernel.n_results() {
+                    return Err(ModelError::BadCall(format!(
+                        "{} gradient buffers given, {} params",
+                        grads.len(),
+                        kernel.n_results() - 1
+                    )));
+                }
+                kernel.check_args(&self.dims, args)?;
+                for (k, g) in grads.iter().enumerate() {
+                    let want = kernel.result_len(k + 1, &self.dims);
+                    if g.len() != want {
+                        return Err(ModelError::BadCall(format!(
+                            "gradient buffer {k}: {} elements, {want} expected",
+                            g.len()
+                        )));
+                    }
+                }
+                self.scratch_args.clear();
+                self.scratch_args.extend(args.iter().map(arg_address));
+                self.scratch_results.clear();
+                self.scratch_results.push(loss.as_mut_ptr() as usize);
+                self.scratch_results
+                    .extend(grads.iter_mut().map(|g| g.as_mut_ptr() as usize));
+                // SAFETY: `check_args` validated every argument's type, length and
+                // indices for `self.dims`, and every result buffer has its result's
+                // length; the tables point into live borrowed slices.
+                unsafe {
+                    kernel.call_raw(
+                        &self.dims,
+                        self.scratch_args.as_ptr() as *const *const u8,
+                        self.scratch_results.as_ptr() as *const *mut f64,
+                        &mut self.workspace,
+                    )
+                };
+            }
+            None => {
+                let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
+                let values = crate::interp::eval(&model.grad_fn, &bound.dims, &bound.args)
+                    .map_err(ModelError::Eval)?;
+                copy_results(&values, &mut loss, grads)?;
+            }
+        }
+        Ok(loss[0])
+    }
+
+    /// The loss of the forward function (outputs are computed into internal buffers;
+    /// see [`Call::outputs`]).
+    pub fn forward(&mut self, args: &[ArgData<'_>]) -> Result<f64, ModelError> {
+        let model = self.model;
+        match &model.kernels {
+            Some((kernel, _)) => {
+                if self.forward_results.len() != kernel.n_results() {
+                    self.forward_results = (0..kernel.n_results())
+                        .map(|r| vec![0.0; kernel.result_len(r, &self.dims)])
+                        .collect();
+                }
+                kernel.check_args(&self.dims, args)?;
+                self.scratch_args.clear();
+                self.scratch_args.extend(args.iter().map(arg_address));
+                self.scratch_results.clear();
+                self.scratch_results.extend(
+                    self.forward_results
+                        .iter_mut()
+                        .map(|r| r.as_mut_ptr() as usize),
+                );
+                // SAFETY: as in `value_and_grad`; the result buffers were sized for
+                // `self.dims` above.
+                unsafe {
+                    kernel.call_raw(
+                        &self.dims,
+                        self.scratch_args.as_ptr() as *const *const u8,
+                        self.scratch_results.as_ptr() as *const *mut f64,
+                        &mut self.workspace,
+                    )
+                };
+            }
+            None => {
+                let bound = bound_from_args(&model.forward_fn, &self.dims, args)?;
+                let values = crate::interp::eval(&model.forward_fn, &bound.dims, &bound.args)
+                    .map_err(ModelError::Eval)?;
+                self.forward_results = values
+                    .into_iter()
+                    .map(|t| t.as_real().map(<[f64]>::to_vec).unwrap_or_default())
+                    .collect();
+            }
+        }
+        Ok(self.forward_results[0][0])
+    }
+
+    /// The outputs computed by the last [`Call::forward`], in declaration order.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &[f64])> {
+        self.model
+            .forward_fn
+            .results
+            .iter()
+            .zip(&self.forward_results)
+            .filter(|(r, _)| r.role == ResultRole::Output)
+            .map(|(r, data)| (r.name.as_str(), data.as_slice()))
+    }
+
+    /// Arena bytes held by this call's workspace.
+    pub fn workspace_bytes(&self) -> usize {
+        self.workspace.arena_bytes()
+    }
+}
+
+fn arg_address(a: &ArgData<'_>) -> usize {
+    match a {
+        ArgData::Real(x) => x.as_ptr() as usize,
+        ArgData::Int(x) => x.as_ptr() as usize,
+    }
+}
+
+fn dim_size(d: crate::ir::Dim, dims: &[usize]) -> usize {
+    match d {
+        crate::ir::Dim::Const(n) => n as usize,
+        crate::ir::Dim::Sym(v) => dims[v.0 as usize],
+    }
+}
+
+/// Re-checks a bound made elsewhere (it may come from another function's binder).
+fn check_bound(func: &Function, bound: &Bound) -> Result<(), ModelError> {
+    if bound.dims.len() != func.dims.len() || bound.args.len() != func.args.len() {
+        return Err(ModelError::BadCall(
+            "the data was bound for another model".to_string(),
+        ));
+    }
+    data::check_indices(func, bound)?;
+    Ok(())
+}
+
+fn arg_data(bound: &Bound) -> Result<Vec<ArgData<'_>>, ModelError> {
+    bound
+        .args
+        .iter()
+        .map(|t| match &t.data {
+            TensorData::Real(x) => Ok(ArgData::Real(x)),
+            TensorData::Int(x) => Ok(ArgData::Int(x)),
+            TensorData::Bool(_) => Err(ModelError::BadCall(
+                "a mask cannot be passed as data".into(),
+            )),
+        })
+        .collect()
+}
+
+/// The result table of a value-and-gradient call: the loss cell, then the gradients.
+fn results_with_loss<'a>(
+    loss: &'a mut [f64; 1],
+    grads: &'a mut [&mut [f64]],
+) -> Vec<&'a mut [f64]> {
+    let mut results: Vec<&mut [f64]> = Vec::with_capacity(grads.len() + 1);
+    results.push(loss);
+    results.extend(grads.iter_mut().map(|g| &mut **g));
+    results
+}
+
+fn copy_results(
+    values: &[Tensor],
+    loss: &mut [f64; 1],
+    grads: &mut [&mut [f64]],
+) -> Result<(), ModelError> {
+    if values.len() != grads.len() + 1 {
+        return Err(ModelError::BadCall(format!(
+            "{} gradient buffers given, {} params",
+            grads.len(),
+            values.len().saturating_sub(1)
+        )));
+    }
+    loss[0] = values[0].as_real().map_or(f64::NAN, |x| x[0]);
+    for (k, (g, t)) in grads.iter_mut().zip(&values[1..]).enumerate() {
+        let src = t.as_real().unwrap_or(&[]);
+        if g.len() != src.len() {
+            return Err(ModelError::BadCall(format!(
+                "gradient buffer {k}: {} elements, {} expected",
+                g.len(),
+                src.len()
+            )));
+        }
+        g.copy_from_slice(src);
+    }
+    Ok(())
+}
+
+/// Tensors from fast-path slices (interpreter engine), checked by the data binder.
+fn bound_from_args(
+    func: &Function,
+    dims: &[usize],
+    args: &[ArgData<'_>],
+) -> Result<Bound, ModelError> {
+    if args.len() != func.args.len() {
+        return Err(ModelError::BadCall(format!(
+            "{} arguments given, {} expected",
+            args.len(),
+            func.args.len()
+        )));
+    }
+    let named = func
+        .args
+        .iter()
+        .zip(args)
+        .map(|(decl, a)| {
+            let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| dim_size(d, dims)).collect();
+            let data = match (a, decl.ty.elem) {
+                (ArgData::Real(x), _) => TensorData::Real(x.to_vec()),
+                (ArgData::Int(x), _) => TensorData::Int(x.to_vec()),
+            };
+            (decl.name.clone(), Tensor { shape, data })
+        })
+        .collect();
+    let bound = data::bind_tensors(func, named)?;
+    if bound.dims != dims {
+        return Err(ModelError::BadCall(
+            "the data does not have the prepared sizes".into(),
+        ));
+    }
+    Ok(bound)
+}
+
+/// Which arguments are params, as a mask in declaration order.
+pub fn param_mask(func: &Function) -> Vec<bool> {
+    func.args.iter().map(|a| a.role == ArgRole::Param).collect()
+}
+
+/// A real tensor from an `ndarray` array of rank 0, 1 or 2 (copied, row-major).
+#[cfg(feature = "ndarray")]
+pub fn tensor_from_ndarray<S, D>(array: &ndarray::ArrayBase<S, D>) -> Result<Tensor, ModelError>
+where
+    S: ndarray::Data<Elem = f64>,
+    D: ndarray::Dimension,
+{
+    if array.ndim() > 2 {
+        return Err(ModelError::BadCall(format!("rank {} > 2", array.ndim())));
+    }
+    Ok(Tensor::real(
+        array.shape().to_vec(),
+        array.iter().copied().collect(),
+    ))
+}
+
+/// An int tensor from an `ndarray` array of rank 0, 1 or 2 (copied, row-major).
+#[cfg(feature = "ndarray")]
+pub fn int_tensor_from_ndarray<S, D>(array: &ndarray::ArrayBase<S, D>) -> Result<Tensor, ModelError>
+where
+    S: ndarray::Data<Elem = i64>,
+    D: ndarray::Dimension,
+{
+    if array.ndim() > 2 {
+        return Err(ModelError::BadCall(format!("rank {} > 2", array.ndim())));
+    }
+    Ok(Tensor::int(
+        array.shape().to_vec(),
+        array.iter().copied().collect(),
+    ))
+}
