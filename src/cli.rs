@@ -8,7 +8,7 @@ use crate::data::{self, Bound};
 use crate::diag::{self, Diagnostic};
 use crate::driver::{self, op_count, Compiled};
 use crate::ir::{self, ArgRole};
-use crate::{gradcheck, interp, syntax};
+use crate::{api, bench, gradcheck, interp, jit, syntax};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -288,8 +288,15 @@ fn compile_command(src: &Source, emit: Option<Emit>) -> Result<String, Failure> 
         Some(Emit::Ir) => ir::print_function(&compiled.forward),
         Some(Emit::GradIr) => ir::print_function(&compiled.grad),
         Some(Emit::Grad) => crate::equations::equations(&compiled.grad),
-        Some(Emit::Clif) => return Err(Failure::Message("the JIT is not built yet".into())),
-        None => summary(&compiled, started.elapsed().as_secs_f64() * 1e3),
+        Some(Emit::Clif) => {
+            let forward = jit::clif_text(&compiled.forward).map_err(|e| e.to_string())?;
+            let grad = jit::clif_text(&compiled.grad).map_err(|e| e.to_string())?;
+            format!("; forward\n{forward}\n; value and gradient\n{grad}")
+        }
+        None => {
+            Engine::new(&compiled, false)?;
+            summary(&compiled, started.elapsed().as_secs_f64() * 1e3)
+        }
     })
 }
 
@@ -374,29 +381,41 @@ fn run_command(
 /// What evaluates the compiled functions: native code, or the reference interpreter.
 struct Engine<'a> {
     compiled: &'a Compiled,
+    model: api::Model,
 }
 
 impl<'a> Engine<'a> {
     fn new(compiled: &'a Compiled, use_interp: bool) -> Result<Engine<'a>, Failure> {
-        let _ = use_interp;
-        Ok(Engine { compiled })
+        let options = api::CompileOptions {
+            engine: if use_interp {
+                api::Engine::Interpreter
+            } else {
+                api::Engine::Jit
+            },
+            ..Default::default()
+        };
+        let model = api::Model::from_compiled(compiled, options).map_err(|e| e.to_string())?;
+        Ok(Engine { compiled, model })
     }
 
     /// Evaluates either of the compiled functions (gradcheck perturbs the data).
     fn eval(&self, func: &ir::Function, bound: &Bound) -> Result<Vec<crate::Tensor>, String> {
-        interp::eval(func, &bound.dims, &bound.args)
+        let result = if std::ptr::eq(func, &self.compiled.forward) {
+            self.model.eval_forward(bound)
+        } else if std::ptr::eq(func, &self.compiled.grad) {
+            self.model.eval_grad(bound)
+        } else {
+            return interp::eval(func, &bound.dims, &bound.args);
+        };
+        result.map_err(|e| e.to_string())
     }
 
     fn forward(&self, bound: &Bound) -> Result<Vec<crate::Tensor>, Failure> {
-        Ok(interp::eval(
-            &self.compiled.forward,
-            &bound.dims,
-            &bound.args,
-        )?)
+        Ok(self.eval(&self.compiled.forward, bound)?)
     }
 
     fn value_and_grad(&self, bound: &Bound) -> Result<Vec<crate::Tensor>, Failure> {
-        Ok(interp::eval(&self.compiled.grad, &bound.dims, &bound.args)?)
+        Ok(self.eval(&self.compiled.grad, bound)?)
     }
 }
 
@@ -538,6 +557,39 @@ fn train_command(
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {
-    let _ = (src, data_path, json);
-    Err(Failure::Message("bench is not built yet".into()))
+    // Compile once first so errors in the file are reported like every other command's.
+    src.compile()?;
+    let data = read_data(data_path)?;
+    let report = bench::bench(&src.text, &data, &bench::BenchOptions::default())
+        .map_err(|e| e.to_string())?;
+    let text = if json {
+        report.to_json().to_string()
+    } else {
+        let row = |name: &str, t: &bench::Timing| {
+            format!(
+                "{name:<15} {:>12.3} {:>12.3} {:>12.3} {:>12.3} {:>8} x {}",
+                t.median_us, t.min_us, t.p10_us, t.p90_us, t.samples, t.calls_per_sample
+            )
+        };
+        [
+            format!(
+                "compile         {:.3} ms (source to the first value-and-grad call)",
+                report.compile_ms
+            ),
+            format!("loss            {}", report.loss),
+            format!("arena           {} bytes", report.peak_memory_bytes),
+            format!(
+                "IR ops          forward {}, gradient {} from reverse mode, {} simplified",
+                report.forward_ir_ops, report.grad_raw_ir_ops, report.grad_ir_ops
+            ),
+            format!(
+                "{:<15} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                "µs per call", "median", "min", "p10", "p90", "samples"
+            ),
+            row("forward", &report.forward),
+            row("value_and_grad", &report.value_and_grad),
+        ]
+        .join("\n")
+    };
+    write_output(None, &format!("{text}\n"))
 }

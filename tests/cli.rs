@@ -161,7 +161,7 @@ fn gradcheck_passes_on_every_example_at_its_data_and_at_random_points() {
 fn every_emit_is_deterministic() {
     for name in EXAMPLES {
         let (file, _) = example(name);
-        for stage in ["ast", "ir", "grad-ir", "grad"] {
+        for stage in ["ast", "ir", "grad-ir", "grad", "clif"] {
             let first = gradc(&["compile", &file, "--emit", stage]);
             assert!(first.status.success(), "{name} {stage}: {}", stderr(&first));
             assert!(

@@ -136,7 +136,7 @@ struct GroupState {
 }
 
 /// A dense array a loop nest writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum StoreKey {
     Member(Value),
     Copy(usize),
@@ -801,7 +801,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         let cols = self.dim(domain[1]);
         let row_elems = self.bcx.ins().imul(i, cols);
         let row_bytes = self.bcx.ins().ishl_imm_s(row_elems, 3);
-        let keys: Vec<StoreKey> = state.stores.keys().copied().collect();
+        // Sorted: the emitted code (and `--emit clif`) must not depend on hash order.
+        let mut keys: Vec<StoreKey> = state.stores.keys().copied().collect();
+        keys.sort();
         for key in keys {
             if let StoreKey::Member(m) = key {
                 if matches!(self.plan.nodes[m.index()], Node::Reduce(..)) {
@@ -812,7 +814,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let row = self.bcx.ins().iadd(base, row_bytes);
             state.stores.insert(key, (base, row));
         }
-        let rows: Vec<Value> = state
+        let mut rows: Vec<Value> = state
             .accs
             .keys()
             .copied()
@@ -823,6 +825,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 )
             })
             .collect();
+        rows.sort();
         for m in rows {
             let Op::Reduce(op, _, _) = *self.func.op(m) else {
                 unreachable!("compiler bug: accumulator of a non-reduction")
