@@ -832,6 +832,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// The value of operand `u` of a member, at element `j` of the current row.
+    #[allow(clippy::too_many_arguments)]
     fn lane_operand(
         &mut self,
         g: usize,
