@@ -38,56 +38,7 @@ fn main() {
         let source = std::fs::read_to_string(format!("{dir}/{name}.loss")).expect("workload");
         let report = bench_with(
             &source,
-            |model| {
-                let func = model.forward_function();
-                let mut bound = random_point_with(func, 1, gradc::data::RealSampling::Positive);
-                for (k, dim) in func.dims.iter().enumerate() {
-                    let size = sizes(name)
-                        .iter()
-                        .find(|(d, _)| d == dim)
-                        .map_or(3, |s| s.1);
-                    bound.dims[k] = size;
-                }
-                let size = |d: Dim| match d {
-                    Dim::Const(n) => n as usize,
-                    Dim::Sym(v) => bound.dims[v.0 as usize],
-                };
-                let checks = gradc::ir::index_checks(func);
-                let mut state = 0x1234_5678_9abc_def1u64;
-                let mut next = move || {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state
-                };
-                for (k, decl) in func.args.iter().enumerate() {
-                    let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();
-                    let n: usize = shape.iter().product();
-                    bound.args[k] = if decl.ty.elem == Elem::Int {
-                        let limit = checks
-                            .iter()
-                            .filter(|c| *func.op(c.index) == Op::Arg(k as u32))
-                            .map(|c| size(c.bound))
-                            .min()
-                            .unwrap_or(2);
-                        Tensor::int(
-                            shape,
-                            (0..n).map(|_| (next() % limit as u64) as i64).collect(),
-                        )
-                    } else {
-                        let scale = 1.0 / (shape.first().copied().unwrap_or(1) as f64).sqrt();
-                        Tensor::real(
-                            shape,
-                            (0..n)
-                                .map(|_| {
-                                    scale * ((next() >> 11) as f64 / (1u64 << 53) as f64 - 0.3)
-                                })
-                                .collect(),
-                        )
-                    };
-                }
-                Ok(bound)
-            },
+            |model| Ok(random_bound(model, name)),
             &BenchOptions::default(),
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -101,4 +52,53 @@ fn main() {
             report.loss
         );
     }
+}
+
+pub fn random_bound(model: &gradc::Model, name: &str) -> gradc::data::Bound {
+    let func = model.forward_function();
+    let mut bound = random_point_with(func, 1, gradc::data::RealSampling::Positive);
+    for (k, dim) in func.dims.iter().enumerate() {
+        let size = sizes(name)
+            .iter()
+            .find(|(d, _)| d == dim)
+            .map_or(3, |s| s.1);
+        bound.dims[k] = size;
+    }
+    let size = |d: Dim| match d {
+        Dim::Const(n) => n as usize,
+        Dim::Sym(v) => bound.dims[v.0 as usize],
+    };
+    let checks = gradc::ir::index_checks(func);
+    let mut state = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (k, decl) in func.args.iter().enumerate() {
+        let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();
+        let n: usize = shape.iter().product();
+        bound.args[k] = if decl.ty.elem == Elem::Int {
+            let limit = checks
+                .iter()
+                .filter(|c| *func.op(c.index) == Op::Arg(k as u32))
+                .map(|c| size(c.bound))
+                .min()
+                .unwrap_or(2);
+            Tensor::int(
+                shape,
+                (0..n).map(|_| (next() % limit as u64) as i64).collect(),
+            )
+        } else {
+            let scale = 1.0 / (shape.first().copied().unwrap_or(1) as f64).sqrt();
+            Tensor::real(
+                shape,
+                (0..n)
+                    .map(|_| scale * ((next() >> 11) as f64 / (1u64 << 53) as f64 - 0.3))
+                    .collect(),
+            )
+        };
+    }
+    bound
 }

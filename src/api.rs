@@ -342,8 +342,19 @@ impl Model {
                 self.forward_fn.dims.join(", ")
             )));
         }
+        let (arg_lens, grad_lens) = match &self.kernels {
+            Some((_, kernel)) => (
+                kernel.arg_lens(dims),
+                (1..kernel.n_results())
+                    .map(|r| kernel.result_len(r, dims))
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(Call {
             model: self,
+            arg_lens,
+            grad_lens,
             dims: dims.to_vec(),
             workspace: Workspace::new(),
             forward_results: Vec::new(),
@@ -373,6 +384,10 @@ impl Model {
 /// allocate. One `Call` per thread.
 pub struct Call<'m> {
     model: &'m Model,
+    /// Per argument: (is real, length) under `dims`.
+    arg_lens: Vec<(bool, usize)>,
+    /// Per gradient: its length under `dims`.
+    grad_lens: Vec<usize>,
     dims: Vec<usize>,
     workspace: Workspace,
     forward_results: Vec<Vec<f64>>,
@@ -404,16 +419,15 @@ impl<'m> Call<'m> {
         let mut loss = [0.0];
         match &model.kernels {
             Some((_, kernel)) => {
-                if grads.len() + 1 != kernel.n_results() {
+                self.check_lens(args)?;
+                if grads.len() != self.grad_lens.len() {
                     return Err(ModelError::BadCall(format!(
                         "{} gradient buffers given, {} params",
                         grads.len(),
-                        kernel.n_results() - 1
+                        self.grad_lens.len()
                     )));
                 }
-                kernel.check_args(&self.dims, args)?;
-                for (k, g) in grads.iter().enumerate() {
-                    let want = kernel.result_len(k + 1, &self.dims);
+                for (k, (g, &want)) in grads.iter().zip(&self.grad_lens).enumerate() {
                     if g.len() != want {
                         return Err(ModelError::BadCall(format!(
                             "gradient buffer {k}: {} elements, {want} expected",
@@ -421,6 +435,7 @@ impl<'m> Call<'m> {
                         )));
                     }
                 }
+                kernel.check_indices(&self.dims, args)?;
                 self.scratch_args.clear();
                 self.scratch_args.extend(args.iter().map(arg_address));
                 self.scratch_results.clear();
@@ -460,7 +475,8 @@ impl<'m> Call<'m> {
                         .map(|r| vec![0.0; kernel.result_len(r, &self.dims)])
                         .collect();
                 }
-                kernel.check_args(&self.dims, args)?;
+                self.check_lens(args)?;
+                kernel.check_indices(&self.dims, args)?;
                 self.scratch_args.clear();
                 self.scratch_args.extend(args.iter().map(arg_address));
                 self.scratch_results.clear();
@@ -502,6 +518,32 @@ impl<'m> Call<'m> {
             .zip(&self.forward_results)
             .filter(|(r, _)| r.role == ResultRole::Output)
             .map(|(r, data)| (r.name.as_str(), data.as_slice()))
+    }
+
+    /// Checks the count, element types and lengths of fast-path arguments.
+    fn check_lens(&self, args: &[ArgData<'_>]) -> Result<(), ModelError> {
+        if args.len() != self.arg_lens.len() {
+            return Err(ModelError::BadCall(format!(
+                "{} arguments given, {} expected",
+                args.len(),
+                self.arg_lens.len()
+            )));
+        }
+        for (k, (arg, &(is_real, len))) in args.iter().zip(&self.arg_lens).enumerate() {
+            let (got_real, got_len) = match arg {
+                ArgData::Real(x) => (true, x.len()),
+                ArgData::Int(x) => (false, x.len()),
+            };
+            if got_real != is_real || got_len != len {
+                return Err(ModelError::BadCall(format!(
+                    "argument `{}`: expected {len} {} elements, got {got_len} {}",
+                    self.model.forward_fn.args[k].name,
+                    if is_real { "real" } else { "int" },
+                    if got_real { "real" } else { "int" },
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Arena bytes held by this call's workspace.

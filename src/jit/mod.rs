@@ -450,6 +450,22 @@ impl Kernel {
                 ));
             }
         }
+        self.check_indices(dims, args)
+    }
+
+    /// The expected `(is_real, length)` of every argument under `dims` (for callers
+    /// that check lengths themselves and then only need [`Kernel::check_indices`]).
+    pub fn arg_lens(&self, dims: &[usize]) -> Vec<(bool, usize)> {
+        self.args
+            .iter()
+            .map(|(elem, shape)| (*elem == Elem::Real, numel(shape, dims)))
+            .collect()
+    }
+
+    /// Checks the range of every index argument and literal (arguments already have
+    /// the right types and lengths).
+    pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
+        let bad = |msg: String| Err(JitError::BadCall(msg));
         for &(k, bound) in &self.index_args {
             let bound = dim_size(bound, dims);
             if let ArgData::Int(indices) = args[k] {

@@ -530,8 +530,7 @@ impl<'a> Planner<'a> {
     /// need, and computes buffer live ranges.
     fn finish(mut self) -> Plan {
         let func = self.func;
-        let n = func.len();
-        let mut storage: Vec<Option<Storage>> = vec![None; n];
+        let mut storage: Vec<Option<Storage>> = vec![None; func.len()];
         for (k, decl) in func.insts.iter().enumerate() {
             if let Op::Arg(a) = decl.op {
                 if !self.is_scalar(Value(k as u32)) {
@@ -578,9 +577,9 @@ impl<'a> Planner<'a> {
             self.groups[g].copies.push((v, r));
         }
         let mut buffers = Vec::new();
-        for k in 0..n {
-            if self.needs_storage[k] && storage[k].is_none() {
-                storage[k] = Some(Storage::Buf(buffers.len()));
+        for (k, slot) in storage.iter_mut().enumerate() {
+            if self.needs_storage[k] && slot.is_none() {
+                *slot = Some(Storage::Buf(buffers.len()));
                 buffers.push(Buffer {
                     shape: func.insts[k].ty.shape.clone(),
                     first: self.avail[k],

@@ -192,8 +192,14 @@ extern "C" fn gradc_matmul(
         }
         return;
     }
-    let parallelism = if m * n * k >= PARALLEL_MATMUL_FLOPS {
-        gemm::Parallelism::Rayon(2)
+    if m * n * k <= small_matmul_limit() {
+        // SAFETY: as for `gemm` below.
+        unsafe { small_matmul(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) };
+        return;
+    }
+    let threads = matmul_threads();
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MATMUL_FLOPS {
+        gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
@@ -222,6 +228,159 @@ extern "C" fn gradc_matmul(
             parallelism,
         );
     }
+}
+
+/// Matrix products up to this many multiply-adds use [`small_matmul`] (no call
+/// overhead, no allocation); larger ones use the `gemm` crate.
+const SMALL_MATMUL_FLOPS: usize = 1 << 12;
+
+/// A plain matrix product for small sizes, compiled for AVX2 when the host has it.
+///
+/// # Safety
+/// As [`gradc_matmul`]: operands of the given sizes and strides, `dst` not overlapping.
+unsafe fn small_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: i64,
+    dst_rs: i64,
+    dst_cs: i64,
+    a: i64,
+    a_rs: i64,
+    a_cs: i64,
+    b: i64,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+            // SAFETY: the host has AVX2; the data contract is the caller's.
+            unsafe {
+                small_matmul_avx2(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs)
+            };
+            return;
+        }
+    }
+    // SAFETY: the data contract is the caller's.
+    unsafe { small_matmul_generic(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) };
+}
+
+/// [`small_matmul_generic`] compiled with AVX2 enabled.
+///
+/// # Safety
+/// The host must have AVX2; otherwise as [`small_matmul`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn small_matmul_avx2(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: i64,
+    dst_rs: i64,
+    dst_cs: i64,
+    a: i64,
+    a_rs: i64,
+    a_cs: i64,
+    b: i64,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { small_matmul_generic(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) }
+}
+
+/// Row-by-row products: `dst[i, :] = Σ_p a[i, p] · b[p, :]` accumulated in `p` order
+/// when rows of `b` are contiguous (the interpreter's order), else dot products along
+/// contiguous columns of a transposed `b`, else plain strided loops.
+///
+/// # Safety
+/// As [`small_matmul`].
+#[inline(always)]
+unsafe fn small_matmul_generic(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: i64,
+    dst_rs: i64,
+    dst_cs: i64,
+    a: i64,
+    a_rs: i64,
+    a_cs: i64,
+    b: i64,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    let (dst_rs, dst_cs) = (dst_rs as isize, dst_cs as isize);
+    let (a_rs, a_cs, b_rs, b_cs) = (a_rs as isize, a_cs as isize, b_rs as isize, b_cs as isize);
+    let dst = dst as *mut f64;
+    let (a, b) = (a as *const f64, b as *const f64);
+    for i in 0..m as isize {
+        // SAFETY (every access below): indices stay inside the operands' sizes.
+        unsafe {
+            if dst_cs == 1 && b_cs == 1 {
+                let row = std::slice::from_raw_parts_mut(dst.offset(i * dst_rs), n);
+                row.fill(0.0);
+                for p in 0..k as isize {
+                    let a_ip = *a.offset(i * a_rs + p * a_cs);
+                    let b_row = std::slice::from_raw_parts(b.offset(p * b_rs), n);
+                    for (d, &x) in row.iter_mut().zip(b_row) {
+                        *d += a_ip * x;
+                    }
+                }
+            } else if a_cs == 1 && b_rs == 1 {
+                let a_row = std::slice::from_raw_parts(a.offset(i * a_rs), k);
+                for j in 0..n as isize {
+                    let b_col = std::slice::from_raw_parts(b.offset(j * b_cs), k);
+                    let mut partial = [0.0f64; 4];
+                    let chunks = k / 4;
+                    for c in 0..chunks {
+                        for l in 0..4 {
+                            partial[l] += a_row[4 * c + l] * b_col[4 * c + l];
+                        }
+                    }
+                    let mut sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+                    for p in 4 * chunks..k {
+                        sum += a_row[p] * b_col[p];
+                    }
+                    *dst.offset(i * dst_rs + j * dst_cs) = sum;
+                }
+            } else {
+                for j in 0..n as isize {
+                    let mut sum = 0.0;
+                    for p in 0..k as isize {
+                        sum += *a.offset(i * a_rs + p * a_cs) * *b.offset(p * b_rs + j * b_cs);
+                    }
+                    *dst.offset(i * dst_rs + j * dst_cs) = sum;
+                }
+            }
+        }
+    }
+}
+
+fn small_matmul_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("GRADC_SMALL_MATMUL")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(SMALL_MATMUL_FLOPS)
+    })
+}
+
+/// Threads for large matrix products: `GRADC_THREADS` if set, else 2 (capped by the
+/// available parallelism).
+fn matmul_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::var("GRADC_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(2)
+            .clamp(1, available.max(1))
+    })
 }
 
 /// Matrix products at least this many multiply-adds run on two threads.

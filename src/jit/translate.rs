@@ -30,6 +30,9 @@ use crate::ir::{BinaryOp, CmpOp, Dim, Elem, Function, Op, ReduceOp, UnaryOp, Val
 /// Transcendentals inline ([`math`]) rather than as libm calls.
 const INLINE_MATH: bool = true;
 
+/// Straight-line code with more transcendentals than this calls libm for them.
+const MAX_INLINE_SCALAR_MATH: usize = 16;
+
 /// Lanes per SIMD operation in the vectorised loops.
 const LANES: i64 = 2;
 
@@ -42,7 +45,20 @@ pub(crate) fn translate(
     imports: &HashMap<&'static str, FuncId>,
 ) {
     let math_options = MathOptions::for_isa(module.isa());
+    // Many transcendentals in straight-line code would make a large function to compile
+    // (each inline function is tens of instructions): call libm there instead.
+    let scalar_math = plan
+        .items
+        .iter()
+        .filter(|item| match item {
+            Item::Scalar(v) => {
+                matches!(func.op(*v), Op::Unary(u, _) if runtime::math_symbol(*u).is_some())
+            }
+            _ => false,
+        })
+        .count();
     let mut t = Translator {
+        call_scalar_math: scalar_math > MAX_INLINE_SCALAR_MATH,
         math_options,
         func,
         plan,
@@ -91,6 +107,8 @@ enum Param {
 }
 
 struct Translator<'a, 'b> {
+    /// Whether one-lane transcendentals call libm rather than being inlined.
+    call_scalar_math: bool,
     math_options: MathOptions,
     func: &'a Function,
     plan: &'a Plan,
@@ -429,7 +447,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// A transcendental function: inline branch-free code from [`math`] (one lane or
     /// two), or with `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
     fn math(&mut self, u: UnaryOp, x: ClifValue, width: u8) -> ClifValue {
-        if INLINE_MATH {
+        if INLINE_MATH && (width == 2 || !self.call_scalar_math) {
             let f = match u {
                 UnaryOp::Exp => MathFn::Exp,
                 UnaryOp::Log => MathFn::Log,
@@ -835,6 +853,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// The value of operand `u` of a member, at element `j` of the current row.
+    #[allow(clippy::too_many_arguments)]
     fn lane_operand(
         &mut self,
         g: usize,
