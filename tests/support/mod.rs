@@ -387,7 +387,6 @@ fn second_opinion(
                 error = error.min((g - estimate).abs() / scale);
             }
         }
-        drop(difference);
         loss_with(x0)?;
         worst = if error.is_nan() {
             f64::INFINITY
