@@ -13,6 +13,8 @@ use std::cell::Cell;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
+use gradc::ir::{BinaryOp, Function, Op, ResultRole};
+
 use support::generator::{program, Program};
 use support::{
     bind, check_deterministic, check_gradients, check_no_swell, check_simplify_preserves_values,
@@ -100,6 +102,61 @@ fn gradients_match_finite_differences() {
 #[test]
 fn printed_ir_and_equations_are_deterministic() {
     run_property(60, |p| check_deterministic(p, &compile_program(p)?));
+}
+
+/// The gradient of result `result` of `grad`, multiplied by `factor`.
+fn scale_gradient(grad: &mut Function, result: usize, factor: f64) {
+    let value = grad.results[result].value;
+    let shape = grad.ty(value).shape.clone();
+    let constant = grad.push(Op::Const(factor));
+    let constant = if shape.is_empty() {
+        constant
+    } else {
+        grad.push(Op::Broadcast(constant, shape))
+    };
+    grad.results[result].value = grad.push(Op::Binary(BinaryOp::Mul, value, constant));
+}
+
+/// The harness is not blind: a gradient off by 1% in one param fails the check
+/// (in programs where that gradient is well above the noise floor).
+#[test]
+fn a_gradient_off_by_one_percent_is_caught() {
+    let mut runner = runner(1);
+    let strategy = program();
+    let mut caught = 0;
+    for _ in 0..200 {
+        let p = strategy.new_tree(&mut runner).expect("a program").current();
+        let mut compiled = compile_program(&p).unwrap_or_else(|e| panic!("{e}"));
+        let bound = bind(&p, &compiled).unwrap_or_else(|e| panic!("{e}"));
+        let values = interpret(&compiled.grad, &bound).expect("the gradient evaluates");
+        let loss_scale = values[0].as_real().map_or(1.0, |v| v[0].abs().max(1.0));
+        let largest = |t: &gradc::Tensor| {
+            t.as_real()
+                .map_or(0.0, |v| v.iter().fold(0.0f64, |m, g| m.max(g.abs())))
+        };
+        let Some(result) = compiled
+            .grad
+            .results
+            .iter()
+            .zip(&values)
+            .position(|(r, t)| {
+                matches!(r.role, ResultRole::Grad(_)) && largest(t) > 1e-2 * loss_scale
+            })
+        else {
+            continue;
+        };
+        scale_gradient(&mut compiled.grad, result, 1.01);
+        let outcome = check_gradients(&p, &compiled, &bound, interpret);
+        assert!(
+            outcome.is_err(),
+            "a gradient scaled by 1.01 passed: {outcome:?}\n{p:?}"
+        );
+        caught += 1;
+        if caught == 25 {
+            return;
+        }
+    }
+    panic!("only {caught} programs had a gradient to tamper with");
 }
 
 /// The generator reaches every construct of the language (spec §3) within a few
