@@ -180,7 +180,8 @@ impl Writer<'_> {
     fn call_axis(&mut self, name: &str, x: Value, axes: Axes) -> Text {
         let rank = self.func.ty(x).rank();
         let x = self.sub(x, Prec::Lowest);
-        if axes == Axes::all(rank) {
+        // Over every axis (or along the only one) the axis is left implicit.
+        if axes == Axes::all(rank) || rank == 0 {
             Text::atom(format!("{name}({x})"))
         } else {
             let list: Vec<String> = (0..rank)

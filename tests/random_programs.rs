@@ -17,8 +17,9 @@ use gradc::ir::{BinaryOp, Function, Op, ResultRole};
 
 use support::generator::{program, Program};
 use support::{
-    bind, check_deterministic, check_gradients, check_no_swell, check_simplify_preserves_values,
-    check_verifies, check_warnings, compile_program, interpret, GradOutcome,
+    bind, check_agree, check_deterministic, check_gradients, check_no_swell,
+    check_simplify_preserves_values, check_verifies, check_warnings, compile_program, interpret,
+    GradOutcome,
 };
 
 /// A runner of `cases` cases from the seed in `GRADC_GEN_SEED` (0 by default).
@@ -239,4 +240,23 @@ fn the_generator_covers_the_language() {
         .filter(|f| !seen.contains(f))
         .collect();
     assert!(missing.is_empty(), "never generated: {missing:?}");
+}
+
+#[test]
+fn compiled_code_agrees_with_the_interpreter() {
+    run_property(150, |p| {
+        let compiled = compile_program(p)?;
+        let bound = bind(p, &compiled)?;
+        let model = gradc::api::Model::from_compiled(&compiled, Default::default())
+            .map_err(|e| format!("{e}\n{}", p.source))?;
+        let jit = |func: &Function, b: &gradc::data::Bound| {
+            let values = if std::ptr::eq(func, &compiled.forward) {
+                model.eval_forward(b)
+            } else {
+                model.eval_grad(b)
+            };
+            values.map_err(|e| e.to_string())
+        };
+        check_agree(p, &compiled, &bound, interpret, jit)
+    });
 }

@@ -99,7 +99,7 @@ pub(super) fn vjp(
             // s = softmax(x): gx = s · (g - sum(g · s, axis)).
             if active(x) {
                 let shape = b.shape(x);
-                let axes = Axes::one(axis as usize);
+                let axes = along(&shape, axis);
                 let weighted = b.mul(g, ans);
                 let total = b.reduce_sum(weighted, axes);
                 let total = b.expand(total, axes, &shape);
@@ -111,7 +111,7 @@ pub(super) fn vjp(
             // l = log_softmax(x): gx = g - exp(l) · sum(g, axis).
             if active(x) {
                 let shape = b.shape(x);
-                let axes = Axes::one(axis as usize);
+                let axes = along(&shape, axis);
                 let total = b.reduce_sum(g, axes);
                 let total = b.expand(total, axes, &shape);
                 let softmax = b.unary(UnaryOp::Exp, ans);
@@ -320,5 +320,15 @@ fn extremum_vjp(
     if active(y) {
         let y_wins = b.compare(wins, y, x);
         out.push((y, b.select(y_wins, g, tie_share)));
+    }
+}
+
+/// The axis set of a softmax along `axis` of a value of `shape`: empty for a scalar
+/// (whose softmax is the constant 1), so the sums in the rules are identities.
+fn along(shape: &[Dim], axis: u8) -> Axes {
+    if shape.is_empty() {
+        Axes(0)
+    } else {
+        Axes::one(axis as usize)
     }
 }

@@ -51,7 +51,7 @@ const FN_PARAM: u32 = 1 << 20;
 pub mod known_bugs {
     /// `loss = softmax(w)` with a scalar `w` (spec: the axis may be omitted for rank
     /// ≤ 1) panics in reverse mode: the VJP sums over axis 0 of a scalar.
-    pub const SCALAR_SOFTMAX_WORKS: bool = false;
+    pub const SCALAR_SOFTMAX_WORKS: bool = true;
 }
 
 /// The symbolic dimension names a program may declare.

@@ -172,13 +172,21 @@ pub fn bind(program: &Program, compiled: &Compiled) -> Result<Bound, String> {
 /// True if `a` and `b` are the same value up to rounding: relative to their size and
 /// to `scale` (the largest magnitude in the tensor, so cancellation is not penalised).
 fn same_value(a: f64, b: f64, scale: f64) -> bool {
+    same_value_within(a, b, scale, SAME_VALUE_TOLERANCE)
+}
+
+/// Compiled code against the interpreter: the spec's 1e-12, relative to the value and
+/// (for cancellation) to the tensor's largest magnitude.
+pub const AGREE_TOLERANCE: f64 = 1e-12;
+
+fn same_value_within(a: f64, b: f64, scale: f64, tolerance: f64) -> bool {
     if a.is_nan() || b.is_nan() {
         return a.is_nan() && b.is_nan();
     }
     if a.is_infinite() || b.is_infinite() {
         return a == b;
     }
-    (a - b).abs() <= SAME_VALUE_TOLERANCE * (a.abs().max(b.abs()) + 1e-3 * scale.max(1.0))
+    (a - b).abs() <= tolerance * (a.abs().max(b.abs()) + 1e-3 * scale.max(1.0))
 }
 
 /// Every result of `func` agrees between two evaluations (`values` vs `others`).
@@ -187,6 +195,16 @@ fn compare_results(
     values: &[Tensor],
     others: &[Tensor],
     what: &str,
+) -> Result<(), String> {
+    compare_results_within(func, values, others, what, SAME_VALUE_TOLERANCE)
+}
+
+fn compare_results_within(
+    func: &Function,
+    values: &[Tensor],
+    others: &[Tensor],
+    what: &str,
+    tolerance: f64,
 ) -> Result<(), String> {
     if values.len() != others.len() {
         return Err(format!(
@@ -211,7 +229,7 @@ fn compare_results(
             .filter(|v| v.is_finite())
             .fold(0.0f64, |m, v| m.max(v.abs()));
         for (k, (&u, &v)) in x.iter().zip(y).enumerate() {
-            if !same_value(u, v, scale) {
+            if !same_value_within(u, v, scale, tolerance) {
                 return Err(format!(
                     "{what}: result `{}` element {k}: {u:e} vs {v:e} (shape {:?})",
                     result.name, a.shape
@@ -436,11 +454,12 @@ pub fn check_agree(
             .map_err(|e| failure(program, format!("{}: reference failed: {e}", func.name)))?;
         let got = candidate(func, bound)
             .map_err(|e| failure(program, format!("{}: candidate failed: {e}", func.name)))?;
-        compare_results(
+        compare_results_within(
             func,
             &expected,
             &got,
             &format!("{}: reference vs candidate", func.name),
+            AGREE_TOLERANCE,
         )
         .map_err(|e| failure(program, e))?;
     }
