@@ -776,7 +776,14 @@ fn bench() {
         "{:<9} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8}",
         "function", "f64", "f64x2", "x2", "libm", "f64", "f64x2", "x2", "libm"
     );
+    // `GRADC_BENCH_ONLY=exp,log` restricts the benchmark to the functions named.
+    let only = std::env::var("GRADC_BENCH_ONLY").ok();
     for f in MathFn::ALL {
+        if let Some(only) = &only {
+            if !only.split(',').any(|name| name == f.name()) {
+                continue;
+            }
+        }
         let small = bench_inputs(f, 4096);
         let large = bench_inputs(f, RANDOM_POINTS);
         let mut small_out = vec![0.0; small.len()];

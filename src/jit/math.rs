@@ -33,6 +33,7 @@
 
 use std::sync::OnceLock;
 
+use cranelift::codegen::ir::{ConstantData, Endianness};
 use cranelift::codegen::isa::TargetIsa;
 use cranelift::prelude::{
     settings, types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Type, Value,
@@ -63,14 +64,15 @@ use cranelift::prelude::{
 /// The exact figures are in each variant's documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MathFn {
-    /// `e^x`. Method: `k = round(x/ln 2)` by the magic-constant trick, `r = x − k·ln 2` with a
-    /// two-part (Cody–Waite) `ln 2` from fdlibm (`k·ln2_hi` is exact), `e^r` by a degree-12
-    /// polynomial on `|r| ≤ ln 2 / 2` (`1 + r + r²/2 + r³·g(r)`, `g` a degree-9 minimax fit
-    /// of our own, relative error 2^-58.5), and `2^k` applied as two factors `2^⌊k/2⌋·2^⌈k/2⌉`
-    /// so that overflow gives `+inf` and results down to `2^-1074` come out as correctly
-    /// scaled subnormals (no flush to zero). `x` is clamped to `[-746, 710]` first (NaN
-    /// passes through). Special values: `exp(NaN) = NaN`, `exp(+inf) = +inf`,
-    /// `exp(-inf) = 0`.
+    /// `e^x`. Method (Tang's, as in ARM optimized-routines and musl): `x` is clamped to
+    /// `[-746, 710]` (NaN passes through), `x = (128·k + j)·ln 2/128 + r` with
+    /// `128·k + j = round(x·128/ln 2)` by the magic-constant trick and a two-part `ln 2/128`
+    /// (the high part's products are exact), so `|r| ≤ ln 2/256`; `2^(j/128)` comes from a
+    /// 128-entry table as a double and its relative tail, `e^r − 1` is a degree-5
+    /// polynomial (absolute error 2^-65.3), and `2^k` is applied as two factors
+    /// `2^⌊k/2⌋·2^⌈k/2⌉` so that overflow gives `+inf` and results down to `2^-1074` come out
+    /// as correctly scaled subnormals (no flush to zero). Special values: `exp(NaN) = NaN`,
+    /// `exp(+inf) = +inf`, `exp(-inf) = 0`.
     Exp,
     /// Natural logarithm. Method: `x = 2^e·m` with `m ∈ [√½, √2)` taken from the bits (a
     /// subnormal `x` is first scaled by `2^52`), `f = m − 1`, `s = f/(2+f)` and fdlibm's
@@ -318,6 +320,166 @@ const COS_C: [f64; 6] = [
     0.0416666666666666,
 ];
 
+/// Table size of the exp reduction: `x = (k·N + j)·ln 2/N + r`, `N = 128`.
+const EXP_TABLE_BITS: u8 = 7;
+/// `N/ln 2`, and `ln 2/N` in two parts: the high part is fdlibm's 32-bit `ln2_hi` over `N`
+/// (so `k·EXP_LN2_HI_N` is exact for `|k| < 2^21`), the low part the rest (mpmath).
+const EXP_INV_LN2_N: f64 = 184.6649652337873;
+const EXP_LN2_HI_N: f64 = 0.00541521234663378;
+const EXP_LN2_LO_N: f64 = 1.4907929134926466e-12;
+/// `e^r − 1 ≈ r + C2·r² + C3·r³ + C4·r⁴ + C5·r⁵` on `|r| ≤ ln 2/256·(1 + 2^-12)`: ARM
+/// optimized-routines' coefficients (`exp_data.c`, `EXP_POLY_ORDER = 5`); absolute error
+/// 2^-65.3 (re-checked with mpmath).
+const EXP_C2: f64 = 0.49999999999996786;
+const EXP_C3: f64 = 0.16666666666665886;
+const EXP_C4: f64 = 0.0416666808410674;
+const EXP_C5: f64 = 0.008333335853059549;
+
+/// A table the emitted code reads: its address is a constant of the code, so it must live as
+/// long as the process (a `static`). Aligned so that no 16-byte entry straddles a cache line.
+#[repr(C, align(64))]
+struct Table<const N: usize>([[u64; 2]; N]);
+
+impl<const N: usize> Table<N> {
+    fn address(&'static self) -> i64 {
+        self.0.as_ptr() as i64
+    }
+}
+
+/// `EXP_TABLE[j] = [tail, bits(s)]` for `j = 0..128`: `s = RN(2^(j/128))` and
+/// `tail = (2^(j/128) − s)/s` rounded, so `s·(1 + tail) = 2^(j/128)` to about 2^-106
+/// (computed with mpmath).
+static EXP_TABLE: Table<128> = Table([
+    [0x0000000000000000, 0x3ff0000000000000],
+    [0x3c9b3b4f1a88bf6e, 0x3ff0163da9fb3335],
+    [0xbc7160139cd8dc5d, 0x3ff02c9a3e778061],
+    [0xbc905e7a108766d1, 0x3ff04315e86e7f85],
+    [0x3c8cd2523567f613, 0x3ff059b0d3158574],
+    [0xbc8bce8023f98efa, 0x3ff0706b29ddf6de],
+    [0x3c60f74e61e6c861, 0x3ff0874518759bc8],
+    [0x3c90a3e45b33d399, 0x3ff09e3ecac6f383],
+    [0x3c979aa65d837b6d, 0x3ff0b5586cf9890f],
+    [0x3c8eb51a92fdeffc, 0x3ff0cc922b7247f7],
+    [0x3c3ebe3d702f9cd1, 0x3ff0e3ec32d3d1a2],
+    [0xbc6a033489906e0b, 0x3ff0fb66affed31b],
+    [0xbc9556522a2fbd0e, 0x3ff11301d0125b51],
+    [0xbc5080ef8c4eea55, 0x3ff12abdc06c31cc],
+    [0xbc91c923b9d5f416, 0x3ff1429aaea92de0],
+    [0x3c80d3e3e95c55af, 0x3ff15a98c8a58e51],
+    [0xbc801b15eaa59348, 0x3ff172b83c7d517b],
+    [0xbc8f1ff055de323d, 0x3ff18af9388c8dea],
+    [0x3c8b898c3f1353bf, 0x3ff1a35beb6fcb75],
+    [0xbc96d99c7611eb26, 0x3ff1bbe084045cd4],
+    [0x3c9aecf73e3a2f60, 0x3ff1d4873168b9aa],
+    [0xbc8fe782cb86389d, 0x3ff1ed5022fcd91d],
+    [0x3c8a6f4144a6c38d, 0x3ff2063b88628cd6],
+    [0x3c807a05b0e4047d, 0x3ff21f49917ddc96],
+    [0x3c968efde3a8a894, 0x3ff2387a6e756238],
+    [0x3c875e18f274487d, 0x3ff251ce4fb2a63f],
+    [0x3c80472b981fe7f2, 0x3ff26b4565e27cdd],
+    [0xbc96b87b3f71085e, 0x3ff284dfe1f56381],
+    [0x3c82f7e16d09ab31, 0x3ff29e9df51fdee1],
+    [0xbc3d219b1a6fbffa, 0x3ff2b87fd0dad990],
+    [0x3c8b3782720c0ab4, 0x3ff2d285a6e4030b],
+    [0x3c6e149289cecb8f, 0x3ff2ecafa93e2f56],
+    [0x3c834d754db0abb6, 0x3ff306fe0a31b715],
+    [0x3c864201e2ac744c, 0x3ff32170fc4cd831],
+    [0x3c8fdd395dd3f84a, 0x3ff33c08b26416ff],
+    [0xbc86a3803b8e5b04, 0x3ff356c55f929ff1],
+    [0xbc924aedcc4b5068, 0x3ff371a7373aa9cb],
+    [0xbc9907f81b512d8e, 0x3ff38cae6d05d866],
+    [0xbc71d1e83e9436d2, 0x3ff3a7db34e59ff7],
+    [0xbc991919b3ce1b15, 0x3ff3c32dc313a8e5],
+    [0x3c859f48a72a4c6d, 0x3ff3dea64c123422],
+    [0xbc9312607a28698a, 0x3ff3fa4504ac801c],
+    [0xbc58a78f4817895b, 0x3ff4160a21f72e2a],
+    [0xbc7c2c9b67499a1b, 0x3ff431f5d950a897],
+    [0x3c4363ed60c2ac11, 0x3ff44e086061892d],
+    [0x3c9666093b0664ef, 0x3ff46a41ed1d0057],
+    [0x3c6ecce1daa10379, 0x3ff486a2b5c13cd0],
+    [0x3c93ff8e3f0f1230, 0x3ff4a32af0d7d3de],
+    [0x3c7690cebb7aafb0, 0x3ff4bfdad5362a27],
+    [0x3c931dbdeb54e077, 0x3ff4dcb299fddd0d],
+    [0xbc8f94340071a38e, 0x3ff4f9b2769d2ca7],
+    [0xbc87deccdc93a349, 0x3ff516daa2cf6642],
+    [0xbc78dec6bd0f385f, 0x3ff5342b569d4f82],
+    [0xbc861246ec7b5cf6, 0x3ff551a4ca5d920f],
+    [0x3c93350518fdd78e, 0x3ff56f4736b527da],
+    [0x3c7b98b72f8a9b05, 0x3ff58d12d497c7fd],
+    [0x3c9063e1e21c5409, 0x3ff5ab07dd485429],
+    [0x3c34c7855019c6ea, 0x3ff5c9268a5946b7],
+    [0x3c9432e62b64c035, 0x3ff5e76f15ad2148],
+    [0xbc8ce44a6199769f, 0x3ff605e1b976dc09],
+    [0xbc8c33c53bef4da8, 0x3ff6247eb03a5585],
+    [0xbc845378892be9ae, 0x3ff6434634ccc320],
+    [0xbc93cedd78565858, 0x3ff6623882552225],
+    [0x3c5710aa807e1964, 0x3ff68155d44ca973],
+    [0xbc93b3efbf5e2228, 0x3ff6a09e667f3bcd],
+    [0xbc6a12ad8734b982, 0x3ff6c012750bdabf],
+    [0xbc6367efb86da9ee, 0x3ff6dfb23c651a2f],
+    [0xbc80dc3d54e08851, 0x3ff6ff7df9519484],
+    [0xbc781f647e5a3ecf, 0x3ff71f75e8ec5f74],
+    [0xbc86ee4ac08b7db0, 0x3ff73f9a48a58174],
+    [0xbc8619321e55e68a, 0x3ff75feb564267c9],
+    [0x3c909ccb5e09d4d3, 0x3ff780694fde5d3f],
+    [0xbc7b32dcb94da51d, 0x3ff7a11473eb0187],
+    [0x3c94ecfd5467c06b, 0x3ff7c1ed0130c132],
+    [0x3c65ebe1abd66c55, 0x3ff7e2f336cf4e62],
+    [0xbc88a1c52fb3cf42, 0x3ff80427543e1a12],
+    [0xbc9369b6f13b3734, 0x3ff82589994cce13],
+    [0xbc805e843a19ff1e, 0x3ff8471a4623c7ad],
+    [0xbc94d450d872576e, 0x3ff868d99b4492ed],
+    [0x3c90ad675b0e8a00, 0x3ff88ac7d98a6699],
+    [0x3c8db72fc1f0eab4, 0x3ff8ace5422aa0db],
+    [0xbc65b6609cc5e7ff, 0x3ff8cf3216b5448c],
+    [0x3c7bf68359f35f44, 0x3ff8f1ae99157736],
+    [0xbc93091fa71e3d83, 0x3ff9145b0b91ffc6],
+    [0xbc5da9b88b6c1e29, 0x3ff93737b0cdc5e5],
+    [0xbc6c23f97c90b959, 0x3ff95a44cbc8520f],
+    [0xbc92434322f4f9aa, 0x3ff97d829fde4e50],
+    [0xbc85ca6cd7668e4b, 0x3ff9a0f170ca07ba],
+    [0x3c71affc2b91ce27, 0x3ff9c49182a3f090],
+    [0x3c6dd235e10a73bb, 0x3ff9e86319e32323],
+    [0xbc87c50422622263, 0x3ffa0c667b5de565],
+    [0x3c8b1c86e3e231d5, 0x3ffa309bec4a2d33],
+    [0xbc91bbd1d3bcbb15, 0x3ffa5503b23e255d],
+    [0x3c90cc319cee31d2, 0x3ffa799e1330b358],
+    [0x3c8469846e735ab3, 0x3ffa9e6b5579fdbf],
+    [0xbc82dfcd978e9db4, 0x3ffac36bbfd3f37a],
+    [0x3c8c1a7792cb3387, 0x3ffae89f995ad3ad],
+    [0xbc907b8f4ad1d9fa, 0x3ffb0e07298db666],
+    [0xbc55c3d956dcaeba, 0x3ffb33a2b84f15fb],
+    [0xbc90a40e3da6f640, 0x3ffb59728de5593a],
+    [0xbc68d6f438ad9334, 0x3ffb7f76f2fb5e47],
+    [0xbc91eee26b588a35, 0x3ffba5b030a1064a],
+    [0x3c74ffd70a5fddcd, 0x3ffbcc1e904bc1d2],
+    [0xbc91bdfbfa9298ac, 0x3ffbf2c25bd71e09],
+    [0x3c736eae30af0cb3, 0x3ffc199bdd85529c],
+    [0x3c8ee3325c9ffd94, 0x3ffc40ab5fffd07a],
+    [0x3c84e08fd10959ac, 0x3ffc67f12e57d14b],
+    [0x3c63cdaf384e1a67, 0x3ffc8f6d9406e7b5],
+    [0x3c676b2c6c921968, 0x3ffcb720dcef9069],
+    [0xbc808a1883ccb5d2, 0x3ffcdf0b555dc3fa],
+    [0xbc8fad5d3ffffa6f, 0x3ffd072d4a07897c],
+    [0xbc900dae3875a949, 0x3ffd2f87080d89f2],
+    [0x3c74a385a63d07a7, 0x3ffd5818dcfba487],
+    [0xbc82919e2040220f, 0x3ffd80e316c98398],
+    [0x3c8e5a50d5c192ac, 0x3ffda9e603db3285],
+    [0x3c843a59ac016b4b, 0x3ffdd321f301b460],
+    [0xbc82d52107b43e1f, 0x3ffdfc97337b9b5f],
+    [0xbc892ab93b470dc9, 0x3ffe264614f5a129],
+    [0x3c74b604603a88d3, 0x3ffe502ee78b3ff6],
+    [0x3c83c5ec519d7271, 0x3ffe7a51fbc74c83],
+    [0xbc8ff7128fd391f0, 0x3ffea4afa2a490da],
+    [0xbc8dae98e223747d, 0x3ffecf482d8e67f1],
+    [0x3c8ec3bc41aa2008, 0x3ffefa1bee615a27],
+    [0x3c842b94c3a9eb32, 0x3fff252b376bba97],
+    [0x3c8a64a931d185ee, 0x3fff50765b6e4540],
+    [0xbc8e37bae43be3ed, 0x3fff7bfdad9cbe14],
+    [0x3c77893b4d91cd9d, 0x3fffa7c1819e90d8],
+    [0x3c5305c14160cc89, 0x3fffd3c22b8f71f1],
+]);
+
 /// `tanh` works on `min(|x|, 20)`: `tanh(20) = 1 − 8.5e-18` already rounds to `1`, and the
 /// clamp keeps `E/(E+2)` away from `inf/inf`.
 const TANH_SATURATION: f64 = 20.0;
@@ -477,6 +639,51 @@ impl Emitter<'_, '_> {
 
     fn ushr(&mut self, a: Value, amount: u8) -> Value {
         self.builder.ins().ushr_imm_u(a, i64::from(amount))
+    }
+
+    // --- Tables. ----------------------------------------------------------------------
+
+    /// Per lane, the two 8-byte words of `table` at `byte_offset` (an integer of `int_ty`, a
+    /// multiple of 16 below the table's size): `(first as float, second as integer)`.
+    ///
+    /// x86-64 has no gather without AVX-512, so the vector form extracts both offsets, loads
+    /// each 16-byte entry and interleaves the two entries (`punpcklqdq`/`punpckhqdq`).
+    fn gather_pair<const N: usize>(
+        &mut self,
+        table: &'static Table<N>,
+        byte_offset: Value,
+    ) -> (Value, Value) {
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        let base = self.builder.ins().iconst(types::I64, table.address());
+        if !self.is_vector() {
+            let address = self.iadd(base, byte_offset);
+            let first = self.builder.ins().load(types::F64, flags, address, 0);
+            let second = self.builder.ins().load(types::I64, flags, address, 8);
+            return (first, second);
+        }
+        let entries: Vec<Value> = (0..2u8)
+            .map(|lane| {
+                let offset = self.builder.ins().extractlane(byte_offset, lane);
+                let address = self.iadd(base, offset);
+                self.builder.ins().load(types::I8X16, flags, address, 0)
+            })
+            .collect();
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let mut interleave = |mask: u128| {
+            let mask = self
+                .builder
+                .func
+                .dfg
+                .immediates
+                .push(ConstantData::from(&mask.to_le_bytes()[..]));
+            self.builder.ins().shuffle(entries[0], entries[1], mask)
+        };
+        // Byte i of the result is byte mask[i] of the 32-byte concatenation of the entries.
+        let low = interleave(0x1716_1514_1312_1110_0706_0504_0302_0100);
+        let high = interleave(0x1f1e_1d1c_1b1a_1918_0f0e_0d0c_0b0a_0908);
+        let first = self.builder.ins().bitcast(types::F64X2, little, low);
+        let second = self.builder.ins().bitcast(types::I64X2, little, high);
+        (first, second)
     }
 
     // --- Masks and selects. -----------------------------------------------------------
@@ -689,23 +896,43 @@ impl Emitter<'_, '_> {
         self.exp_of_clamped(x)
     }
 
-    /// `e^x` for `x ∈ [-746, 710]` or NaN.
+    /// `e^x` for `x ∈ [-746, 710]` or NaN (Tang's method with a 128-entry table).
     fn exp_of_clamped(&mut self, x: Value) -> Value {
-        let (t_bits, r) = self.exp_reduce(x);
-        // e^r = 1 + r·(1 + r·h(r)).
-        let h = self.expm1_h(r);
-        let one = self.float(1.0);
-        let inner = self.mul_add(h, r, one);
-        let p = self.mul_add(inner, r, one);
-        // 2^k = 2^k1 · 2^k2 with k1 = ⌊k/2⌋, k2 = k − k1, both within the normal exponent
-        // range for k ∈ [-1077, 1025]. With t = A + k (A = bits of 1.5·2^52, even):
-        // t >> 1 = A/2 + k1 and t − (t >> 1) = A/2 + k2, and A/2 vanishes when shifted
-        // left by 52.
-        let half_bits = self.ushr(t_bits, 1);
-        let rest_bits = self.builder.ins().isub(t_bits, half_bits);
-        let scale1 = self.pow2_from_magic(half_bits);
-        let scale2 = self.pow2_from_magic(rest_bits);
-        let scaled = self.mul(p, scale1);
+        // x = (128·k + j)·ln2/128 + r, |r| ≤ ln2/256 (+ a rounding).
+        let (t, neg_kd) = self.round_magic(x, EXP_INV_LN2_N);
+        let ln2_hi = self.float(EXP_LN2_HI_N);
+        let ln2_lo = self.float(EXP_LN2_LO_N);
+        let r_hi = self.mul_add(neg_kd, ln2_hi, x);
+        let r = self.mul_add(neg_kd, ln2_lo, r_hi);
+        let t_bits = self.bits_of(t);
+        // 2^(j/128) = s·(1 + tail) from the table, j = t mod 128 (two's complement).
+        let j = self.band_const(t_bits, (1 << EXP_TABLE_BITS) - 1);
+        let byte_offset = self.shl(j, 4);
+        let (tail, s_bits) = self.gather_pair(&EXP_TABLE, byte_offset);
+        // e^r·(1 + tail) − 1 ≈ tail + r + r²·(C2 + C3·r + r²·(C4 + C5·r)).
+        let r2 = self.mul(r, r);
+        let c2 = self.float(EXP_C2);
+        let c3 = self.float(EXP_C3);
+        let c4 = self.float(EXP_C4);
+        let c5 = self.float(EXP_C5);
+        let p23 = self.mul_add(c3, r, c2);
+        let p45 = self.mul_add(c5, r, c4);
+        let p25 = self.mul_add(p45, r2, p23);
+        let tail_plus_r = self.add(tail, r);
+        let tmp = self.mul_add(p25, r2, tail_plus_r);
+        // 2^k = 2^k1·2^k2 with k1 = ⌊k/2⌋, k2 = k − k1 (k = ⌊(t − A)/128⌋, A the bits of
+        // the magic constant, a multiple of 256): t >> 8 = A/256 + k1 and
+        // (t >> 7) − (t >> 8) = A/256 + k2, and A/256 vanishes when shifted left by 52. Both
+        // factors stay normal for k ∈ [-1077, 1025], so overflow gives +inf and tiny results
+        // come out as correctly scaled subnormals.
+        let k1_bits = self.ushr(t_bits, EXP_TABLE_BITS + 1);
+        let k_bits = self.ushr(t_bits, EXP_TABLE_BITS);
+        let k2_bits = self.builder.ins().isub(k_bits, k1_bits);
+        let k1_field = self.shl(k1_bits, 52);
+        let scale1_bits = self.iadd(s_bits, k1_field);
+        let scale1 = self.float_from_bits(scale1_bits);
+        let scale2 = self.pow2_from_magic(k2_bits);
+        let scaled = self.mul_add(scale1, tmp, scale1);
         self.mul(scaled, scale2)
     }
 
