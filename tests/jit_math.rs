@@ -964,3 +964,30 @@ fn sin_cos_beyond_range() {
         }
     }
 }
+
+/// Writes `x f(x)` (hex bits) for the accuracy inputs of the function named by
+/// `GRADC_MATH_DUMP` to the file named by `GRADC_MATH_DUMP_TO` (opt-in, for checking errors
+/// against a high-precision reference outside Rust).
+#[test]
+fn dump_values() {
+    let (Some(name), Some(path)) = (
+        std::env::var_os("GRADC_MATH_DUMP"),
+        std::env::var_os("GRADC_MATH_DUMP_TO"),
+    ) else {
+        return;
+    };
+    let f = MathFn::ALL
+        .into_iter()
+        .find(|f| f.name() == name)
+        .expect("GRADC_MATH_DUMP names a MathFn");
+    let points = inputs(f);
+    let compiled = compile_math(f, true, MathOptions::host());
+    let mut got = vec![0.0; points.len()];
+    compiled.run(&points, &mut got);
+    let text: String = points
+        .iter()
+        .zip(&got)
+        .map(|(x, y)| format!("{:016x} {:016x}\n", x.to_bits(), y.to_bits()))
+        .collect();
+    std::fs::write(path, text).expect("write dump");
+}

@@ -86,9 +86,10 @@ pub enum MathFn {
     /// ulp). Tiny `x` gives `x` exactly (with its sign for `±0`). Special values:
     /// `log1p(-1) = -inf`, `log1p(x<-1) = NaN`, `log1p(+inf) = +inf`.
     Log1p,
-    /// Hyperbolic tangent. Method: `a = min(|x|, 20)`, `E = expm1(2a)` with the exp reduction
-    /// and polynomial above (`expm1(r) = r + r²·h(r)` keeps full relative accuracy near 0,
-    /// then `2^k·expm1(r) + (2^k − 1)`), `tanh = sign(x)·E/(E+2)`. Saturates to exactly
+    /// Hyperbolic tangent. Method: `a = min(|x|, 20)`, `E = expm1(2a)` with the table
+    /// reduction of [`MathFn::Exp`] as `(S − 1) + S·(r_hi + small)` (`S = 2^k·2^(j/128)`,
+    /// `S − 1` exact for `S ≤ 2`, the exact `r_hi` added before the small terms, so `E` keeps
+    /// its relative accuracy near 0), `tanh = sign(x)·E/(E+2)`. Saturates to exactly
     /// `±1` for `|x| ≥ 19.1`, odd, `tanh(±0) = ±0`, `tanh(tiny) = tiny`.
     Tanh,
     /// Logistic sigmoid `1/(1+e^-x)`. Method: `e = exp(-|x|)` (never overflows), then
@@ -240,7 +241,6 @@ const ONE_BITS: i64 = 0x3ff0_0000_0000_0000;
 /// The sign bit of an `f64`.
 const SIGN_BIT: i64 = i64::MIN;
 
-const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// fdlibm's `ln2_hi` (`0x3fe62e42fee00000`, 32 significant bits: `k·LN2_HI` is exact for
 /// `|k| < 2^21`) and `ln2_lo = ln 2 − ln2_hi`.
 const LN2_HI: f64 = 0.6931471803691238;
@@ -250,22 +250,6 @@ const LN2_LO: f64 = 1.9082149292705877e-10;
 /// `0` anyway (`ln(f64::MAX) ≈ 709.78`, `ln(2^-1074) ≈ -744.44`).
 const EXP_MAX_ARG: f64 = 710.0;
 const EXP_MIN_ARG: f64 = -746.0;
-
-/// `g(r) ≈ (e^r − 1 − r − r²/2)/r³` on `|r| ≤ ln 2 / 2`: degree-9 minimax (relative)
-/// polynomial computed by a Remez exchange in mpmath, coefficients from degree 9 down to 0.
-/// With them, `r + r²/2 + r³·g(r)` approximates `expm1(r)` to a relative 2^-58.5.
-const EXPM1_G: [f64; 10] = [
-    2.091812848787293e-09,
-    2.510037644407775e-08,
-    2.7557264339845793e-07,
-    2.7557268478836657e-06,
-    2.4801587333930757e-05,
-    0.0001984126986304166,
-    0.001388888888888095,
-    0.008333333333330065,
-    0.04166666666666667,
-    0.16666666666666669,
-];
 
 /// fdlibm `e_log.c` Lg7..Lg1: `R(z) = Lg1·z + Lg2·z² + … + Lg7·z⁷` approximates
 /// `(log(1+f) − 2s)/s` with `s = f/(2+f)`, `z = s²`, on `|s| ≤ 0.1716` (error 2^-58.45;
@@ -497,6 +481,24 @@ struct Correction {
     delta: Value,
     /// Whether `u` may reach `2^1023·√2` (then the correction is dropped).
     u_may_be_huge: bool,
+}
+
+/// `e^x = 2^k·s·(1 + tmp)` in pieces: `t_bits` holds `128·k + j` in its low bits (above
+/// the bits of the magic constant `1.5·2^52`), `s_bits` are the bits of `s = RN(2^(j/128))`
+/// (exponent field 1023).
+struct ExpParts {
+    t_bits: Value,
+    s_bits: Value,
+    /// `2^(j/128) = s·(1 + tail)`.
+    tail: Value,
+    /// `-(128·k + j)` as a float.
+    neg_kd: Value,
+    /// `r_hi = x − (128·k + j)·ln2_hi/128` (exact) and `r = r_hi − (128·k + j)·ln2_lo/128`.
+    r_hi: Value,
+    r: Value,
+    r2: Value,
+    /// `e^r − 1 − r ≈ r²·p25`.
+    p25: Value,
 }
 
 /// Emits the operations of one function call for one value type.
@@ -767,26 +769,6 @@ impl Emitter<'_, '_> {
         self.float_from_bits(bits)
     }
 
-    /// Exp reduction: `x = k·ln 2 + r`, `|r| ≤ ln 2 / 2 (+ a rounding)`. Returns
-    /// `(bits of t, r)` with `k` in the low bits of `t` (see [`Self::round_magic`]).
-    fn exp_reduce(&mut self, x: Value) -> (Value, Value) {
-        let (t, neg_k) = self.round_magic(x, LOG2_E);
-        let ln2_hi = self.float(LN2_HI);
-        let ln2_lo = self.float(LN2_LO);
-        // `x − k·ln2_hi` is exact (the product is exact and Sterbenz applies).
-        let r_hi = self.mul_add(neg_k, ln2_hi, x);
-        let r = self.mul_add(neg_k, ln2_lo, r_hi);
-        let t_bits = self.bits_of(t);
-        (t_bits, r)
-    }
-
-    /// `h(r) = (e^r − 1 − r)/r² = 1/2 + r·g(r)`.
-    fn expm1_h(&mut self, r: Value) -> Value {
-        let g = self.estrin(r, &EXPM1_G);
-        let half = self.float(0.5);
-        self.mul_add(g, r, half)
-    }
-
     /// `ln(u + δ) − extra·ln 2` for `u > 0` finite normal, a correction `δ` with
     /// `|δ| ≤ ulp(u)/2` (`None` for 0) and an integer-valued `extra` exponent (`None` for 0).
     /// Special inputs give unspecified results: callers patch them.
@@ -896,8 +878,9 @@ impl Emitter<'_, '_> {
         self.exp_of_clamped(x)
     }
 
-    /// `e^x` for `x ∈ [-746, 710]` or NaN (Tang's method with a 128-entry table).
-    fn exp_of_clamped(&mut self, x: Value) -> Value {
+    /// Tang's reduction for `x ∈ [-746, 710]` or NaN: `e^x = 2^k·s·(1 + tmp)` with the
+    /// pieces of [`ExpParts`].
+    fn exp_parts(&mut self, x: Value) -> ExpParts {
         // x = (128·k + j)·ln2/128 + r, |r| ≤ ln2/256 (+ a rounding).
         let (t, neg_kd) = self.round_magic(x, EXP_INV_LN2_N);
         let ln2_hi = self.float(EXP_LN2_HI_N);
@@ -909,7 +892,7 @@ impl Emitter<'_, '_> {
         let j = self.band_const(t_bits, (1 << EXP_TABLE_BITS) - 1);
         let byte_offset = self.shl(j, 4);
         let (tail, s_bits) = self.gather_pair(&EXP_TABLE, byte_offset);
-        // e^r·(1 + tail) − 1 ≈ tail + r + r²·(C2 + C3·r + r²·(C4 + C5·r)).
+        // e^r − 1 − r ≈ r²·(C2 + C3·r + r²·(C4 + C5·r)).
         let r2 = self.mul(r, r);
         let c2 = self.float(EXP_C2);
         let c3 = self.float(EXP_C3);
@@ -918,8 +901,30 @@ impl Emitter<'_, '_> {
         let p23 = self.mul_add(c3, r, c2);
         let p45 = self.mul_add(c5, r, c4);
         let p25 = self.mul_add(p45, r2, p23);
-        let tail_plus_r = self.add(tail, r);
-        let tmp = self.mul_add(p25, r2, tail_plus_r);
+        ExpParts {
+            t_bits,
+            s_bits,
+            tail,
+            neg_kd,
+            r_hi,
+            r,
+            r2,
+            p25,
+        }
+    }
+
+    /// `tmp` with `e^x = 2^k·s·(1 + tmp)`: `tail + r + r²·p25` (the `s·tail·r` term is below
+    /// 2^-60 relative).
+    fn exp_tmp(&mut self, parts: &ExpParts) -> Value {
+        let tail_plus_r = self.add(parts.tail, parts.r);
+        self.mul_add(parts.p25, parts.r2, tail_plus_r)
+    }
+
+    /// `e^x` for `x ∈ [-746, 710]` or NaN.
+    fn exp_of_clamped(&mut self, x: Value) -> Value {
+        let parts = self.exp_parts(x);
+        let tmp = self.exp_tmp(&parts);
+        let ExpParts { t_bits, s_bits, .. } = parts;
         // 2^k = 2^k1·2^k2 with k1 = ⌊k/2⌋, k2 = k − k1 (k = ⌊(t − A)/128⌋, A the bits of
         // the magic constant, a multiple of 256): t >> 8 = A/256 + k1 and
         // (t >> 7) − (t >> 8) = A/256 + k2, and A/256 vanishes when shifted left by 52. Both
@@ -975,14 +980,20 @@ impl Emitter<'_, '_> {
         let abs_x = self.builder.ins().fabs(x);
         let a = self.min_const_keep_nan(abs_x, TANH_SATURATION);
         let y = self.add(a, a);
-        // expm1(y) = 2^k·expm1(r) + (2^k − 1), k ∈ [0, 58].
-        let (t_bits, r) = self.exp_reduce(y);
-        let h = self.expm1_h(r);
-        let r2 = self.mul(r, r);
-        let expm1_r = self.mul_add(r2, h, r);
-        let pow2 = self.pow2_from_magic(t_bits);
-        let pow2_minus_1 = self.add_const(pow2, -1.0);
-        let expm1_y = self.mul_add(pow2, expm1_r, pow2_minus_1);
+        // expm1(y) = (S − 1) + S·(r_hi + (r_lo + tail + r²·p25)) with S = 2^k·s ∈ [1, 2^58]
+        // and the exact r_hi: S − 1 is exact while S ≤ 2 and the large terms are summed
+        // first, so small y keep their relative accuracy (S = 1 for |y| ≤ ln2/256).
+        let parts = self.exp_parts(y);
+        let k_bits = self.ushr(parts.t_bits, EXP_TABLE_BITS);
+        let k_field = self.shl(k_bits, 52);
+        let scale_bits = self.iadd(parts.s_bits, k_field);
+        let scale = self.float_from_bits(scale_bits);
+        let scale_minus_1 = self.add_const(scale, -1.0);
+        let ln2_lo = self.float(EXP_LN2_LO_N);
+        let tail_plus_r_lo = self.mul_add(parts.neg_kd, ln2_lo, parts.tail);
+        let small = self.mul_add(parts.p25, parts.r2, tail_plus_r_lo);
+        let large = self.mul_add(scale, parts.r_hi, scale_minus_1);
+        let expm1_y = self.mul_add(scale, small, large);
         let denominator = self.add_const(expm1_y, 2.0);
         let tanh_a = self.div(expm1_y, denominator);
         // Copy the sign of x (tanh_a ≥ 0 or NaN).
