@@ -829,6 +829,18 @@ fn bench() {
 /// `softplus(z)` and `sigmoid(z)` are emitted separately.
 fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> CompiledLoop {
     compile_loop(vector, 1, |builder, _, x| {
+        workload_body(builder, x, share_exp, options)
+    })
+}
+
+/// The body of [`compile_workload`]'s loop for one value `x`.
+fn workload_body(
+    builder: &mut FunctionBuilder,
+    x: Value,
+    share_exp: bool,
+    options: MathOptions,
+) -> Value {
+    {
         let ty = builder.func.dfg.value_type(x);
         let splat = |builder: &mut FunctionBuilder, c: f64| {
             let scalar = builder.ins().f64const(c);
@@ -882,7 +894,7 @@ fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> Comp
         let sum = builder.ins().fadd(value, g_x);
         let sum = builder.ins().fadd(sum, g_a);
         builder.ins().fadd(sum, g_c)
-    })
+    }
 }
 
 #[test]
@@ -898,8 +910,13 @@ fn bench_workload() {
         for vector in [false, true] {
             let compiled = compile_workload(vector, share_exp, options);
             let ns = nanoseconds_per_element(&compiled, &input, &mut output, 7, 1);
+            // The same loop over 4096 points (in L1), best of 200 x 10 passes: short trials
+            // are less often preempted on a loaded machine.
+            let ns_l1 =
+                nanoseconds_per_element(&compiled, &input[..4096], &mut output[..4096], 200, 10);
             println!(
-                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points",
+                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points \
+                 (in L1: {ns_l1:.2})",
                 if vector { "f64x2" } else { "f64" },
                 if share_exp {
                     "exp + log1p + e/(1+e)"
@@ -912,21 +929,31 @@ fn bench_workload() {
 }
 
 /// Prints the machine code of the f64x2 loop of the function named by `GRADC_MATH_DISASM`
-/// (opt-in, for inspecting the lowering).
+/// (or of the workload: `workload`, `workload_shared`; opt-in, for inspecting the lowering).
 #[test]
 fn disassembly() {
     let Some(name) = std::env::var_os("GRADC_MATH_DISASM") else {
         return;
     };
-    let f = MathFn::ALL
+    let workload = [("workload", false), ("workload_shared", true)]
         .into_iter()
-        .find(|f| f.name() == name)
-        .expect("GRADC_MATH_DISASM names a MathFn");
+        .find(|(w, _)| *w == name);
+    let f = MathFn::ALL.into_iter().find(|f| f.name() == name);
+    assert!(
+        workload.is_some() || f.is_some(),
+        "GRADC_MATH_DISASM names a MathFn, workload or workload_shared"
+    );
     let mut module = JITModule::new(JITBuilder::with_isa(host_isa(), default_libcall_names()));
     let mut ctx: Context = module.make_context();
     ctx.set_disasm(true);
     define_loop(&mut module, &mut ctx, true, 1, |builder, _, x| {
-        emit_unary_with(builder, f, x, MathOptions::host())
+        match (f, workload) {
+            (Some(f), _) => emit_unary_with(builder, f, x, MathOptions::host()),
+            (None, Some((_, share_exp))) => {
+                workload_body(builder, x, share_exp, MathOptions::host())
+            }
+            (None, None) => unreachable!("checked above"),
+        }
     });
     let code = ctx.compiled_code().expect("compiled");
     println!("{}", code.vcode.as_deref().unwrap_or("no disassembly"));
