@@ -74,16 +74,20 @@ pub enum MathFn {
     /// as correctly scaled subnormals (no flush to zero). Special values: `exp(NaN) = NaN`,
     /// `exp(+inf) = +inf`, `exp(-inf) = 0`.
     Exp,
-    /// Natural logarithm. Method: `x = 2^e·m` with `m ∈ [√½, √2)` taken from the bits (a
-    /// subnormal `x` is first scaled by `2^52`), `f = m − 1`, `s = f/(2+f)` and fdlibm's
-    /// `log(1+f) = f − f²/2 + s·(f²/2 + R(s²))` with fdlibm's degree-7 `R` (Lg1..Lg7, error
-    /// 2^-58.45), `e·ln 2` in two parts. Special values: `log(0) = -inf`, `log(x<0) = NaN`,
-    /// `log(+inf) = +inf`, `log(NaN) = NaN`.
+    /// Natural logarithm. Method (as ARM optimized-routines' `log`, without its branch
+    /// near 1): `x = 2^k·z` with `z ∈ [1 − 2^-9, 2 − 2^-8)` taken from the bits (a subnormal
+    /// `x` is first scaled by `2^52`), `c = 1 + i/128` the nearest of a 128-row table holding
+    /// `invc ≈ 1/c` (26 bits) and `logc = −ln(invc)` (within 2^-67), `r = z·invc − 1`
+    /// rounded once (`|r| ≤ 2^-8`), `ln(1 + r)` by a degree-7 polynomial, and
+    /// `k·ln 2 + logc + r` summed with the rounding errors of both additions kept; no
+    /// division. The row of `c = 1` covers `[1 − 2^-9, 1 + 2^-8)`, where `r = z − 1` is exact.
+    /// Measured with mpmath: at most 1.0 ulp from the true value. Special values:
+    /// `log(0) = -inf`, `log(x<0) = NaN`, `log(+inf) = +inf`, `log(NaN) = NaN`.
     Log,
     /// `ln(1+x)`. Method: `u = 1 + x` with its rounding error `δ` computed exactly (TwoSum),
     /// then `log(u)` as for [`MathFn::Log`] plus the first-order correction `δ/u`, evaluated
-    /// without a division as `δ·2^-e·(1 − f)` (its own error is below `δ·f²`, far below an
-    /// ulp). Tiny `x` gives `x` exactly (with its sign for `±0`). Special values:
+    /// without a division as `δ·2^-k·invc·(1 − r)` (its own error is below `δ·r²`, far below
+    /// an ulp). Measured with mpmath: at most 0.66 ulp. Tiny `x` gives `x` exactly (with its sign for `±0`). Special values:
     /// `log1p(-1) = -inf`, `log1p(x<-1) = NaN`, `log1p(+inf) = +inf`.
     Log1p,
     /// Hyperbolic tangent. Method: `a = min(|x|, 20)`, `E = expm1(2a)` with the table
@@ -255,23 +259,6 @@ const LN2_LO: f64 = 1.9082149292705877e-10;
 const EXP_MAX_ARG: f64 = 710.0;
 const EXP_MIN_ARG: f64 = -746.0;
 
-/// fdlibm `e_log.c` Lg7..Lg1: `R(z) = Lg1·z + Lg2·z² + … + Lg7·z⁷` approximates
-/// `(log(1+f) − 2s)/s` with `s = f/(2+f)`, `z = s²`, on `|s| ≤ 0.1716` (error 2^-58.45;
-/// re-checked with mpmath).
-const LOG_LG: [f64; 7] = [
-    0.14798198605116586,
-    0.15313837699209373,
-    0.1818357216161805,
-    0.22222198432149784,
-    0.2857142874366239,
-    0.3999999999940942,
-    0.6666666666666735,
-];
-/// `bits(1.0) − bits(√½)`: adding it to the bits of a positive `x` carries into the
-/// exponent field exactly when the mantissa of `x` is at least `√½`'s.
-const LOG_MANTISSA_SHIFT: i64 = ONE_BITS - SQRT_HALF_BITS;
-const SQRT_HALF_BITS: i64 = 0x3fe6_a09e_667f_3bcd;
-const MANTISSA_MASK: i64 = 0x000f_ffff_ffff_ffff;
 /// `2^52` and its bits: or-ing a small integer `n` into the bits gives the double `2^52 + n`.
 const TWO_52: f64 = 4503599627370496.0;
 const TWO_52_BITS: i64 = 0x4330_0000_0000_0000;
@@ -938,91 +925,111 @@ impl Emitter<'_, '_> {
 
     /// `ln(u + δ) − extra·ln 2` for `u > 0` finite normal, a correction `δ` with
     /// `|δ| ≤ ulp(u)/2` (`None` for 0) and an integer-valued `extra` exponent (`None` for 0).
-    /// Special inputs give unspecified results: callers patch them.
+    /// Special inputs give unspecified results (but read inside the table): callers patch
+    /// them.
+    ///
+    /// `u = 2^k·z` with `z ∈ [1 − 2^-9, 2 − 2^-8)` (so that `z` near 1 never comes with
+    /// `k = −1`), `ln z = logc + ln(1 + r)` from rows 0..128 of [`LOG_TABLE`] as in
+    /// [`Self::log_of_one_to_two`], and `k·ln 2` in two parts.
     fn log_kernel(
         &mut self,
         u: Value,
         correction: Option<Correction>,
         extra_exponent: Option<Value>,
     ) -> Value {
-        // Decompose u = 2^e·m, m ∈ [√½, √2): after adding LOG_MANTISSA_SHIFT the exponent
-        // field of the bits holds e + 1023 and the mantissa field m's mantissa relative to
-        // √½'s bits.
+        // t = bits(u) + 2^44: its exponent field is k + 1023 and bits 45..51 the row.
         let u_bits = self.bits_of(u);
-        let shifted = self.iadd_const(u_bits, LOG_MANTISSA_SHIFT);
-        let biased_exp = self.ushr(shifted, 52);
+        let t = self.iadd_const(u_bits, 1 << 44);
+        let shifted = self.ushr(t, 41);
+        let byte_offset = self.band_const(shifted, 0x7f0);
+        let (invc, logc_bits) = self.gather_pair(&LOG_TABLE, byte_offset);
+        let logc = self.float_from_bits(logc_bits);
+        let exponent_field = self.band_const(t, 0x7ff0_0000_0000_0000);
+        // z = u·2^-k: replace the exponent field k + 1023 of u by 1023 (u − (k << 52)).
+        let z_bits_minus_one = self.builder.ins().isub(u_bits, exponent_field);
+        let z_bits = self.iadd_const(z_bits_minus_one, ONE_BITS);
+        let z = self.float_from_bits(z_bits);
+        // k = (2^52 + k + 1023) − (2^52 + 1023), exact.
+        let biased_k = self.ushr(t, 52);
         let two_52_bits = self.int(TWO_52_BITS);
-        let exp_as_float_bits = self.builder.ins().bor(biased_exp, two_52_bits);
-        let exp_plus_2_52 = self.float_from_bits(exp_as_float_bits);
-        // e = (2^52 + e + 1023) − (2^52 + 1023), exact.
-        let mut e = self.add_const(exp_plus_2_52, -(TWO_52 + 1023.0));
+        let k_as_float_bits = self.builder.ins().bor(biased_k, two_52_bits);
+        let k_plus_2_52 = self.float_from_bits(k_as_float_bits);
+        let mut k = self.add_const(k_plus_2_52, -(TWO_52 + 1023.0));
         if let Some(extra) = extra_exponent {
-            e = self.sub(e, extra);
+            k = self.sub(k, extra);
         }
-        let mantissa = self.band_const(shifted, MANTISSA_MASK);
-        let m_bits = self.iadd_const(mantissa, SQRT_HALF_BITS);
-        let m = self.float_from_bits(m_bits);
-        let one = self.float(1.0);
-        // f = m − 1 is exact (Sterbenz), f ∈ [√½ − 1, √2 − 1).
-        let f = self.sub(m, one);
-        self.log_of_parts(e, f, correction.map(|delta| (delta, shifted)))
-    }
-
-    /// fdlibm's `e·ln 2 + log(1+f)` plus the correction `δ/u` (with `shifted` the adjusted
-    /// bits of `u`, to build `2^-e`).
-    fn log_of_parts(
-        &mut self,
-        e: Value,
-        f: Value,
-        correction: Option<(Correction, Value)>,
-    ) -> Value {
-        let two = self.float(2.0);
-        let two_plus_f = self.add(two, f);
-        let s = self.div(f, two_plus_f);
-        let z = self.mul(s, s);
-        let poly = self.estrin(z, &LOG_LG);
-        let r = self.mul(z, poly);
-        let half_f = self.mul_const(f, 0.5);
-        let hfsq = self.mul(half_f, f);
-        // tail = s·(hfsq + R) + (e·ln2_lo + c)
-        let hfsq_plus_r = self.add(hfsq, r);
+        let r = self.reduced_log_argument(z, z_bits, invc);
+        let nonlinear = self.log1p_nonlinear(r);
+        // k·ln2_hi + logc with its rounding error (Fast2Sum: |k·ln2_hi| ≥ ln 2 > logc
+        // unless k = 0, when the sum is exact), then + r with its error (Fast2Sum:
+        // |k·ln 2 + logc| ≥ 2^-7.01 > |r| unless it is 0).
+        let ln2_hi = self.float(LN2_HI);
+        let k_ln2_hi = self.mul(k, ln2_hi);
+        let t1 = self.add(k_ln2_hi, logc);
+        let k_ln2_hi_minus_t1 = self.sub(k_ln2_hi, t1);
+        let t1_error = self.add(k_ln2_hi_minus_t1, logc);
+        let high = self.add(t1, r);
+        let t1_minus_high = self.sub(t1, high);
+        let high_error = self.add(t1_minus_high, r);
         let ln2_lo = self.float(LN2_LO);
-        let mut low = self.mul(e, ln2_lo);
-        if let Some((
-            Correction {
-                delta,
-                u_may_be_huge,
-            },
-            shifted,
-        )) = correction
+        let mut small = self.mul_add(k, ln2_lo, nonlinear);
+        if let Some(Correction {
+            delta,
+            u_may_be_huge,
+        }) = correction
         {
-            // δ/u = δ·2^-e/m and 1/m = 1 − f + O(f²): the O(f²) term changes δ/u by less
-            // than δ·f² ≤ 2^-53·f², far below an ulp of the result.
-            // 2^-e: exponent field (2046 − biased e) = (2046 << 52) − (biased e << 52).
-            let exp_field = self.band_const(shifted, 0x7ff0_0000_0000_0000);
+            // δ/u = δ·2^-k·invc/(1 + r) ≈ δ·2^-k·invc·(1 − r).
+            // 2^-k: exponent field 2046 − (k + 1023), i.e. (2046 << 52) − exponent_field.
             let c2046 = self.int(0x7fe0_0000_0000_0000);
-            let inv_bits = self.builder.ins().isub(c2046, exp_field);
+            let inv_bits = self.builder.ins().isub(c2046, exponent_field);
             let inv_pow2 = self.float_from_bits(inv_bits);
-            let scaled_delta = self.mul(delta, inv_pow2);
-            let one = self.float(1.0);
-            let one_minus_f = self.sub(one, f);
-            let mut c = self.mul(scaled_delta, one_minus_f);
+            let scaled = self.mul(delta, inv_pow2);
+            let scaled = self.mul(scaled, invc);
+            let neg_r = self.builder.ins().fneg(r);
+            let mut c = self.mul_add(scaled, neg_r, scaled);
             if u_may_be_huge {
-                // For e = 1024 the exponent field 2046 − 2047 is out of range (the bits read
-                // −inf); there δ/u < 2^-1000 is negligible, so drop it.
-                let is_huge = self.compare_const(FloatCC::GreaterThan, e, 1000.0);
+                // For k ≥ 1023 the field 2046 − (k + 1023) is out of range; there
+                // δ/u < 2^-1000 is negligible, so drop it.
+                let is_huge = self.compare_const(FloatCC::GreaterThan, k, 1000.0);
                 let zero = self.float(0.0);
                 c = self.select(is_huge, zero, c);
             }
-            low = self.add(low, c);
+            small = self.add(small, c);
         }
-        let tail = self.mul_add(s, hfsq_plus_r, low);
-        // e·ln2_hi − ((hfsq − tail) − f)
-        let hfsq_minus_tail = self.sub(hfsq, tail);
-        let inner = self.sub(hfsq_minus_tail, f);
-        let ln2_hi = self.float(LN2_HI);
-        let high = self.mul(e, ln2_hi);
-        self.sub(high, inner)
+        let errors = self.add(t1_error, high_error);
+        let low = self.add(errors, small);
+        self.add(high, low)
+    }
+
+    /// `r = z·invc − 1` rounded once, for `z` within `2^-8` of `1/invc` (the `fma`, or without
+    /// one exact partial products: `z = z_hi + z_lo` with `z_hi` of 26 bits, both products
+    /// with the 26-bit `invc` exact and `z_hi·invc − 1` exact by Sterbenz).
+    fn reduced_log_argument(&mut self, z: Value, z_bits: Value, invc: Value) -> Value {
+        if self.use_fma {
+            let minus_one = self.float(-1.0);
+            return self.builder.ins().fma(z, invc, minus_one);
+        }
+        let high_bits = self.band_const(z_bits, !LOW_27_BITS);
+        let z_hi = self.float_from_bits(high_bits);
+        let z_lo = self.sub(z, z_hi);
+        let high_product = self.mul(z_hi, invc);
+        let high = self.add_const(high_product, -1.0);
+        let low_product = self.mul(z_lo, invc);
+        self.add(high, low_product)
+    }
+
+    /// `ln(1 + r) − r = r²·A(r)` for `|r| ≤ 2^-8` (Estrin).
+    fn log1p_nonlinear(&mut self, r: Value) -> Value {
+        let r2 = self.mul(r, r);
+        let mut pairs = Vec::new();
+        for pair in LOG1P_A.chunks(2) {
+            let low = self.float(pair[0]);
+            let high = self.float(pair[1]);
+            pairs.push(self.mul_add(high, r, low));
+        }
+        let a25 = self.mul_add(pairs[2], r2, pairs[1]);
+        let a05 = self.mul_add(a25, r2, pairs[0]);
+        self.mul(r2, a05)
     }
 
     /// `u = a + b` and its exact rounding error (Knuth's TwoSum, valid for any order of
@@ -1210,31 +1217,8 @@ impl Emitter<'_, '_> {
         let byte_offset = self.band_const(shifted, 0xff0);
         let (invc, logc_bits) = self.gather_pair(&LOG_TABLE, byte_offset);
         let logc = self.float_from_bits(logc_bits);
-        let r = if self.use_fma {
-            let minus_one = self.float(-1.0);
-            self.builder.ins().fma(u, invc, minus_one)
-        } else {
-            // u = u_hi + u_lo with u_hi of 26 bits: both products with the 26-bit invc are
-            // exact, u_hi·invc − 1 is exact (Sterbenz), so r is rounded once.
-            let high_bits = self.band_const(u_bits, !LOW_27_BITS);
-            let u_hi = self.float_from_bits(high_bits);
-            let u_lo = self.sub(u, u_hi);
-            let high_product = self.mul(u_hi, invc);
-            let high = self.add_const(high_product, -1.0);
-            let low_product = self.mul(u_lo, invc);
-            self.add(high, low_product)
-        };
-        // ln(1 + r) − r = r²·A(r), Estrin.
-        let r2 = self.mul(r, r);
-        let mut pairs = Vec::new();
-        for pair in LOG1P_A.chunks(2) {
-            let low = self.float(pair[0]);
-            let high = self.float(pair[1]);
-            pairs.push(self.mul_add(high, r, low));
-        }
-        let a25 = self.mul_add(pairs[2], r2, pairs[1]);
-        let a05 = self.mul_add(a25, r2, pairs[0]);
-        let nonlinear = self.mul(r2, a05);
+        let r = self.reduced_log_argument(u, u_bits, invc);
+        let nonlinear = self.log1p_nonlinear(r);
         // δ/u = δ·invc/(1 + r) ≈ δ·invc·(1 − r) (the error δ·r² is far below an ulp).
         let scaled_delta = self.mul(delta, invc);
         let neg_r = self.builder.ins().fneg(r);
