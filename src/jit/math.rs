@@ -889,6 +889,22 @@ impl Emitter<'_, '_> {
         self.select(mask, if_true, if_false)
     }
 
+    /// `|x|` by clearing the sign bit with a constant mask (x64 builds the mask of `fabs`
+    /// with two instructions; a constant is one load).
+    fn abs(&mut self, x: Value) -> Value {
+        let bits = self.bits_of(x);
+        let magnitude = self.band_const(bits, !SIGN_BIT);
+        self.float_from_bits(magnitude)
+    }
+
+    /// `−|x|` by setting the sign bit (one `or` instead of `fabs` and `fneg`).
+    fn neg_abs(&mut self, x: Value) -> Value {
+        let bits = self.bits_of(x);
+        let sign = self.int(SIGN_BIT);
+        let negative = self.builder.ins().bor(bits, sign);
+        self.float_from_bits(negative)
+    }
+
     /// `min(x, c)`, but NaN when `x` is NaN. Written `c < x ? c : x` so that x64 lowers it
     /// to one `minpd c, x` (which returns its second operand on NaN).
     fn min_const_keep_nan(&mut self, x: Value, c: f64) -> Value {
@@ -1153,7 +1169,7 @@ impl Emitter<'_, '_> {
     }
 
     fn tanh(&mut self, x: Value) -> Value {
-        let abs_x = self.builder.ins().fabs(x);
+        let abs_x = self.abs(x);
         let a = self.min_const_keep_nan(abs_x, TANH_SATURATION);
         let y = self.add(a, a);
         // expm1(y) = (S − 1) + S·(r_hi + (r_lo + tail + r²·p25)) with S = 2^k·s ∈ [1, 2^58]
@@ -1181,8 +1197,7 @@ impl Emitter<'_, '_> {
     }
 
     fn sigmoid(&mut self, x: Value) -> Value {
-        let abs_x = self.builder.ins().fabs(x);
-        let neg_abs_x = self.builder.ins().fneg(abs_x);
+        let neg_abs_x = self.neg_abs(x);
         let neg_abs_x = self.max_const_keep_nan(neg_abs_x, EXP_MIN_ARG);
         let e = self.exp_of_clamped(neg_abs_x);
         let is_negative = self.compare_const(FloatCC::LessThan, x, 0.0);
@@ -1193,8 +1208,7 @@ impl Emitter<'_, '_> {
     }
 
     fn softplus(&mut self, x: Value) -> Value {
-        let abs_x = self.builder.ins().fabs(x);
-        let neg_abs_x = self.builder.ins().fneg(abs_x);
+        let neg_abs_x = self.neg_abs(x);
         let neg_abs_x = self.max_const_keep_nan(neg_abs_x, EXP_MIN_ARG);
         let e = self.exp_of_clamped(neg_abs_x);
         // u = 1 + e ∈ [1, 2] with its exact error (Fast2Sum: 1 ≥ e).
