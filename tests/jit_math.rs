@@ -776,7 +776,14 @@ fn bench() {
         "{:<9} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8}",
         "function", "f64", "f64x2", "x2", "libm", "f64", "f64x2", "x2", "libm"
     );
+    // `GRADC_BENCH_ONLY=exp,log` restricts the benchmark to the functions named.
+    let only = std::env::var("GRADC_BENCH_ONLY").ok();
     for f in MathFn::ALL {
+        if let Some(only) = &only {
+            if !only.split(',').any(|name| name == f.name()) {
+                continue;
+            }
+        }
         let small = bench_inputs(f, 4096);
         let large = bench_inputs(f, RANDOM_POINTS);
         let mut small_out = vec![0.0; small.len()];
@@ -822,6 +829,18 @@ fn bench() {
 /// `softplus(z)` and `sigmoid(z)` are emitted separately.
 fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> CompiledLoop {
     compile_loop(vector, 1, |builder, _, x| {
+        workload_body(builder, x, share_exp, options)
+    })
+}
+
+/// The body of [`compile_workload`]'s loop for one value `x`.
+fn workload_body(
+    builder: &mut FunctionBuilder,
+    x: Value,
+    share_exp: bool,
+    options: MathOptions,
+) -> Value {
+    {
         let ty = builder.func.dfg.value_type(x);
         let splat = |builder: &mut FunctionBuilder, c: f64| {
             let scalar = builder.ins().f64const(c);
@@ -875,7 +894,7 @@ fn compile_workload(vector: bool, share_exp: bool, options: MathOptions) -> Comp
         let sum = builder.ins().fadd(value, g_x);
         let sum = builder.ins().fadd(sum, g_a);
         builder.ins().fadd(sum, g_c)
-    })
+    }
 }
 
 #[test]
@@ -891,8 +910,13 @@ fn bench_workload() {
         for vector in [false, true] {
             let compiled = compile_workload(vector, share_exp, options);
             let ns = nanoseconds_per_element(&compiled, &input, &mut output, 7, 1);
+            // The same loop over 4096 points (in L1), best of 200 x 10 passes: short trials
+            // are less often preempted on a loaded machine.
+            let ns_l1 =
+                nanoseconds_per_element(&compiled, &input[..4096], &mut output[..4096], 200, 10);
             println!(
-                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points",
+                "workload value+grad, {}, {}: {ns:.2} ns/point = {ns:.2} ms per 10^6 points \
+                 (in L1: {ns_l1:.2})",
                 if vector { "f64x2" } else { "f64" },
                 if share_exp {
                     "exp + log1p + e/(1+e)"
@@ -905,21 +929,31 @@ fn bench_workload() {
 }
 
 /// Prints the machine code of the f64x2 loop of the function named by `GRADC_MATH_DISASM`
-/// (opt-in, for inspecting the lowering).
+/// (or of the workload: `workload`, `workload_shared`; opt-in, for inspecting the lowering).
 #[test]
 fn disassembly() {
     let Some(name) = std::env::var_os("GRADC_MATH_DISASM") else {
         return;
     };
-    let f = MathFn::ALL
+    let workload = [("workload", false), ("workload_shared", true)]
         .into_iter()
-        .find(|f| f.name() == name)
-        .expect("GRADC_MATH_DISASM names a MathFn");
+        .find(|(w, _)| *w == name);
+    let f = MathFn::ALL.into_iter().find(|f| f.name() == name);
+    assert!(
+        workload.is_some() || f.is_some(),
+        "GRADC_MATH_DISASM names a MathFn, workload or workload_shared"
+    );
     let mut module = JITModule::new(JITBuilder::with_isa(host_isa(), default_libcall_names()));
     let mut ctx: Context = module.make_context();
     ctx.set_disasm(true);
     define_loop(&mut module, &mut ctx, true, 1, |builder, _, x| {
-        emit_unary_with(builder, f, x, MathOptions::host())
+        match (f, workload) {
+            (Some(f), _) => emit_unary_with(builder, f, x, MathOptions::host()),
+            (None, Some((_, share_exp))) => {
+                workload_body(builder, x, share_exp, MathOptions::host())
+            }
+            (None, None) => unreachable!("checked above"),
+        }
     });
     let code = ctx.compiled_code().expect("compiled");
     println!("{}", code.vcode.as_deref().unwrap_or("no disassembly"));
@@ -956,4 +990,31 @@ fn sin_cos_beyond_range() {
             }
         }
     }
+}
+
+/// Writes `x f(x)` (hex bits) for the accuracy inputs of the function named by
+/// `GRADC_MATH_DUMP` to the file named by `GRADC_MATH_DUMP_TO` (opt-in, for checking errors
+/// against a high-precision reference outside Rust).
+#[test]
+fn dump_values() {
+    let (Some(name), Some(path)) = (
+        std::env::var_os("GRADC_MATH_DUMP"),
+        std::env::var_os("GRADC_MATH_DUMP_TO"),
+    ) else {
+        return;
+    };
+    let f = MathFn::ALL
+        .into_iter()
+        .find(|f| f.name() == name)
+        .expect("GRADC_MATH_DUMP names a MathFn");
+    let points = inputs(f);
+    let compiled = compile_math(f, true, MathOptions::host());
+    let mut got = vec![0.0; points.len()];
+    compiled.run(&points, &mut got);
+    let text: String = points
+        .iter()
+        .zip(&got)
+        .map(|(x, y)| format!("{:016x} {:016x}\n", x.to_bits(), y.to_bits()))
+        .collect();
+    std::fs::write(path, text).expect("write dump");
 }
