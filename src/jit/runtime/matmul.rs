@@ -9,8 +9,11 @@
 //! - the rest use a packed, cache-blocked product with an AVX2+FMA 6×8 register
 //!   kernel (the BLIS scheme: B packed in `KC × NR` panels, A in `MR × KC` panels);
 //!   hosts without AVX2+FMA fall back to the plain loops;
-//! - products of at least [`PARALLEL_MACS`] multiply-adds are split in two halves, one
-//!   run on a persistent helper thread.
+//! - the product or its transpose (`Cᵀ = Bᵀ Aᵀ`), whichever wastes less of the
+//!   register tiles on padding;
+//! - products of at least [`PARALLEL_MACS`] multiply-adds are cut into 2–8 chunks that
+//!   the calling thread and a persistent helper thread take in turn (so on a loaded
+//!   machine a late helper costs little).
 //!
 //! Invariants: packing buffers are thread-local and only grow, and the helper thread is
 //! spawned once, so steady-state calls do not allocate. The caller guarantees that
@@ -21,7 +24,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 /// A strided read-only matrix operand.
@@ -69,7 +72,27 @@ impl Operand {
     }
 }
 
+impl Operand {
+    /// The transposed view.
+    fn transposed(self) -> Self {
+        Operand {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
 impl Output {
+    /// The transposed view.
+    fn transposed(self) -> Self {
+        Output {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
     /// The sub-matrix starting at (`i`, `j`).
     fn at(self, i: usize, j: usize) -> Self {
         Output {
@@ -139,18 +162,32 @@ pub unsafe fn matmul(
         unsafe { small(m, n, k, dst, a, b) };
         return;
     }
+    // C = A B or, transposed, Cᵀ = Bᵀ Aᵀ: whichever pads the register tiles less
+    // (scattered stores cost about 8 steps of depth per tile).
+    let cost = |m: usize, n: usize, contiguous_rows: bool| {
+        m.next_multiple_of(MR) * n.next_multiple_of(NR) * (k + if contiguous_rows { 0 } else { 8 })
+    };
+    let (m, n, dst, a, b) = if cost(n, m, dst.rs == 1) < cost(m, n, dst.cs == 1) {
+        (n, m, dst.transposed(), b.transposed(), a.transposed())
+    } else {
+        (m, n, dst, a, b)
+    };
     if strategy == Strategy::Parallel && m.max(n) >= 2 * NR {
-        // Split the longer side, on a kernel-size boundary.
+        // Cut the longer side into chunks on kernel-size boundaries; this thread and the
+        // helper take chunks in turn, so a helper that starts late does less.
         let split_rows = m >= n;
         let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
-        let first = (len / 2).div_ceil(unit) * unit;
-        let first = first.min(len);
-        let run = |half: usize| {
-            let (lo, hi) = if half == 0 { (0, first) } else { (first, len) };
-            if lo == hi {
+        let chunks = (m * n * k / (1 << 20)).clamp(2, 8);
+        let chunk = len.div_ceil(chunks).next_multiple_of(unit);
+        let chunks = len.div_ceil(chunk);
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
                 return;
             }
-            // SAFETY: the halves are disjoint parts of the caller's product.
+            let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(len));
+            // SAFETY: chunks are disjoint parts of the caller's product.
             unsafe {
                 if split_rows {
                     packed(hi - lo, n, k, dst.at(lo, 0), a.at(lo, 0), b);
@@ -159,7 +196,7 @@ pub unsafe fn matmul(
                 }
             }
         };
-        run_two(&run);
+        run_on_two_threads(&work);
         return;
     }
     // SAFETY: forwarded contract.
@@ -465,7 +502,8 @@ unsafe fn small_generic(m: usize, n: usize, k: usize, dst: Output, a: Operand, b
             return;
         }
         for i in 0..m {
-            if dst.cs == 1 && b.cs == 1 {
+            let dots = a.cs == 1 && (b.rs == 1 || k == 1);
+            if dst.cs == 1 && b.cs == 1 && !(dots && n < 4) {
                 let row = std::slice::from_raw_parts_mut(dst.at(i, 0).ptr, n);
                 row.fill(0.0);
                 for p in 0..k {
@@ -475,7 +513,7 @@ unsafe fn small_generic(m: usize, n: usize, k: usize, dst: Output, a: Operand, b
                         *d += a_ip * x;
                     }
                 }
-            } else if a.cs == 1 && (b.rs == 1 || k == 1) {
+            } else if dots {
                 let a_row = std::slice::from_raw_parts(a.at(i, 0).ptr, k);
                 for j in 0..n {
                     let b_col = std::slice::from_raw_parts(b.at(0, j).ptr, k);
@@ -506,11 +544,11 @@ unsafe fn small_generic(m: usize, n: usize, k: usize, dst: Output, a: Operand, b
 }
 
 /// A job handed to the helper thread: a borrowed closure, erased to `'static` for the
-/// duration of [`run_two`] (which waits for it before returning).
+/// duration of [`run_on_two_threads`] (which takes it back or waits for it).
 #[derive(Clone, Copy)]
-struct Job(*const (dyn Fn(usize) + Sync + 'static));
+struct Job(*const (dyn Fn() + Sync + 'static));
 
-// SAFETY: the closure is `Sync` and outlives the job (see `run_two`).
+// SAFETY: the closure is `Sync` and outlives the job (see `run_on_two_threads`).
 unsafe impl Send for Job {}
 
 /// The persistent helper thread's mailbox: `(job, done)`.
@@ -544,8 +582,8 @@ fn helper() -> &'static Helper {
                         state = helper.wake.wait(state).unwrap_or_else(|e| e.into_inner());
                     }
                 };
-                // SAFETY: `run_two` keeps the closure alive until `done` is set.
-                unsafe { (*job.0)(1) };
+                // SAFETY: `run_on_two_threads` keeps the closure alive until `done` is set.
+                unsafe { (*job.0)() };
                 let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.1 = true;
                 helper.done.notify_one();
@@ -558,19 +596,19 @@ fn helper() -> &'static Helper {
     })
 }
 
-/// Runs `f(0)` on the calling thread and `f(1)` on the helper thread (or both here
-/// when the helper is in use).
-fn run_two(f: &(dyn Fn(usize) + Sync)) {
+/// Runs `work` on the calling thread and on the helper thread (unless the helper is
+/// in use by another caller, or has not picked the job up by the time this thread is
+/// done), and returns when both are done.
+fn run_on_two_threads(work: &(dyn Fn() + Sync)) {
     let helper = helper();
     if HELPER_BUSY.swap(true, Ordering::Acquire) {
-        f(0);
-        f(1);
+        work();
         return;
     }
-    // SAFETY: erase the lifetime; this function waits for the helper to finish with
-    // the closure before returning.
+    // SAFETY: erase the lifetime; this function either takes the job back or waits
+    // for the helper to finish with it before returning.
     let job = Job(unsafe {
-        std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync)>(f)
+        std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync)>(work)
     });
     {
         let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -578,10 +616,12 @@ fn run_two(f: &(dyn Fn(usize) + Sync)) {
         state.1 = false;
         helper.wake.notify_one();
     }
-    f(0);
+    work();
     let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
-    while !state.1 {
-        state = helper.done.wait(state).unwrap_or_else(|e| e.into_inner());
+    if state.0.take().is_none() {
+        while !state.1 {
+            state = helper.done.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
     }
     drop(state);
     HELPER_BUSY.store(false, Ordering::Release);
