@@ -269,8 +269,10 @@ unsafe fn packed_with(
 ) {
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
+        // Equal depth blocks of at most KC (784 = 4 × 196, not 3 × 256 + 16).
+        let kc_even = k.div_ceil(k.div_ceil(KC));
+        for pc in (0..k).step_by(kc_even) {
+            let kc = kc_even.min(k - pc);
             // SAFETY: the block is inside b; the buffer holds it.
             unsafe { pack_b(kc, nc, b.at(pc, jc), b_pack) };
             for ic in (0..m).step_by(MC) {
