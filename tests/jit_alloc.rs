@@ -1,8 +1,10 @@
 //! Steady-state calls do not allocate: a counting global allocator around repeated
 //! calls through a prepared `Call` (and through `Kernel::call` with a reused workspace).
 //!
-//! Matrix products larger than the runtime's small-product limit go to the `gemm`
-//! crate, which allocates its packing buffers per call; the models here stay below it.
+//! Matrix products above the runtime's small-product limit use thread-local packing
+//! buffers that only grow, so the single-threaded packed kernel does not allocate
+//! either (the last model); products big enough for two threads are left out, since
+//! the helper thread may size its own buffers on a later call.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,5 +91,11 @@ fn steady_state_calls_do_not_allocate() {
     );
     check_no_allocation(
         "input w: int[B]\nparam E: [V, D]\nparam v: [D]\nloss = sum(tanh(E[w] @ v)) + logsumexp(E)\n",
+    );
+    // Packed products (32 × 64 × 48 and friends, above the small limit), transposed
+    // in the gradient.
+    check_no_allocation(
+        "input x: [32, 64]\nparam W: [64, 48]\nparam U: [48, 40]\n\
+         loss = sum(tanh(tanh(x @ W) @ U))\n",
     );
 }

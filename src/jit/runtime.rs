@@ -14,6 +14,8 @@
 
 use crate::ir::UnaryOp;
 
+mod matmul;
+
 /// A runtime symbol: its name, address and number of `i64` parameters (`None` for a
 /// math function of `f64`s).
 pub(crate) struct Symbol {
@@ -161,7 +163,7 @@ extern "C" fn gradc_fill(ptr: i64, n: i64, value: f64) {
     unsafe { slice_mut::<f64>(ptr, n as usize) }.fill(value);
 }
 
-/// `dst[M,N] = a[M,K] @ b[K,N]`, every operand strided (in elements).
+/// `dst[M,N] = a[M,K] @ b[K,N]`, every operand strided (in elements); see [`matmul`].
 extern "C" fn gradc_matmul(
     m: i64,
     n: i64,
@@ -177,200 +179,53 @@ extern "C" fn gradc_matmul(
     b_cs: i64,
 ) {
     let (m, n, k) = (m as usize, n as usize, k as usize);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m {
-            for j in 0..n {
-                // SAFETY: (i, j) is inside the m × n output.
-                unsafe {
-                    *(dst as *mut f64)
-                        .offset(i as isize * dst_rs as isize + j as isize * dst_cs as isize) = 0.0
-                };
-            }
-        }
-        return;
-    }
-    if m * n * k <= small_matmul_limit() {
-        // SAFETY: as for `gemm` below.
-        unsafe { small_matmul(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) };
-        return;
-    }
-    let threads = matmul_threads();
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MATMUL_FLOPS {
-        gemm::Parallelism::Rayon(threads)
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let strategy = if macs <= small_matmul_limit() || m == 1 || n == 1 {
+        matmul::Strategy::Small
+    } else if macs >= matmul::PARALLEL_MACS && matmul_threads() > 1 {
+        matmul::Strategy::Parallel
     } else {
-        gemm::Parallelism::None
+        matmul::Strategy::Packed
     };
-    // SAFETY: the generated code passes operands of the sizes and strides given; `dst`
-    // does not overlap `a` or `b`. `read_dst = false`: dst = 1.0 * a @ b.
+    let dst = matmul::Output {
+        ptr: dst as *mut f64,
+        rs: dst_rs as isize,
+        cs: dst_cs as isize,
+    };
+    let operand = |ptr: i64, rs: i64, cs: i64| matmul::Operand {
+        ptr: ptr as *const f64,
+        rs: rs as isize,
+        cs: cs as isize,
+    };
+    // SAFETY: the generated code passes operands of the sizes and strides given, and
+    // `dst` does not overlap `a` or `b`.
     unsafe {
-        gemm::gemm(
+        matmul::matmul(
             m,
             n,
             k,
-            dst as *mut f64,
-            dst_cs as isize,
-            dst_rs as isize,
-            false,
-            a as *const f64,
-            a_cs as isize,
-            a_rs as isize,
-            b as *const f64,
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+            dst,
+            operand(a, a_rs, a_cs),
+            operand(b, b_rs, b_cs),
+            strategy,
+        )
+    };
 }
 
-/// Matrix products up to this many multiply-adds use [`small_matmul`] (no call
-/// overhead, no allocation); larger ones use the `gemm` crate.
-const SMALL_MATMUL_FLOPS: usize = 1 << 12;
-
-/// A plain matrix product for small sizes, compiled for AVX2 when the host has it.
-///
-/// # Safety
-/// As [`gradc_matmul`]: operands of the given sizes and strides, `dst` not overlapping.
-unsafe fn small_matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: i64,
-    dst_rs: i64,
-    dst_cs: i64,
-    a: i64,
-    a_rs: i64,
-    a_cs: i64,
-    b: i64,
-    b_rs: i64,
-    b_cs: i64,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
-            // SAFETY: the host has AVX2; the data contract is the caller's.
-            unsafe {
-                small_matmul_avx2(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs)
-            };
-            return;
-        }
-    }
-    // SAFETY: the data contract is the caller's.
-    unsafe { small_matmul_generic(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) };
-}
-
-/// [`small_matmul_generic`] compiled with AVX2 enabled.
-///
-/// # Safety
-/// The host must have AVX2; otherwise as [`small_matmul`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn small_matmul_avx2(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: i64,
-    dst_rs: i64,
-    dst_cs: i64,
-    a: i64,
-    a_rs: i64,
-    a_cs: i64,
-    b: i64,
-    b_rs: i64,
-    b_cs: i64,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { small_matmul_generic(m, n, k, dst, dst_rs, dst_cs, a, a_rs, a_cs, b, b_rs, b_cs) }
-}
-
-/// Row-by-row products: `dst[i, :] = Σ_p a[i, p] · b[p, :]` accumulated in `p` order
-/// when rows of `b` are contiguous (the interpreter's order), else dot products along
-/// contiguous columns of a transposed `b`, else plain strided loops.
-///
-/// # Safety
-/// As [`small_matmul`].
-#[inline(always)]
-unsafe fn small_matmul_generic(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: i64,
-    dst_rs: i64,
-    dst_cs: i64,
-    a: i64,
-    a_rs: i64,
-    a_cs: i64,
-    b: i64,
-    b_rs: i64,
-    b_cs: i64,
-) {
-    let (dst_rs, dst_cs) = (dst_rs as isize, dst_cs as isize);
-    let (a_rs, a_cs, b_rs, b_cs) = (a_rs as isize, a_cs as isize, b_rs as isize, b_cs as isize);
-    let dst = dst as *mut f64;
-    let (a, b) = (a as *const f64, b as *const f64);
-    for i in 0..m as isize {
-        // SAFETY (every access below): indices stay inside the operands' sizes.
-        unsafe {
-            if dst_cs == 1 && b_cs == 1 {
-                let row = std::slice::from_raw_parts_mut(dst.offset(i * dst_rs), n);
-                row.fill(0.0);
-                for p in 0..k as isize {
-                    let a_ip = *a.offset(i * a_rs + p * a_cs);
-                    let b_row = std::slice::from_raw_parts(b.offset(p * b_rs), n);
-                    for (d, &x) in row.iter_mut().zip(b_row) {
-                        *d += a_ip * x;
-                    }
-                }
-            } else if a_cs == 1 && b_rs == 1 {
-                let a_row = std::slice::from_raw_parts(a.offset(i * a_rs), k);
-                for j in 0..n as isize {
-                    let b_col = std::slice::from_raw_parts(b.offset(j * b_cs), k);
-                    let mut partial = [0.0f64; 4];
-                    let chunks = k / 4;
-                    for c in 0..chunks {
-                        for l in 0..4 {
-                            partial[l] += a_row[4 * c + l] * b_col[4 * c + l];
-                        }
-                    }
-                    let mut sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
-                    for p in 4 * chunks..k {
-                        sum += a_row[p] * b_col[p];
-                    }
-                    *dst.offset(i * dst_rs + j * dst_cs) = sum;
-                }
-            } else {
-                for j in 0..n as isize {
-                    let mut sum = 0.0;
-                    for p in 0..k as isize {
-                        sum += *a.offset(i * a_rs + p * a_cs) * *b.offset(p * b_rs + j * b_cs);
-                    }
-                    *dst.offset(i * dst_rs + j * dst_cs) = sum;
-                }
-            }
-        }
-    }
-}
-
+/// Matrix products up to this many multiply-adds (`GRADC_SMALL_MATMUL` if set) use
+/// the plain loops.
 fn small_matmul_limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| {
         std::env::var("GRADC_SMALL_MATMUL")
             .ok()
             .and_then(|t| t.parse().ok())
-            .unwrap_or(SMALL_MATMUL_FLOPS)
+            .unwrap_or(matmul::SMALL_MACS)
     })
 }
 
-/// Threads for large matrix products: `GRADC_THREADS` if set, else 2 (capped by the
-/// available parallelism).
+/// Threads for large matrix products: `GRADC_THREADS` if set (1 or 2), else 2 (capped
+/// by the available parallelism).
 fn matmul_threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *THREADS.get_or_init(|| {
@@ -379,12 +234,9 @@ fn matmul_threads() -> usize {
             .ok()
             .and_then(|t| t.parse().ok())
             .unwrap_or(2)
-            .clamp(1, available.max(1))
+            .clamp(1, available.clamp(1, 2))
     })
 }
-
-/// Matrix products at least this many multiply-adds run on two threads.
-const PARALLEL_MATMUL_FLOPS: usize = 1 << 22;
 
 /// `out[b, c] = t[idx[b], c]` for `b < n_idx`, `c < d`.
 extern "C" fn gradc_gather(t: i64, t_rs: i64, t_cs: i64, d: i64, idx: i64, n_idx: i64, out: i64) {

@@ -1,0 +1,734 @@
+//! The dense `f64` matrix product behind `gradc_matmul`: `dst[M,N] = a[M,K] @ b[K,N]`
+//! with every operand strided (row and column strides in elements, so transposed
+//! operands cost nothing extra).
+//!
+//! In: sizes, pointers and strides. Out: `dst` overwritten (never read).
+//!
+//! Strategy, by size (measured with `examples/gemm_shapes.rs`):
+//! - tiny products (and matrix-vector ones) use plain loops ([`small`]);
+//! - the rest use a packed, cache-blocked product with an AVX2+FMA 6×8 register
+//!   kernel (the BLIS scheme: B packed in `KC × NR` panels, A in `MR × KC` panels);
+//!   hosts without AVX2+FMA fall back to the plain loops;
+//! - the product or its transpose (`Cᵀ = Bᵀ Aᵀ`), whichever wastes less of the
+//!   register tiles on padding;
+//! - products of at least [`PARALLEL_MACS`] multiply-adds are cut into 2–8 chunks that
+//!   the calling thread and a persistent helper thread take in turn (so on a loaded
+//!   machine a late helper costs little).
+//!
+//! Invariants: packing buffers are thread-local and only grow, and the helper thread is
+//! spawned once, so steady-state calls do not allocate. The caller guarantees that
+//! every pointer addresses the elements the sizes and strides reach and that `dst`
+//! does not overlap `a` or `b`. This file has no dependency on the rest of the crate
+//! (the `gemm_shapes` example includes it by path).
+
+#![allow(clippy::too_many_arguments)]
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// A strided read-only matrix operand.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand {
+    /// Address of element (0, 0).
+    pub ptr: *const f64,
+    /// Distance between rows, in elements.
+    pub rs: isize,
+    /// Distance between columns, in elements.
+    pub cs: isize,
+}
+
+/// A strided output matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// Address of element (0, 0).
+    pub ptr: *mut f64,
+    /// Distance between rows, in elements.
+    pub rs: isize,
+    /// Distance between columns, in elements.
+    pub cs: isize,
+}
+
+// SAFETY: operands are plain addresses; the product's callers guarantee the data
+// outlives the call and that halves given to different threads write disjoint parts.
+unsafe impl Send for Operand {}
+// SAFETY: as above.
+unsafe impl Sync for Operand {}
+// SAFETY: as above.
+unsafe impl Send for Output {}
+// SAFETY: as above.
+unsafe impl Sync for Output {}
+
+impl Operand {
+    /// The sub-matrix starting at (`i`, `j`).
+    fn at(self, i: usize, j: usize) -> Self {
+        Operand {
+            // SAFETY (wrapping): only dereferenced inside the caller's bounds.
+            ptr: self
+                .ptr
+                .wrapping_offset(i as isize * self.rs + j as isize * self.cs),
+            ..self
+        }
+    }
+}
+
+impl Operand {
+    /// The transposed view.
+    fn transposed(self) -> Self {
+        Operand {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+impl Output {
+    /// The transposed view.
+    fn transposed(self) -> Self {
+        Output {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// The sub-matrix starting at (`i`, `j`).
+    fn at(self, i: usize, j: usize) -> Self {
+        Output {
+            ptr: self
+                .ptr
+                .wrapping_offset(i as isize * self.rs + j as isize * self.cs),
+            ..self
+        }
+    }
+}
+
+/// Products up to this many multiply-adds use the plain loops.
+pub const SMALL_MACS: usize = 1 << 12;
+/// Products of at least this many multiply-adds run on two threads.
+pub const PARALLEL_MACS: usize = 1 << 21;
+
+/// Rows of the register kernel.
+const MR: usize = 6;
+/// Columns of the register kernel.
+const NR: usize = 8;
+/// Depth of a packed block (a `KC × NR` panel of B stays in L1).
+const KC: usize = 256;
+/// Rows of a packed block of A (an `MC × KC` block stays in L2).
+const MC: usize = 72;
+/// Columns of a packed block of B.
+const NC: usize = 1024;
+
+/// How a call may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Always the plain loops.
+    Small,
+    /// The packed kernel on the calling thread.
+    Packed,
+    /// The packed kernel, split over two threads when the product is big enough.
+    Parallel,
+}
+
+/// `dst = a @ b` for `m × k` `a` and `k × n` `b`.
+///
+/// # Safety
+/// Every pointer addresses the elements its strides reach for the given sizes, and
+/// `dst` overlaps neither `a` nor `b`.
+pub unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Output,
+    a: Operand,
+    b: Operand,
+    strategy: Strategy,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: (i, j) is inside the output.
+                unsafe { *dst.at(i, j).ptr = 0.0 };
+            }
+        }
+        return;
+    }
+    if strategy == Strategy::Small || !has_fma() {
+        // SAFETY: forwarded contract.
+        unsafe { small(m, n, k, dst, a, b) };
+        return;
+    }
+    // C = A B or, transposed, Cᵀ = Bᵀ Aᵀ: whichever pads the register tiles less
+    // (scattered stores cost about 32 steps of depth per tile and depth block; measured
+    // on glove's 400 × 50 × 400).
+    let cost = |m: usize, n: usize, contiguous_rows: bool| {
+        let stores = if contiguous_rows {
+            0
+        } else {
+            32 * k.div_ceil(KC)
+        };
+        m.next_multiple_of(MR) * n.next_multiple_of(NR) * (k + stores)
+    };
+    let (m, n, dst, a, b) = if cost(n, m, dst.rs == 1) < cost(m, n, dst.cs == 1) {
+        (n, m, dst.transposed(), b.transposed(), a.transposed())
+    } else {
+        (m, n, dst, a, b)
+    };
+    if strategy == Strategy::Parallel && m.max(n) >= 2 * NR {
+        // Cut the longer side into chunks on kernel-size boundaries; this thread and the
+        // helper take chunks in turn, so a helper that starts late does less.
+        let split_rows = m >= n;
+        let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
+        let chunks = (m * n * k / (1 << 20)).clamp(2, 8);
+        let chunk = len.div_ceil(chunks).next_multiple_of(unit);
+        let chunks = len.div_ceil(chunk);
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
+                return;
+            }
+            let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(len));
+            // SAFETY: chunks are disjoint parts of the caller's product.
+            unsafe {
+                if split_rows {
+                    packed(hi - lo, n, k, dst.at(lo, 0), a.at(lo, 0), b);
+                } else {
+                    packed(m, hi - lo, k, dst.at(0, lo), a, b.at(0, lo));
+                }
+            }
+        };
+        run_on_two_threads(&work);
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { packed(m, n, k, dst, a, b) };
+}
+
+/// Whether the host has AVX2 and FMA.
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FMA: OnceLock<bool> = OnceLock::new();
+        *FMA.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+thread_local! {
+    /// Packing buffers of this thread: A block, then B block.
+    static PACK: RefCell<(Vec<f64>, Vec<f64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The packed product on the calling thread.
+///
+/// # Safety
+/// As [`matmul`], with `k > 0`; the host has AVX2 and FMA.
+unsafe fn packed(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    PACK.with(|pack| {
+        let mut guard = pack.borrow_mut();
+        let (a_pack, b_pack) = &mut *guard;
+        let a_len = MC.min(m.next_multiple_of(MR)) * KC.min(k);
+        let b_len = NC.min(n.next_multiple_of(NR)) * KC.min(k);
+        if a_pack.len() < a_len {
+            a_pack.resize(a_len, 0.0);
+        }
+        if b_pack.len() < b_len {
+            b_pack.resize(b_len, 0.0);
+        }
+        // SAFETY: buffers sized above; operand contract forwarded.
+        unsafe { packed_with(m, n, k, dst, a, b, a_pack, b_pack) };
+    });
+}
+
+/// The blocked loops around the register kernel.
+///
+/// # Safety
+/// As [`packed`]; the buffers hold a block each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn packed_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Output,
+    a: Operand,
+    b: Operand,
+    a_pack: &mut [f64],
+    b_pack: &mut [f64],
+) {
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        // Equal depth blocks of at most KC (784 = 4 × 196, not 3 × 256 + 16).
+        let kc_even = k.div_ceil(k.div_ceil(KC));
+        for pc in (0..k).step_by(kc_even) {
+            let kc = kc_even.min(k - pc);
+            // SAFETY: the block is inside b; the buffer holds it.
+            unsafe { pack_b(kc, nc, b.at(pc, jc), b_pack) };
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                // SAFETY: as above.
+                unsafe { pack_a(mc, kc, a.at(ic, pc), a_pack) };
+                for jr in (0..nc).step_by(NR) {
+                    let nr = NR.min(nc - jr);
+                    let b_panel = b_pack[jr * kc..].as_ptr();
+                    for ir in (0..mc).step_by(MR) {
+                        let mr = MR.min(mc - ir);
+                        let a_panel = a_pack[ir * kc..].as_ptr();
+                        // SAFETY: panels hold kc steps; the tile is inside dst.
+                        unsafe {
+                            kernel(
+                                kc,
+                                a_panel,
+                                b_panel,
+                                dst.at(ic + ir, jc + jr),
+                                mr,
+                                nr,
+                                pc > 0,
+                            )
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn packed_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Output,
+    a: Operand,
+    b: Operand,
+    _a_pack: &mut [f64],
+    _b_pack: &mut [f64],
+) {
+    // SAFETY: forwarded contract.
+    unsafe { small(m, n, k, dst, a, b) };
+}
+
+/// Packs `mc × kc` of `a` into `MR`-row panels: panel `r` holds, for each `p`, the `MR`
+/// values `a[r·MR + 0..MR, p]` (zero past `mc`).
+///
+/// # Safety
+/// The block is inside `a`; `out` holds `mc` rounded up to `MR`, times `kc`.
+#[inline(always)]
+unsafe fn pack_a(mc: usize, kc: usize, a: Operand, out: &mut [f64]) {
+    for (panel, i0) in (0..mc).step_by(MR).enumerate() {
+        let rows = MR.min(mc - i0);
+        let out = &mut out[panel * MR * kc..(panel + 1) * MR * kc];
+        if rows == MR && a.cs == 1 {
+            // Row-major: read each row contiguously.
+            for ii in 0..MR {
+                // SAFETY: row i0 + ii holds kc elements from column 0.
+                let row = unsafe { std::slice::from_raw_parts(a.at(i0 + ii, 0).ptr, kc) };
+                for (p, &x) in row.iter().enumerate() {
+                    out[p * MR + ii] = x;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for ii in 0..MR {
+                    out[p * MR + ii] = if ii < rows {
+                        // SAFETY: inside the block.
+                        unsafe { *a.at(i0 + ii, p).ptr }
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Packs `kc × nc` of `b` into `NR`-column panels: panel `c` holds, for each `p`, the
+/// `NR` values `b[p, c·NR + 0..NR]` (zero past `nc`).
+///
+/// # Safety
+/// The block is inside `b`; `out` holds `nc` rounded up to `NR`, times `kc`.
+#[inline(always)]
+unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
+    for (panel, j0) in (0..nc).step_by(NR).enumerate() {
+        let cols = NR.min(nc - j0);
+        let out = &mut out[panel * NR * kc..(panel + 1) * NR * kc];
+        if cols == NR && b.cs == 1 {
+            for p in 0..kc {
+                // SAFETY: row p holds NR elements from column j0.
+                let row = unsafe { std::slice::from_raw_parts(b.at(p, j0).ptr, NR) };
+                out[p * NR..(p + 1) * NR].copy_from_slice(row);
+            }
+        } else if cols == NR && b.rs == 1 {
+            // Transposed: read each column contiguously.
+            for jj in 0..NR {
+                // SAFETY: column j0 + jj holds kc elements from row 0.
+                let col = unsafe { std::slice::from_raw_parts(b.at(0, j0 + jj).ptr, kc) };
+                for (p, &x) in col.iter().enumerate() {
+                    out[p * NR + jj] = x;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for jj in 0..NR {
+                    out[p * NR + jj] = if jj < cols {
+                        // SAFETY: inside the block.
+                        unsafe { *b.at(p, j0 + jj).ptr }
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The 6×8 register kernel: `tile (+)= a_panel @ b_panel` over `kc` steps, writing the
+/// `mr × nr` corner of the tile (accumulating into it when `accumulate`).
+///
+/// # Safety
+/// The panels hold `kc` packed steps; the `mr × nr` tile is inside the output.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel(
+    kc: usize,
+    a_panel: *const f64,
+    b_panel: *const f64,
+    tile: Output,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_pd(); 2]; MR];
+    let (mut a_p, mut b_p) = (a_panel, b_panel);
+    for _ in 0..kc {
+        // SAFETY: the panels hold kc steps of MR and NR values.
+        unsafe {
+            let b0 = _mm256_loadu_pd(b_p);
+            let b1 = _mm256_loadu_pd(b_p.add(4));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_sd(&*a_p.add(i));
+                row[0] = _mm256_fmadd_pd(x, b0, row[0]);
+                row[1] = _mm256_fmadd_pd(x, b1, row[1]);
+            }
+            a_p = a_p.add(MR);
+            b_p = b_p.add(NR);
+        }
+    }
+    // SAFETY: the tile is inside the output.
+    unsafe {
+        if mr == MR && nr == NR && tile.cs == 1 {
+            for (i, row) in acc.iter().enumerate() {
+                let c = tile.ptr.offset(i as isize * tile.rs);
+                let (mut lo, mut hi) = (row[0], row[1]);
+                if accumulate {
+                    lo = _mm256_add_pd(lo, _mm256_loadu_pd(c));
+                    hi = _mm256_add_pd(hi, _mm256_loadu_pd(c.add(4)));
+                }
+                _mm256_storeu_pd(c, lo);
+                _mm256_storeu_pd(c.add(4), hi);
+            }
+        } else {
+            let mut values = [0.0f64; MR * NR];
+            for (i, row) in acc.iter().enumerate() {
+                _mm256_storeu_pd(values.as_mut_ptr().add(i * NR), row[0]);
+                _mm256_storeu_pd(values.as_mut_ptr().add(i * NR + 4), row[1]);
+            }
+            for i in 0..mr {
+                for j in 0..nr {
+                    let c = tile.at(i, j).ptr;
+                    let v = values[i * NR + j];
+                    *c = if accumulate { *c + v } else { v };
+                }
+            }
+        }
+    }
+}
+
+/// Plain loops, compiled for AVX2 when the host has it.
+///
+/// # Safety
+/// As [`matmul`].
+pub unsafe fn small(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: OnceLock<bool> = OnceLock::new();
+        if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+            // SAFETY: the host has AVX2; the data contract is the caller's.
+            unsafe { small_avx2(m, n, k, dst, a, b) };
+            return;
+        }
+    }
+    // SAFETY: the data contract is the caller's.
+    unsafe { small_generic(m, n, k, dst, a, b) };
+}
+
+/// [`small_generic`] compiled with AVX2 enabled.
+///
+/// # Safety
+/// The host must have AVX2; otherwise as [`small`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn small_avx2(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    // SAFETY: forwarded contract.
+    unsafe { small_generic(m, n, k, dst, a, b) }
+}
+
+/// Row-by-row products: `dst[i, :] = Σ_p a[i, p] · b[p, :]` accumulated in `p` order
+/// when rows of `b` and `dst` are contiguous, dot products along contiguous rows of `a`
+/// and columns of `b`, a column-sweep when `a` is transposed and `n == 1`, else plain
+/// strided loops.
+///
+/// # Safety
+/// As [`small`].
+#[inline(always)]
+unsafe fn small_generic(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    // SAFETY (every access below): indices stay inside the operands' sizes.
+    unsafe {
+        if n == 1 && a.rs == 1 && dst.rs == 1 {
+            // dst[:] = Σ_p a[:, p] · b[p]: sweep contiguous columns of a.
+            let out = std::slice::from_raw_parts_mut(dst.ptr, m);
+            out.fill(0.0);
+            for p in 0..k {
+                let b_p = *b.at(p, 0).ptr;
+                let col = std::slice::from_raw_parts(a.at(0, p).ptr, m);
+                for (d, &x) in out.iter_mut().zip(col) {
+                    *d += x * b_p;
+                }
+            }
+            return;
+        }
+        for i in 0..m {
+            let dots = a.cs == 1 && (b.rs == 1 || k == 1);
+            if dst.cs == 1 && b.cs == 1 && !(dots && n < 4) {
+                let row = std::slice::from_raw_parts_mut(dst.at(i, 0).ptr, n);
+                row.fill(0.0);
+                for p in 0..k {
+                    let a_ip = *a.at(i, p).ptr;
+                    let b_row = std::slice::from_raw_parts(b.at(p, 0).ptr, n);
+                    for (d, &x) in row.iter_mut().zip(b_row) {
+                        *d += a_ip * x;
+                    }
+                }
+            } else if dots {
+                let a_row = std::slice::from_raw_parts(a.at(i, 0).ptr, k);
+                for j in 0..n {
+                    let b_col = std::slice::from_raw_parts(b.at(0, j).ptr, k);
+                    let mut partial = [0.0f64; 4];
+                    let chunks = k / 4;
+                    for c in 0..chunks {
+                        for l in 0..4 {
+                            partial[l] += a_row[4 * c + l] * b_col[4 * c + l];
+                        }
+                    }
+                    let mut sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+                    for p in 4 * chunks..k {
+                        sum += a_row[p] * b_col[p];
+                    }
+                    *dst.at(i, j).ptr = sum;
+                }
+            } else {
+                for j in 0..n {
+                    let mut sum = 0.0;
+                    for p in 0..k {
+                        sum += *a.at(i, p).ptr * *b.at(p, j).ptr;
+                    }
+                    *dst.at(i, j).ptr = sum;
+                }
+            }
+        }
+    }
+}
+
+/// A job handed to the helper thread: a borrowed closure, erased to `'static` for the
+/// duration of [`run_on_two_threads`] (which takes it back or waits for it).
+#[derive(Clone, Copy)]
+struct Job(*const (dyn Fn() + Sync + 'static));
+
+// SAFETY: the closure is `Sync` and outlives the job (see `run_on_two_threads`).
+unsafe impl Send for Job {}
+
+/// The persistent helper thread's mailbox: `(job, done)`.
+struct Helper {
+    state: Mutex<(Option<Job>, bool)>,
+    wake: Condvar,
+    done: Condvar,
+}
+
+/// Set while some thread uses the helper; other threads then run both halves
+/// themselves.
+static HELPER_BUSY: AtomicBool = AtomicBool::new(false);
+
+fn helper() -> &'static Helper {
+    static HELPER: OnceLock<&'static Helper> = OnceLock::new();
+    HELPER.get_or_init(|| {
+        let helper: &'static Helper = Box::leak(Box::new(Helper {
+            state: Mutex::new((None, false)),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("gradc-matmul".into())
+            .spawn(move || loop {
+                let job = {
+                    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        if let Some(job) = state.0.take() {
+                            break job;
+                        }
+                        state = helper.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                };
+                // SAFETY: `run_on_two_threads` keeps the closure alive until `done` is set.
+                unsafe { (*job.0)() };
+                let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.1 = true;
+                helper.done.notify_one();
+            });
+        if spawned.is_err() {
+            // No helper thread: mark it permanently busy so callers run alone.
+            HELPER_BUSY.store(true, Ordering::SeqCst);
+        }
+        helper
+    })
+}
+
+/// Runs `work` on the calling thread and on the helper thread (unless the helper is
+/// in use by another caller, or has not picked the job up by the time this thread is
+/// done), and returns when both are done.
+fn run_on_two_threads(work: &(dyn Fn() + Sync)) {
+    let helper = helper();
+    if HELPER_BUSY.swap(true, Ordering::Acquire) {
+        work();
+        return;
+    }
+    // SAFETY: erase the lifetime; this function either takes the job back or waits
+    // for the helper to finish with it before returning.
+    let job = Job(unsafe {
+        std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync)>(work)
+    });
+    {
+        let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = Some(job);
+        state.1 = false;
+        helper.wake.notify_one();
+    }
+    work();
+    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+    if state.0.take().is_none() {
+        while !state.1 {
+            state = helper.done.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    drop(state);
+    HELPER_BUSY.store(false, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random stream in [-1, 1).
+    fn values(seed: u64, len: usize) -> Vec<f64> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            })
+            .collect()
+    }
+
+    /// Checks every strategy on `m × k @ k × n`, with each operand (and the output)
+    /// row-major or transposed, against a naive triple loop.
+    fn check(m: usize, n: usize, k: usize) {
+        let a = values((m * 31 + k) as u64, m * k);
+        let b = values((k * 17 + n) as u64, k * n);
+        let expected: Vec<f64> = (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum()
+            })
+            .collect();
+        // Transposed copies, so the same values can be read column-major.
+        let a_t: Vec<f64> = (0..m * k).map(|q| a[(q % m) * k + q / m]).collect();
+        let b_t: Vec<f64> = (0..k * n).map(|q| b[(q % k) * n + q / k]).collect();
+        for strategy in [Strategy::Small, Strategy::Packed, Strategy::Parallel] {
+            for (a_data, a_rs, a_cs) in [(&a, k, 1), (&a_t, 1, m)] {
+                for (b_data, b_rs, b_cs) in [(&b, n, 1), (&b_t, 1, k)] {
+                    for dst_transposed in [false, true] {
+                        let (dst_rs, dst_cs) = if dst_transposed { (1, m) } else { (n, 1) };
+                        let mut dst = vec![f64::NAN; m * n];
+                        // SAFETY: the buffers hold the sizes and strides given.
+                        unsafe {
+                            matmul(
+                                m,
+                                n,
+                                k,
+                                Output {
+                                    ptr: dst.as_mut_ptr(),
+                                    rs: dst_rs as isize,
+                                    cs: dst_cs as isize,
+                                },
+                                Operand {
+                                    ptr: a_data.as_ptr(),
+                                    rs: a_rs as isize,
+                                    cs: a_cs as isize,
+                                },
+                                Operand {
+                                    ptr: b_data.as_ptr(),
+                                    rs: b_rs as isize,
+                                    cs: b_cs as isize,
+                                },
+                                strategy,
+                            )
+                        };
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = dst[i * dst_rs + j * dst_cs];
+                                let want = expected[i * n + j];
+                                assert!(
+                                    (got - want).abs()
+                                        <= 1e-12 * (1.0 + want.abs()) * (k as f64).sqrt(),
+                                    "{strategy:?} {m}x{n}x{k} a=({a_rs},{a_cs}) b=({b_rs},{b_cs}) \
+                                     dst=({dst_rs},{dst_cs}) at ({i},{j}): {got} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_of_odd_and_transposed_shapes_match_a_naive_loop() {
+        let sizes = [1, 3, 17, 64, 65];
+        for &m in &sizes {
+            for &n in &sizes {
+                for &k in &[0, 1, 3, 17, 64, 65, 257] {
+                    check(m, n, k);
+                }
+            }
+        }
+        // Blocks larger than one MC × KC × NC block in each direction.
+        check(257, 65, 300);
+        check(80, 1030, 17);
+        check(3, 257, 513);
+    }
+}
