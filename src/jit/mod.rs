@@ -8,9 +8,12 @@
 //!
 //! 1. **plan** ([`plan`]): fuse elementwise chains and reductions into loop nests,
 //!    choose which values are stored, list the arena buffers with their live ranges;
-//! 2. **translate** ([`translate`]): emit one Cranelift function following the plan;
+//! 2. **translate** ([`translate`]): emit Cranelift functions following the plan: one
+//!    *range function* per loop nest that may be large (it runs any sub-range of the
+//!    nest's outer loop, so [`parallel`] can split it across two threads), compiled as
+//!    soon as it is translated, and the entry function running the whole schedule;
 //! 3. **declare** the entry function and the runtime symbols it imports ([`runtime`]);
-//! 4. **define**: Cranelift compiles the function to machine code;
+//! 4. **define**: Cranelift compiles the entry function to machine code;
 //! 5. **finalize**: relocations are applied and the code made executable.
 //!
 //! A call binds the symbolic dimensions, so one kernel serves every batch size. The
@@ -19,6 +22,7 @@
 //! dimensions do not allocate.
 
 pub mod math;
+mod parallel;
 mod plan;
 mod runtime;
 mod translate;
@@ -147,15 +151,43 @@ fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<Str
     // 1. Plan: fusion groups, storage, buffers.
     let plan = plan::plan(func);
 
-    // 2. Translate into a fresh module that knows the runtime symbols.
+    // 2. Translate into a fresh module that knows the runtime symbols: first the loop
+    //    nests compiled apart as range functions (so they can run split across
+    //    threads), each defined (compiled) right away, then the entry function.
     let mut module = new_module()?;
     let imports = declare_runtime(&mut module)?;
     let mut ctx = module.make_context();
-    ctx.func.signature = entry_signature(&module);
     let mut builder_ctx = FunctionBuilderContext::new();
+    let mut clif = want_clif.then(String::new);
+    let mut range_fns = HashMap::new();
+    for g in translate::range_groups(&plan) {
+        ctx.func.signature = range_signature(&module);
+        // Preemptible, so the entry takes its address as an absolute constant: code
+        // blocks of a JIT module may be further apart than a 32-bit offset reaches.
+        let id = module
+            .declare_function(
+                &format!("nest{g}"),
+                Linkage::Preemptible,
+                &ctx.func.signature,
+            )
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+        translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
+        if let Some(text) = clif.as_mut() {
+            text.push_str(&ctx.func.display().to_string());
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        module.clear_context(&mut ctx);
+        range_fns.insert(g, id);
+    }
+    ctx.func.signature = entry_signature(&module);
     let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-    translate::translate(func, &plan, builder, &mut module, &imports);
-    let clif = want_clif.then(|| ctx.func.display().to_string());
+    translate::translate(func, &plan, builder, &mut module, &imports, &range_fns);
+    if let Some(text) = clif.as_mut() {
+        text.push_str(&ctx.func.display().to_string());
+    }
 
     // 3. Declare the entry function.
     let id = module
@@ -317,6 +349,14 @@ fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncI
 fn entry_signature(module: &JITModule) -> Signature {
     let mut sig = module.make_signature();
     sig.params.extend((0..5).map(|_| AbiParam::new(types::I64)));
+    sig
+}
+
+/// `(ctx, start, end, partials)`: a loop nest's range function (see
+/// [`parallel::RangeFn`]).
+fn range_signature(module: &JITModule) -> Signature {
+    let mut sig = module.make_signature();
+    sig.params.extend((0..4).map(|_| AbiParam::new(types::I64)));
     sig
 }
 
