@@ -72,12 +72,17 @@ struct Helper {
     owner: Mutex<()>,
 }
 
-/// The helper, spawned on first use; `None` if the thread could not be spawned.
+/// The helper, spawned on first use; `None` if the host has one core, `GRADC_THREADS`
+/// is below 2, or the thread could not be spawned.
 fn helper() -> Option<&'static Helper> {
     static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
     *HELPER.get_or_init(|| {
         let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if available < 2 {
+        let allowed = std::env::var("GRADC_THREADS")
+            .ok()
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(2);
+        if available.min(allowed) < 2 {
             return None;
         }
         let helper: &'static Helper = Box::leak(Box::new(Helper {

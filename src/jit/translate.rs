@@ -67,6 +67,7 @@ pub(crate) fn translate(
         module,
         imports,
         range_fns: range_fns.clone(),
+        nest_ptrs: HashMap::new(),
         func_refs: HashMap::new(),
         params: [None; 5],
         dims: Vec::new(),
@@ -88,8 +89,9 @@ pub(crate) fn translate(
 }
 
 /// The groups compiled as range functions of their own (see [`translate_range_fn`]):
-/// those that may be large enough to split across threads — a symbolic or large
-/// domain — and whose iterations write disjoint memory (no column reductions).
+/// those over a symbolic or large domain. Loops are compiled apart from straight-line
+/// code (with the better register allocator), and those whose iterations write
+/// disjoint memory ([`splittable`]) may be split across threads.
 pub(crate) fn range_groups(plan: &Plan) -> Vec<usize> {
     (0..plan.groups.len())
         .filter(|&g| {
@@ -103,22 +105,30 @@ pub(crate) fn range_groups(plan: &Plan) -> Vec<usize> {
                     Dim::Sym(_) => 1,
                 })
                 .product();
-            let shared_writes = group
-                .members
-                .iter()
-                .any(|&m| plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Cols));
-            (symbolic || elements >= MIN_RANGE_ELEMENTS) && !shared_writes
+            symbolic || elements >= MIN_RANGE_ELEMENTS
         })
         .collect()
+}
+
+/// True if the iterations of group `g`'s outer range write disjoint memory, so that
+/// the range may be split (column reductions accumulate into one shared row).
+fn splittable(plan: &Plan, g: usize) -> bool {
+    !plan.groups[g]
+        .members
+        .iter()
+        .any(|&m| plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Cols))
 }
 
 /// Constant domains smaller than this always run inline.
 const MIN_RANGE_ELEMENTS: i64 = 4096;
 
-/// Emits the range function of group `g` into `bcx` (signature [`range_signature`]):
-/// `(ctx, start, end, partials)` runs the nest's outer range `[start, end)`. `ctx`
-/// holds the entry function's five parameters, then the group's non-literal scalar
-/// operands (8 bytes each); `partials` receives each full reduction's result.
+/// Emits the range function of group `g` into `bcx` (signature
+/// `super::range_signature`): `(ctx, start, end, partials)` runs the nest's outer range
+/// `[start, end)`. `ctx` holds 8-byte words: the `dims` pointer, the nest's memory
+/// pointers ([`Translator::nest_pointers`] order), then its non-literal scalar
+/// operands; `partials` receives each full reduction's result. The code depends only
+/// on the nest's shape, not on which buffers it reads and writes, so nests of the
+/// same shape (the layers of a deep network) compile to identical functions.
 pub(crate) fn translate_range_fn(
     func: &Function,
     plan: &Plan,
@@ -137,6 +147,7 @@ pub(crate) fn translate_range_fn(
         module,
         imports,
         range_fns: HashMap::new(),
+        nest_ptrs: HashMap::new(),
         func_refs: HashMap::new(),
         params: [None; 5],
         dims: Vec::new(),
@@ -150,8 +161,14 @@ pub(crate) fn translate_range_fn(
     t.bcx.finalize(config);
 }
 
-/// The entry parameters stored at the start of a range function's context.
-const CTX_PARAMS: usize = 5;
+/// A memory pointer a loop nest uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NestPtr {
+    /// The first element of a stored value (read or written).
+    Stored(Value),
+    /// The caller's buffer of result `r` (a copy target).
+    Copy(usize),
+}
 
 /// True for the ops a range function rematerialises rather than reading from `ctx`.
 fn is_literal_op(op: &Op) -> bool {
@@ -198,6 +215,8 @@ struct Translator<'a, 'b> {
     imports: &'a HashMap<&'static str, FuncId>,
     /// The range functions of the groups compiled apart.
     range_fns: HashMap<usize, FuncId>,
+    /// In a range function: the memory pointers of its nest, read from `ctx`.
+    nest_ptrs: HashMap<NestPtr, ClifValue>,
     func_refs: HashMap<&'static str, FuncRef>,
     params: [Option<ClifValue>; 5],
     /// The size of every symbolic dimension, loaded at entry.
@@ -304,20 +323,15 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The entry block of a range function: unpacks `ctx` into the entry parameters,
     /// the dimensions and the scalar operands of group `g`.
     fn emit_range_entry(&mut self, g: usize) -> NestRange {
+        let (_, scalar_reads, _) = self.group_operands(g);
         let entry = self.bcx.create_block();
         self.bcx.append_block_params_for_function_params(entry);
         self.bcx.switch_to_block(entry);
         self.bcx.seal_block(entry);
         let block_params = self.bcx.block_params(entry).to_vec();
         let ctx = block_params[0];
-        for k in 0..CTX_PARAMS {
-            let value = self
-                .bcx
-                .ins()
-                .load(types::I64, scalar_flags(), ctx, (8 * k) as i32);
-            self.params[k] = Some(value);
-        }
-        let dims_ptr = self.param(Param::Dims);
+        let dims_ptr = self.bcx.ins().load(types::I64, scalar_flags(), ctx, 0);
+        self.params[Param::Dims as usize] = Some(dims_ptr);
         for d in 0..self.func.dims.len() {
             let size = self
                 .bcx
@@ -325,8 +339,16 @@ impl<'a, 'b> Translator<'a, 'b> {
                 .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
             self.dims.push(size);
         }
-        let (_, scalar_reads, _) = self.group_operands(g);
-        let mut slot = CTX_PARAMS;
+        let mut slot: i32 = 1;
+        for p in self.nest_pointers(g) {
+            let pointer = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), ctx, 8 * slot);
+            self.nest_ptrs.insert(p, pointer);
+            slot += 1;
+        }
+
         for s in scalar_reads {
             let value = match *self.func.op(s) {
                 Op::Const(c) => self.bcx.ins().f64const(c),
@@ -336,7 +358,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let value = self
                         .bcx
                         .ins()
-                        .load(ty, scalar_flags(), ctx, (8 * slot) as i32);
+                        .load(ty, scalar_flags(), ctx, 8 * slot);
                     slot += 1;
                     value
                 }
@@ -712,6 +734,46 @@ impl<'a, 'b> Translator<'a, 'b> {
         reads
     }
 
+    /// The memory pointers of group `g`'s nest, each once: its loads' bases, its stored
+    /// members, its copy targets.
+    fn nest_pointers(&self, g: usize) -> Vec<NestPtr> {
+        let (loads, _, _) = self.group_operands(g);
+        let group = &self.plan.groups[g];
+        let mut pointers: Vec<NestPtr> = Vec::new();
+        let stored = group
+            .members
+            .iter()
+            .filter(|&&m| self.plan.storage[m.index()].is_some())
+            .map(|&m| NestPtr::Stored(m));
+        let all = loads
+            .iter()
+            .map(|l| NestPtr::Stored(l.base))
+            .chain(stored)
+            .chain(group.copies.iter().map(|&(_, r)| NestPtr::Copy(r)));
+        for p in all {
+            if !pointers.contains(&p) {
+                pointers.push(p);
+            }
+        }
+        pointers
+    }
+
+    /// A memory pointer of a nest: from `ctx` in a range function, else computed.
+    fn nest_ptr(&mut self, p: NestPtr) -> ClifValue {
+        if let Some(&pointer) = self.nest_ptrs.get(&p) {
+            return pointer;
+        }
+        match p {
+            NestPtr::Stored(v) => self.storage_ptr(v),
+            NestPtr::Copy(r) => {
+                let results = self.param(Param::Results);
+                self.bcx
+                    .ins()
+                    .load(types::I64, scalar_flags(), results, (8 * r) as i32)
+            }
+        }
+    }
+
     /// The strided operands of a group (deduplicated, first-use order), its scalar
     /// operands, and whether it runs as one flat loop.
     fn group_operands(&self, g: usize) -> (Vec<LoadSpec>, Vec<Value>, bool) {
@@ -778,28 +840,30 @@ impl<'a, 'b> Translator<'a, 'b> {
             .into_iter()
             .filter(|&s| !is_literal_op(func.op(s)))
             .collect();
-        let ctx_bytes = 8 * (CTX_PARAMS + passed.len()) as u32;
-        let ctx = self.bcx.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            ctx_bytes,
-            3,
-        ));
-        for k in 0..CTX_PARAMS {
-            let value = self.params[k].expect("compiler bug: entry parameters not set");
-            self.bcx
-                .ins()
-                .stack_store(types::I64, value, ctx, (8 * k) as i32);
+        let pointers = self.nest_pointers(g);
+        let mut words = vec![self.param(Param::Dims)];
+        for &p in &pointers {
+            let pointer = self.nest_ptr(p);
+            words.push(pointer);
         }
-        for (k, &s) in passed.iter().enumerate() {
+        for &s in &passed {
             let mut value = self.scalar(s);
             if self.scalar_clif_type(s) == types::I8
                 && self.bcx.func.dfg.value_type(value) != types::I8
             {
                 value = self.bcx.ins().icmp_imm_s(IntCC::NotEqual, value, 0);
             }
+            words.push(value);
+        }
+        let ctx = self.bcx.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * words.len() as u32,
+            3,
+        ));
+        for (k, &word) in words.iter().enumerate() {
             self.bcx
                 .ins()
-                .stack_store(types::I64, value, ctx, (8 * (CTX_PARAMS + k)) as i32);
+                .stack_store(types::I64, word, ctx, (8 * k) as i32);
         }
         let fulls: Vec<Value> = group
             .members
@@ -831,7 +895,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.dim(domain[0])
         };
         let elements = self.numel(&domain);
-        let cost = self.group_cost(g);
+        // A nest that cannot be split reports no work, so it is never split.
+        let cost = if splittable(plan, g) {
+            self.group_cost(g)
+        } else {
+            0
+        };
         let work = self.bcx.ins().imul_imm_s(elements, cost);
         let fref = self.module.declare_func_in_func(id, self.bcx.func);
         let address = self.bcx.ins().func_addr(types::I64, fref);
@@ -915,7 +984,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             vectorised,
         };
         for l in &loads {
-            let base = self.storage_ptr(l.base);
+            let base = self.nest_ptr(NestPtr::Stored(l.base));
             state.load_base.push(base);
             state.load_row.push(base);
             let inner_bytes = match inner_stride(l) {
@@ -945,8 +1014,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             state.splats.insert(s, (one, two));
         }
         for &m in &group.members {
-            if let Some(_storage) = plan.storage[m.index()] {
-                let base = self.storage_ptr(m);
+            if plan.storage[m.index()].is_some() {
+                let base = self.nest_ptr(NestPtr::Stored(m));
                 state.stores.insert(StoreKey::Member(m), (base, base));
             }
             if let Node::Reduce(_, kind) = plan.nodes[m.index()] {
@@ -963,10 +1032,6 @@ impl<'a, 'b> Translator<'a, 'b> {
                         }
                     }
                     ReduceKind::Cols => {
-                        assert!(
-                            range.is_none(),
-                            "compiler bug: a column reduction in a range function"
-                        );
                         let (out, _) = state.stores[&StoreKey::Member(m)];
                         let n = self.dim(domain[1]);
                         let init = self.bcx.ins().f64const(plan::reduce_init(op));
@@ -976,11 +1041,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         }
         for &(_, r) in &group.copies {
-            let results = self.param(Param::Results);
-            let base = self
-                .bcx
-                .ins()
-                .load(types::I64, scalar_flags(), results, (8 * r) as i32);
+            let base = self.nest_ptr(NestPtr::Copy(r));
             state.stores.insert(StoreKey::Copy(r), (base, base));
         }
 
