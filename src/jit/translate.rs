@@ -355,10 +355,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 Op::ConstInt(n) => self.bcx.ins().iconst(types::I64, n),
                 _ => {
                     let ty = self.scalar_clif_type(s);
-                    let value = self
-                        .bcx
-                        .ins()
-                        .load(ty, scalar_flags(), ctx, 8 * slot);
+                    let value = self.bcx.ins().load(ty, scalar_flags(), ctx, 8 * slot);
                     slot += 1;
                     value
                 }
@@ -1080,9 +1077,15 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.emit_body(g, &mut state, 2, j);
             self.loop_end(blocks, j_var, LANES);
         }
+        // After a two-lane loop the one-lane loop runs at most once per row: there it
+        // calls libm for transcendentals, which keeps the inline math out of it (half
+        // the code to compile).
         let blocks = self.loop_begin(j_var, inner_len, 1);
         let j = self.bcx.use_var(j_var);
+        let call_scalar_math = self.call_scalar_math;
+        self.call_scalar_math |= vectorised;
         self.emit_body(g, &mut state, 1, j);
+        self.call_scalar_math = call_scalar_math;
         self.loop_end(blocks, j_var, 1);
         if let Some((i_var, blocks, i)) = outer {
             for &m in &group.members {
