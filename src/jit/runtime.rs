@@ -67,6 +67,11 @@ pub(crate) fn symbols() -> Vec<Symbol> {
         sym!(gradc_onehot, Ints(4)),
         sym!(gradc_softmax, Ints(8)),
         sym!(gradc_logsumexp, Ints(7)),
+        Symbol {
+            name: "gradc_parallel_for",
+            address: super::parallel::gradc_parallel_for as *const u8,
+            shape: Ints(6),
+        },
     ]
 }
 

@@ -43,6 +43,7 @@ pub(crate) fn translate(
     bcx: FunctionBuilder<'_>,
     module: &mut JITModule,
     imports: &HashMap<&'static str, FuncId>,
+    range_fns: &HashMap<usize, FuncId>,
 ) {
     let math_options = MathOptions::for_isa(module.isa());
     // Many transcendentals in straight-line code would make a large function to compile
@@ -65,6 +66,8 @@ pub(crate) fn translate(
         bcx,
         module,
         imports,
+        range_fns: range_fns.clone(),
+        nest_ptrs: HashMap::new(),
         func_refs: HashMap::new(),
         params: [None; 5],
         dims: Vec::new(),
@@ -83,6 +86,101 @@ pub(crate) fn translate(
     t.bcx.seal_all_blocks();
     let config = t.module.target_config();
     t.bcx.finalize(config);
+}
+
+/// The groups compiled as range functions of their own (see [`translate_range_fn`]):
+/// those over a symbolic or large domain. Loops are compiled apart from straight-line
+/// code (with the better register allocator), and those whose iterations write
+/// disjoint memory ([`splittable`]) may be split across threads.
+pub(crate) fn range_groups(plan: &Plan) -> Vec<usize> {
+    (0..plan.groups.len())
+        .filter(|&g| {
+            let group = &plan.groups[g];
+            let symbolic = group.domain.iter().any(|d| matches!(d, Dim::Sym(_)));
+            let elements: i64 = group
+                .domain
+                .iter()
+                .map(|d| match d {
+                    Dim::Const(n) => *n as i64,
+                    Dim::Sym(_) => 1,
+                })
+                .product();
+            symbolic || elements >= MIN_RANGE_ELEMENTS
+        })
+        .collect()
+}
+
+/// True if the iterations of group `g`'s outer range write disjoint memory, so that
+/// the range may be split (column reductions accumulate into one shared row).
+fn splittable(plan: &Plan, g: usize) -> bool {
+    !plan.groups[g]
+        .members
+        .iter()
+        .any(|&m| plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Cols))
+}
+
+/// Constant domains smaller than this always run inline.
+const MIN_RANGE_ELEMENTS: i64 = 4096;
+
+/// Emits the range function of group `g` into `bcx` (signature
+/// `super::range_signature`): `(ctx, start, end, partials)` runs the nest's outer range
+/// `[start, end)`. `ctx` holds 8-byte words: the `dims` pointer, the nest's memory
+/// pointers ([`Translator::nest_pointers`] order), then its non-literal scalar
+/// operands; `partials` receives each full reduction's result. The code depends only
+/// on the nest's shape, not on which buffers it reads and writes, so nests of the
+/// same shape (the layers of a deep network) compile to identical functions.
+pub(crate) fn translate_range_fn(
+    func: &Function,
+    plan: &Plan,
+    g: usize,
+    bcx: FunctionBuilder<'_>,
+    module: &mut JITModule,
+    imports: &HashMap<&'static str, FuncId>,
+) {
+    let math_options = MathOptions::for_isa(module.isa());
+    let mut t = Translator {
+        call_scalar_math: false,
+        math_options,
+        func,
+        plan,
+        bcx,
+        module,
+        imports,
+        range_fns: HashMap::new(),
+        nest_ptrs: HashMap::new(),
+        func_refs: HashMap::new(),
+        params: [None; 5],
+        dims: Vec::new(),
+        scalars: vec![None; func.len()],
+    };
+    let range = t.emit_range_entry(g);
+    t.emit_nest(g, Some(range));
+    t.bcx.ins().return_(&[]);
+    t.bcx.seal_all_blocks();
+    let config = t.module.target_config();
+    t.bcx.finalize(config);
+}
+
+/// A memory pointer a loop nest uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NestPtr {
+    /// The first element of a stored value (read or written).
+    Stored(Value),
+    /// The caller's buffer of result `r` (a copy target).
+    Copy(usize),
+}
+
+/// True for the ops a range function rematerialises rather than reading from `ctx`.
+fn is_literal_op(op: &Op) -> bool {
+    matches!(op, Op::Const(_) | Op::ConstInt(_))
+}
+
+/// The outer range of a nest in a range function, and where its reductions go.
+#[derive(Clone, Copy)]
+struct NestRange {
+    start: ClifValue,
+    end: ClifValue,
+    partials: ClifValue,
 }
 
 /// Flags for loads and stores of 8-byte aligned scalars the plan proves in bounds.
@@ -115,6 +213,10 @@ struct Translator<'a, 'b> {
     bcx: FunctionBuilder<'b>,
     module: &'a mut JITModule,
     imports: &'a HashMap<&'static str, FuncId>,
+    /// The range functions of the groups compiled apart.
+    range_fns: HashMap<usize, FuncId>,
+    /// In a range function: the memory pointers of its nest, read from `ctx`.
+    nest_ptrs: HashMap<NestPtr, ClifValue>,
     func_refs: HashMap<&'static str, FuncRef>,
     params: [Option<ClifValue>; 5],
     /// The size of every symbolic dimension, loaded at entry.
@@ -215,6 +317,64 @@ impl<'a, 'b> Translator<'a, 'b> {
                 _ => unreachable!("compiler bug: {v} is not an entry value"),
             };
             self.scalars[k] = Some(value);
+        }
+    }
+
+    /// The entry block of a range function: unpacks `ctx` into the entry parameters,
+    /// the dimensions and the scalar operands of group `g`.
+    fn emit_range_entry(&mut self, g: usize) -> NestRange {
+        let (_, scalar_reads, _) = self.group_operands(g);
+        let entry = self.bcx.create_block();
+        self.bcx.append_block_params_for_function_params(entry);
+        self.bcx.switch_to_block(entry);
+        self.bcx.seal_block(entry);
+        let block_params = self.bcx.block_params(entry).to_vec();
+        let ctx = block_params[0];
+        let dims_ptr = self.bcx.ins().load(types::I64, scalar_flags(), ctx, 0);
+        self.params[Param::Dims as usize] = Some(dims_ptr);
+        for d in 0..self.func.dims.len() {
+            let size = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
+            self.dims.push(size);
+        }
+        let mut slot: i32 = 1;
+        for p in self.nest_pointers(g) {
+            let pointer = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), ctx, 8 * slot);
+            self.nest_ptrs.insert(p, pointer);
+            slot += 1;
+        }
+
+        for s in scalar_reads {
+            let value = match *self.func.op(s) {
+                Op::Const(c) => self.bcx.ins().f64const(c),
+                Op::ConstInt(n) => self.bcx.ins().iconst(types::I64, n),
+                _ => {
+                    let ty = self.scalar_clif_type(s);
+                    let value = self.bcx.ins().load(ty, scalar_flags(), ctx, 8 * slot);
+                    slot += 1;
+                    value
+                }
+            };
+            self.scalars[s.index()] = Some(value);
+        }
+        NestRange {
+            start: block_params[1],
+            end: block_params[2],
+            partials: block_params[3],
+        }
+    }
+
+    /// The type of scalar `s` in a range function's context: `f64`, `i64`, or an `i8`
+    /// truth value for a mask.
+    fn scalar_clif_type(&self, s: Value) -> ClifType {
+        match plan::elem(self.func, s) {
+            Elem::Bool => types::I8,
+            elem => scalar_type(elem),
         }
     }
 
@@ -571,19 +731,59 @@ impl<'a, 'b> Translator<'a, 'b> {
         reads
     }
 
-    fn emit_group(&mut self, g: usize) {
+    /// The memory pointers of group `g`'s nest, each once: its loads' bases, its stored
+    /// members, its copy targets.
+    fn nest_pointers(&self, g: usize) -> Vec<NestPtr> {
+        let (loads, _, _) = self.group_operands(g);
+        let group = &self.plan.groups[g];
+        let mut pointers: Vec<NestPtr> = Vec::new();
+        let stored = group
+            .members
+            .iter()
+            .filter(|&&m| self.plan.storage[m.index()].is_some())
+            .map(|&m| NestPtr::Stored(m));
+        let all = loads
+            .iter()
+            .map(|l| NestPtr::Stored(l.base))
+            .chain(stored)
+            .chain(group.copies.iter().map(|&(_, r)| NestPtr::Copy(r)));
+        for p in all {
+            if !pointers.contains(&p) {
+                pointers.push(p);
+            }
+        }
+        pointers
+    }
+
+    /// A memory pointer of a nest: from `ctx` in a range function, else computed.
+    fn nest_ptr(&mut self, p: NestPtr) -> ClifValue {
+        if let Some(&pointer) = self.nest_ptrs.get(&p) {
+            return pointer;
+        }
+        match p {
+            NestPtr::Stored(v) => self.storage_ptr(v),
+            NestPtr::Copy(r) => {
+                let results = self.param(Param::Results);
+                self.bcx
+                    .ins()
+                    .load(types::I64, scalar_flags(), results, (8 * r) as i32)
+            }
+        }
+    }
+
+    /// The strided operands of a group (deduplicated, first-use order), its scalar
+    /// operands, and whether it runs as one flat loop.
+    fn group_operands(&self, g: usize) -> (Vec<LoadSpec>, Vec<Value>, bool) {
         let plan = self.plan;
         let func = self.func;
         let group = &plan.groups[g];
-        let domain = group.domain.clone();
-        let rank = domain.len();
-
-        // Collect the strided operands and scalar splats.
+        let domain = &group.domain;
         let mut loads: Vec<LoadSpec> = Vec::new();
         let mut scalar_reads: Vec<Value> = Vec::new();
         for u in self.group_reads(g) {
             match plan.access(func, u) {
                 Access::Scalar(s) => {
+                    let s = plan.resolve(s);
                     if !scalar_reads.contains(&s) {
                         scalar_reads.push(s);
                     }
@@ -607,12 +807,154 @@ impl<'a, 'b> Translator<'a, 'b> {
             )
         });
         // A rank-2 nest whose operands are all dense or constant runs as one flat loop.
-        let flat = rank == 2
+        let flat = domain.len() == 2
             && !has_axis_reductions
             && loads.iter().all(|l| {
                 l.strides == [Stride::Dim(domain[1]), Stride::One]
                     || l.strides == [Stride::Zero, Stride::Zero]
             });
+        (loads, scalar_reads, flat)
+    }
+
+    /// Runs group `g`: inline, or through its range function (which may split it
+    /// across threads).
+    fn emit_group(&mut self, g: usize) {
+        match self.range_fns.get(&g) {
+            Some(&id) => self.emit_range_call(g, id),
+            None => self.emit_nest(g, None),
+        }
+    }
+
+    /// Calls the range function of group `g` through the runtime's parallel loop:
+    /// stores its context (entry parameters and scalar operands) on the stack, and
+    /// combines the two chunks' partial reductions in a fixed order.
+    fn emit_range_call(&mut self, g: usize, id: FuncId) {
+        let plan = self.plan;
+        let func = self.func;
+        let group = &plan.groups[g];
+        let (_, scalar_reads, flat) = self.group_operands(g);
+        let passed: Vec<Value> = scalar_reads
+            .into_iter()
+            .filter(|&s| !is_literal_op(func.op(s)))
+            .collect();
+        let pointers = self.nest_pointers(g);
+        let mut words = vec![self.param(Param::Dims)];
+        for &p in &pointers {
+            let pointer = self.nest_ptr(p);
+            words.push(pointer);
+        }
+        for &s in &passed {
+            let mut value = self.scalar(s);
+            if self.scalar_clif_type(s) == types::I8
+                && self.bcx.func.dfg.value_type(value) != types::I8
+            {
+                value = self.bcx.ins().icmp_imm_s(IntCC::NotEqual, value, 0);
+            }
+            words.push(value);
+        }
+        let ctx = self.bcx.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * words.len() as u32,
+            3,
+        ));
+        for (k, &word) in words.iter().enumerate() {
+            self.bcx
+                .ins()
+                .stack_store(types::I64, word, ctx, (8 * k) as i32);
+        }
+        let fulls: Vec<Value> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Full))
+            .collect();
+        let partials = self.bcx.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (16 * fulls.len()).max(8) as u32,
+            3,
+        ));
+        // Chunk 1's partials start as the identity, for calls that run one chunk.
+        for (k, &m) in fulls.iter().enumerate() {
+            let Op::Reduce(op, _, _) = *func.op(m) else {
+                unreachable!("compiler bug: accumulator of a non-reduction")
+            };
+            let init = self.fconst(1, plan::reduce_init(op));
+            self.bcx
+                .ins()
+                .stack_store(types::I64, init, partials, (8 * (fulls.len() + k)) as i32);
+        }
+        let domain = group.domain.clone();
+        let len = if domain.len() == 1 {
+            self.dim(domain[0])
+        } else if flat {
+            self.numel(&domain)
+        } else {
+            self.dim(domain[0])
+        };
+        let elements = self.numel(&domain);
+        // A nest that cannot be split reports no work, so it is never split.
+        let cost = if splittable(plan, g) {
+            self.group_cost(g)
+        } else {
+            0
+        };
+        let work = self.bcx.ins().imul_imm_s(elements, cost);
+        let fref = self.module.declare_func_in_func(id, self.bcx.func);
+        let address = self.bcx.ins().func_addr(types::I64, fref);
+        let ctx_addr = self.bcx.ins().stack_addr(types::I64, ctx, 0);
+        let partials_addr = self.bcx.ins().stack_addr(types::I64, partials, 0);
+        let n_partials = self.iconst(fulls.len() as i64);
+        self.call(
+            "gradc_parallel_for",
+            &[address, ctx_addr, len, work, partials_addr, n_partials],
+        );
+        for (k, &m) in fulls.iter().enumerate() {
+            let Op::Reduce(op, _, _) = *func.op(m) else {
+                unreachable!("compiler bug: accumulator of a non-reduction")
+            };
+            let first = self
+                .bcx
+                .ins()
+                .stack_load(types::I64, types::F64, partials, (8 * k) as i32);
+            let second = self.bcx.ins().stack_load(
+                types::I64,
+                types::F64,
+                partials,
+                (8 * (fulls.len() + k)) as i32,
+            );
+            let total = self.combine(op, first, second);
+            self.scalars[m.index()] = Some(total);
+        }
+    }
+
+    /// Rough nanoseconds per element of group `g` on one thread, for deciding whether
+    /// to split it across threads.
+    fn group_cost(&self, g: usize) -> i64 {
+        let group = &self.plan.groups[g];
+        let ops: i64 = group
+            .members
+            .iter()
+            .map(|&m| match *self.func.op(m) {
+                Op::Unary(u, _) if runtime::math_symbol(u).is_some() => 8,
+                Op::Binary(BinaryOp::Pow, _, _) => 30,
+                Op::Binary(BinaryOp::Div, _, _) | Op::Unary(UnaryOp::Sqrt, _) => 2,
+                _ => 1,
+            })
+            .sum();
+        (ops + group.copies.len() as i64) / 2 + 1
+    }
+
+    /// Emits the loop nest of group `g`: over its whole domain (`range` is `None`), or,
+    /// in a range function, over the outer range `[start, end)` with each full
+    /// reduction's result stored to `partials`.
+    fn emit_nest(&mut self, g: usize, range: Option<NestRange>) {
+        let plan = self.plan;
+        let func = self.func;
+        let group = &plan.groups[g];
+        let domain = group.domain.clone();
+        let rank = domain.len();
+
+        let (loads, scalar_reads, flat) = self.group_operands(g);
         let inner_stride = |l: &LoadSpec| -> Stride {
             if flat && l.strides[1] == Stride::One {
                 Stride::One
@@ -639,7 +981,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             vectorised,
         };
         for l in &loads {
-            let base = self.storage_ptr(l.base);
+            let base = self.nest_ptr(NestPtr::Stored(l.base));
             state.load_base.push(base);
             state.load_row.push(base);
             let inner_bytes = match inner_stride(l) {
@@ -669,8 +1011,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             state.splats.insert(s, (one, two));
         }
         for &m in &group.members {
-            if let Some(_storage) = plan.storage[m.index()] {
-                let base = self.storage_ptr(m);
+            if plan.storage[m.index()].is_some() {
+                let base = self.nest_ptr(NestPtr::Stored(m));
                 state.stores.insert(StoreKey::Member(m), (base, base));
             }
             if let Node::Reduce(_, kind) = plan.nodes[m.index()] {
@@ -695,45 +1037,55 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
             }
         }
-        for (k, &(_, r)) in group.copies.iter().enumerate() {
-            let results = self.param(Param::Results);
-            let base = self
-                .bcx
-                .ins()
-                .load(types::I64, scalar_flags(), results, (8 * r) as i32);
-            let _ = k;
+        for &(_, r) in &group.copies {
+            let base = self.nest_ptr(NestPtr::Copy(r));
             state.stores.insert(StoreKey::Copy(r), (base, base));
         }
 
-        // The loop nest.
-        let (outer_len, inner_len) = if rank == 1 {
-            (None, self.dim(domain[0]))
-        } else if flat {
-            (None, self.numel(&domain))
-        } else {
-            (Some(self.dim(domain[0])), self.dim(domain[1]))
+        // The loop nest: the outer range is rows, or the elements of a flat nest.
+        let (start, end) = match range {
+            Some(r) => (r.start, r.end),
+            None => {
+                let zero = self.iconst(0);
+                let len = if rank == 1 {
+                    self.dim(domain[0])
+                } else if flat {
+                    self.numel(&domain)
+                } else {
+                    self.dim(domain[0])
+                };
+                (zero, len)
+            }
         };
-        let outer = outer_len.map(|len| {
+        let (outer, inner_start, inner_len) = if rank == 1 || flat {
+            (None, start, end)
+        } else {
             let i_var = self.bcx.declare_var(types::I64);
-            let zero = self.iconst(0);
-            self.bcx.def_var(i_var, zero);
-            let blocks = self.loop_begin(i_var, len, 1);
+            self.bcx.def_var(i_var, start);
+            let blocks = self.loop_begin(i_var, end, 1);
             let i = self.bcx.use_var(i_var);
             self.begin_row(&mut state, i, &domain);
-            (i_var, blocks, i)
-        });
+            let zero = self.iconst(0);
+            let cols = self.dim(domain[1]);
+            (Some((i_var, blocks, i)), zero, cols)
+        };
         let j_var = self.bcx.declare_var(types::I64);
-        let zero = self.iconst(0);
-        self.bcx.def_var(j_var, zero);
+        self.bcx.def_var(j_var, inner_start);
         if vectorised {
             let blocks = self.loop_begin(j_var, inner_len, LANES);
             let j = self.bcx.use_var(j_var);
             self.emit_body(g, &mut state, 2, j);
             self.loop_end(blocks, j_var, LANES);
         }
+        // After a two-lane loop the one-lane loop runs at most once per row: there it
+        // calls libm for transcendentals, which keeps the inline math out of it (half
+        // the code to compile).
         let blocks = self.loop_begin(j_var, inner_len, 1);
         let j = self.bcx.use_var(j_var);
+        let call_scalar_math = self.call_scalar_math;
+        self.call_scalar_math |= vectorised;
         self.emit_body(g, &mut state, 1, j);
+        self.call_scalar_math = call_scalar_math;
         self.loop_end(blocks, j_var, 1);
         if let Some((i_var, blocks, i)) = outer {
             for &m in &group.members {
@@ -747,10 +1099,19 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             self.loop_end(blocks, i_var, 1);
         }
+        let mut n_full = 0;
         for &m in &group.members {
             if plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Full) {
                 let total = self.finish_acc(&state, m);
-                self.scalars[m.index()] = Some(total);
+                match range {
+                    Some(r) => {
+                        self.bcx
+                            .ins()
+                            .store(scalar_flags(), total, r.partials, 8 * n_full);
+                        n_full += 1;
+                    }
+                    None => self.scalars[m.index()] = Some(total),
+                }
             }
         }
     }
@@ -870,7 +1231,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         match self.plan.access(self.func, u) {
             Access::Scalar(s) => {
-                let (one, two) = state.splats[&s];
+                let (one, two) = state.splats[&self.plan.resolve(s)];
                 if width == 1 {
                     one
                 } else {

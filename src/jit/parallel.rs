@@ -1,0 +1,232 @@
+//! Splitting one large loop nest across two threads.
+//!
+//! In: a compiled *range function* of a loop nest (see [`RangeFn`]), its context block,
+//! the length of its outer range and an estimate of its work. Out: the nest has run over
+//! the whole range, and the per-chunk partial results of its full reductions are in the
+//! caller's `partials` array, chunk 0 first.
+//!
+//! Invariants:
+//!
+//! - The split depends only on the range length and the work estimate, never on whether
+//!   the helper thread is free: a call that finds the helper busy (another thread's
+//!   kernel is using it) runs both chunks itself, in order. So results are the same bits
+//!   on every call, whoever runs the chunks.
+//! - The two chunks are disjoint halves of the range; the generated code guarantees that
+//!   iterations of a split nest write disjoint memory (nests that accumulate into shared
+//!   memory, like column sums, are never split).
+//! - A steady-state call does not allocate: the helper is one persistent thread, spawned
+//!   on first use, and a job is handed over in a `Mutex` slot.
+
+use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
+
+/// A loop nest compiled as its own function: `(ctx, start, end, partials)` runs the
+/// outer range `[start, end)` and writes the partial result of each full reduction to
+/// `partials[0..]`.
+pub(crate) type RangeFn = unsafe extern "C" fn(*const u8, i64, i64, *mut f64);
+
+/// Work units (roughly nanoseconds of one thread's time) below which a nest runs on the
+/// calling thread alone: a hand-over to the helper thread costs tens of microseconds.
+pub(crate) const PARALLEL_WORK: i64 = 1 << 19;
+
+/// One chunk of a nest, ready to run on any thread.
+#[derive(Clone, Copy)]
+struct Job {
+    func: RangeFn,
+    ctx: *const u8,
+    start: i64,
+    end: i64,
+    partials: *mut f64,
+}
+
+// SAFETY: a job's pointers are only used while the posting thread waits for the job to
+// finish (it blocks in `run_split` until then), so they stay valid; the chunks touch
+// disjoint memory (module invariant).
+unsafe impl Send for Job {}
+
+impl Job {
+    /// # Safety
+    /// `func` is a range function and `ctx`, `partials` are its live context and output.
+    unsafe fn run(self) {
+        // SAFETY: the caller's contract.
+        unsafe { (self.func)(self.ctx, self.start, self.end, self.partials) }
+    }
+}
+
+/// The hand-over slot of the helper thread.
+#[derive(Default)]
+struct Slot {
+    /// A job posted and not yet taken.
+    job: Option<Job>,
+    /// The job taken last has finished.
+    finished: bool,
+}
+
+/// The persistent helper thread's mailbox.
+struct Helper {
+    slot: Mutex<Slot>,
+    /// Signalled when a job is posted.
+    posted: Condvar,
+    /// Signalled when a job has finished.
+    done: Condvar,
+    /// Held by the one caller currently using the helper.
+    owner: Mutex<()>,
+}
+
+/// The helper, spawned on first use; `None` if the host has one core, `GRADC_THREADS`
+/// is below 2, or the thread could not be spawned.
+fn helper() -> Option<&'static Helper> {
+    static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
+    *HELPER.get_or_init(|| {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let allowed = std::env::var("GRADC_THREADS")
+            .ok()
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(2);
+        if available.min(allowed) < 2 {
+            return None;
+        }
+        let helper: &'static Helper = Box::leak(Box::new(Helper {
+            slot: Mutex::new(Slot::default()),
+            posted: Condvar::new(),
+            done: Condvar::new(),
+            owner: Mutex::new(()),
+        }));
+        std::thread::Builder::new()
+            .name("gradc-loop-helper".into())
+            .spawn(move || helper_loop(helper))
+            .ok()
+            .map(|_| helper)
+    })
+}
+
+fn helper_loop(helper: &'static Helper) {
+    let mut slot = lock(&helper.slot);
+    loop {
+        let job = loop {
+            if let Some(job) = slot.job.take() {
+                break job;
+            }
+            slot = helper
+                .posted
+                .wait(slot)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        };
+        drop(slot);
+        // SAFETY: the poster keeps the job's memory alive until `finished` is seen.
+        unsafe { job.run() };
+        slot = lock(&helper.slot);
+        slot.finished = true;
+        helper.done.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a nest of `len` outer iterations is split: `None` to run it whole.
+pub(crate) fn split_point(len: i64, work: i64) -> Option<i64> {
+    (work >= PARALLEL_WORK && len >= 4).then_some((len / 2) & !1)
+}
+
+/// Runs `func` over `[0, len)`, in two chunks when [`split_point`] says so (chunk 1's
+/// partials start at `partials + n_partials`).
+///
+/// # Safety
+/// `func` is a range function whose context `ctx` and partials array (of `2 *
+/// n_partials` elements) are live, and whose iterations write disjoint memory.
+pub(crate) unsafe fn run_split(
+    func: RangeFn,
+    ctx: *const u8,
+    len: i64,
+    work: i64,
+    partials: *mut f64,
+    n_partials: i64,
+) {
+    let Some(mid) = split_point(len, work) else {
+        // SAFETY: the caller's contract.
+        unsafe { func(ctx, 0, len, partials) };
+        return;
+    };
+    let first = Job {
+        func,
+        ctx,
+        start: 0,
+        end: mid,
+        partials,
+    };
+    let second = Job {
+        start: mid,
+        end: len,
+        // SAFETY: the partials array holds two chunks' worth.
+        partials: unsafe { partials.add(n_partials as usize) },
+        ..first
+    };
+    let owner = helper().and_then(|h| match h.owner.try_lock() {
+        Ok(guard) => Some((h, guard)),
+        Err(TryLockError::Poisoned(poisoned)) => Some((h, poisoned.into_inner())),
+        Err(TryLockError::WouldBlock) => None,
+    });
+    let Some((helper, _guard)) = owner else {
+        // The helper is busy with another kernel: run both chunks here, in order.
+        // SAFETY: the caller's contract.
+        unsafe {
+            first.run();
+            second.run();
+        }
+        return;
+    };
+    {
+        let mut slot = lock(&helper.slot);
+        slot.finished = false;
+        slot.job = Some(second);
+        helper.posted.notify_one();
+    }
+    // SAFETY: the caller's contract; the chunks write disjoint memory.
+    unsafe { first.run() };
+    let mut slot = lock(&helper.slot);
+    while !slot.finished {
+        slot = helper
+            .done
+            .wait(slot)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+}
+
+/// The runtime entry generated code calls: [`run_split`] with `i64` arguments.
+pub(crate) extern "C" fn gradc_parallel_for(
+    func: i64,
+    ctx: i64,
+    len: i64,
+    work: i64,
+    partials: i64,
+    n_partials: i64,
+) {
+    // SAFETY: generated code passes the address of a range function compiled with the
+    // `RangeFn` signature, its live context and a partials array of `2 * n_partials`.
+    unsafe {
+        let func = std::mem::transmute::<usize, RangeFn>(func as usize);
+        run_split(
+            func,
+            ctx as *const u8,
+            len,
+            work,
+            partials as *mut f64,
+            n_partials,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_nests_are_not_split_and_large_ones_split_evenly() {
+        assert_eq!(split_point(1_000_000, PARALLEL_WORK - 1), None);
+        assert_eq!(split_point(3, PARALLEL_WORK), None);
+        assert_eq!(split_point(1_000_001, PARALLEL_WORK), Some(500_000));
+    }
+}

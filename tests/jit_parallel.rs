@@ -1,0 +1,134 @@
+//! Loop nests large enough to be split across two threads: the JIT agrees with the
+//! interpreter (relative 1e-12), and repeated calls — from several threads at once, so
+//! some find the helper thread busy and run both chunks themselves — give the same bits.
+
+use gradc::data::random_point;
+use gradc::ir::{Dim, Function};
+use gradc::jit::{self, ArgData, Workspace};
+use gradc::tensor::{Tensor, TensorData};
+
+const TOLERANCE: f64 = 1e-12;
+
+/// A point of `func` with every symbolic dimension set to `sizes[k]` (reals in
+/// [-1.25, 1.25], ints in range of the indices they feed).
+fn point(func: &Function, sizes: &[usize]) -> gradc::data::Bound {
+    let template = random_point(func, 11);
+    let mut bound = template.clone();
+    bound.dims = sizes.to_vec();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (k, decl) in func.args.iter().enumerate() {
+        let shape: Vec<usize> = decl
+            .ty
+            .shape
+            .iter()
+            .map(|d| match *d {
+                Dim::Const(n) => n as usize,
+                Dim::Sym(v) => sizes[v.0 as usize],
+            })
+            .collect();
+        let n: usize = shape.iter().product();
+        bound.args[k] = match &template.args[k].data {
+            TensorData::Int(_) => Tensor::int(shape, (0..n).map(|_| (next() % 2) as i64).collect()),
+            _ => Tensor::real(
+                shape,
+                (0..n)
+                    .map(|_| 2.5 * ((next() >> 11) as f64 / (1u64 << 53) as f64) - 1.25)
+                    .collect(),
+            ),
+        };
+    }
+    bound
+}
+
+fn args_of(bound: &gradc::data::Bound) -> Vec<ArgData<'_>> {
+    bound
+        .args
+        .iter()
+        .map(|t| match &t.data {
+            TensorData::Real(x) => ArgData::Real(x),
+            TensorData::Int(x) => ArgData::Int(x),
+            TensorData::Bool(_) => panic!("bool argument"),
+        })
+        .collect()
+}
+
+fn run(kernel: &jit::Kernel, bound: &gradc::data::Bound, lens: &[usize]) -> Vec<Vec<f64>> {
+    let args = args_of(bound);
+    let mut outputs: Vec<Vec<f64>> = lens.iter().map(|&n| vec![f64::NAN; n]).collect();
+    let mut slices: Vec<&mut [f64]> = outputs.iter_mut().map(|o| o.as_mut_slice()).collect();
+    kernel
+        .call(&bound.dims, &args, &mut slices, &mut Workspace::new())
+        .expect("call");
+    outputs
+}
+
+fn check(name: &str, source: &str, sizes: &[usize]) {
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    for func in [&compiled.forward, &compiled.grad] {
+        let bound = point(func, sizes);
+        let expected = gradc::interp::eval(func, &bound.dims, &bound.args).expect("interpreter");
+        let lens: Vec<usize> = expected.iter().map(|t| t.len()).collect();
+        let kernel = jit::compile(func).expect("jit");
+        let first = run(&kernel, &bound, &lens);
+        for (r, (want, got)) in expected.iter().zip(&first).enumerate() {
+            let want = want.as_real().expect("real result");
+            for (k, (&w, &g)) in want.iter().zip(got).enumerate() {
+                assert!(
+                    (g - w).abs() <= TOLERANCE * w.abs().max(1.0),
+                    "{name} {}: result {r}[{k}]: jit {g:e}, interpreter {w:e}",
+                    func.name
+                );
+            }
+        }
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let again = run(&kernel, &bound, &lens);
+                        for (a, b) in again.iter().flatten().zip(first.iter().flatten()) {
+                            assert_eq!(a.to_bits(), b.to_bits(), "{name}: calls differ");
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn long_fused_chain_splits_and_agrees() {
+    check(
+        "fused",
+        "input x: [N]\nparam a\nparam c\n\
+         loss = sum(log1p(exp(a * x + c)) * square(tanh(x)) + sigmoid(a * x) * c)\n",
+        &[200_001],
+    );
+}
+
+#[test]
+fn matrix_nests_with_row_sums_split_and_agree() {
+    check(
+        "rows",
+        "input x: [M, N]\nparam w: [N]\nparam b\n\
+         output s = sum(exp(x * w) * sigmoid(x + b), 1)\n\
+         loss = sum(log1p(exp(x * w + b))) + max(tanh(x * w)) + sum(square(s))\n",
+        &[513, 301],
+    );
+}
+
+#[test]
+fn masks_and_matrix_products_split_and_agree() {
+    check(
+        "logreg",
+        "input X: [N, D]\ninput y: [N]\nparam w: [D]\nparam b\n\
+         let z = X @ w + b\n\
+         loss = -mean(y * log(sigmoid(z)) + (1 - y) * log(sigmoid(-z))) + sum(where(z > b, relu(z), square(z)))\n",
+        &[120_000, 3],
+    );
+}
