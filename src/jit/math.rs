@@ -321,6 +321,19 @@ impl<const N: usize> Table<N> {
     fn address(&'static self) -> i64 {
         self.0.as_ptr() as i64
     }
+
+    fn bytes(&'static self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+}
+
+/// The tables the emitted code reads, as `(name, address, size in bytes)`: their
+/// addresses change from process to process, so printed CLIF names them instead.
+pub fn tables() -> [(&'static str, i64, usize); 2] {
+    [
+        ("exp_table", EXP_TABLE.address(), EXP_TABLE.bytes()),
+        ("log_table", LOG_TABLE.address(), LOG_TABLE.bytes()),
+    ]
 }
 
 /// `EXP_TABLE[j] = [tail, bits(s)]` for `j = 0..128`: `s = RN(2^(j/128))` and

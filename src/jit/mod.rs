@@ -145,7 +145,38 @@ pub fn compile(func: &Function) -> Result<Kernel, JitError> {
 
 /// The Cranelift IR of `func`, as compiled by [`compile`] (deterministic text).
 pub fn clif_text(func: &Function) -> Result<String, JitError> {
-    compile_inner(func, true).map(|(_, text)| text.unwrap_or_default())
+    compile_inner(func, true).map(|(_, text)| name_table_addresses(&text.unwrap_or_default()))
+}
+
+/// Replaces every hexadecimal constant that points into one of [`math::tables`] by the
+/// table's name (`exp_table+64`): the addresses differ between processes, and the
+/// printed CLIF must not.
+fn name_table_addresses(text: &str) -> String {
+    let tables = math::tables();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        let literal_len = rest[at + 2..]
+            .find(|c: char| !(c.is_ascii_hexdigit() || c == '_'))
+            .unwrap_or(rest.len() - at - 2);
+        let literal = &rest[at..at + 2 + literal_len];
+        let value = i64::from_str_radix(&literal[2..].replace('_', ""), 16).ok();
+        let table = value.and_then(|v| {
+            tables
+                .iter()
+                .find(|(_, base, bytes)| v >= *base && v < base + *bytes as i64)
+                .map(|(name, base, _)| (name, v - base))
+        });
+        match table {
+            Some((name, 0)) => out.push_str(name),
+            Some((name, offset)) => out.push_str(&format!("{name}+{offset}")),
+            None => out.push_str(literal),
+        }
+        rest = &rest[at + 2 + literal_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<String>), JitError> {
