@@ -226,7 +226,7 @@ impl Writer<'_> {
                 let x = self.sub(x, Prec::Postfix);
                 Text::new(format!("{x} ^ 2"), Prec::Power)
             }
-            Op::Unary(unary, x) => self.call(function_name(unary), &[x]),
+            Op::Unary(unary, x) => self.call(crate::ir::unary_name(unary), &[x]),
             Op::Binary(BinaryOp::Add, a, b) => self.infix(a, "+", b, Prec::Additive),
             Op::Binary(BinaryOp::Sub, a, b) => self.infix(a, "-", b, Prec::Additive),
             Op::Binary(BinaryOp::Mul, a, b) => match (self.reciprocal_of(a), self.reciprocal_of(b))
@@ -366,26 +366,6 @@ fn number(c: f64) -> Text {
         Prec::Postfix
     };
     Text::new(text, prec)
-}
-
-/// The built-in function computing a unary op (`Neg` and `Square` are written as
-/// operators instead).
-fn function_name(op: UnaryOp) -> &'static str {
-    match op {
-        UnaryOp::Neg => "neg",
-        UnaryOp::Exp => "exp",
-        UnaryOp::Log => "log",
-        UnaryOp::Log1p => "log1p",
-        UnaryOp::Sqrt => "sqrt",
-        UnaryOp::Sin => "sin",
-        UnaryOp::Cos => "cos",
-        UnaryOp::Tanh => "tanh",
-        UnaryOp::Sigmoid => "sigmoid",
-        UnaryOp::Relu => "relu",
-        UnaryOp::Softplus => "softplus",
-        UnaryOp::Abs => "abs",
-        UnaryOp::Square => "square",
-    }
 }
 
 /// How many operands and results refer to each value.

@@ -56,7 +56,7 @@
 mod print;
 mod verify;
 
-pub use print::{op_text, print_function, shape_text, type_text};
+pub use print::{op_text, print_function, shape_text, type_text, unary_name};
 pub use verify::verify;
 
 use std::fmt;
