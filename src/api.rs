@@ -407,6 +407,28 @@ impl<'m> Call<'m> {
         &self.dims
     }
 
+    /// Runs `kernel` on `args`, writing to the buffers already listed in
+    /// `scratch_results`.
+    ///
+    /// # Safety
+    /// Every argument's type, length and indices must have been checked for
+    /// `self.dims`, and every listed result buffer must be live and of its result's
+    /// length.
+    unsafe fn run_checked(&mut self, kernel: &Kernel, args: &[ArgData<'_>]) {
+        self.scratch_args.clear();
+        self.scratch_args.extend(args.iter().map(arg_address));
+        // SAFETY: the caller's contract; the pointer tables point into live borrowed
+        // slices and stay untouched while the kernel runs.
+        unsafe {
+            kernel.call_raw(
+                &self.dims,
+                self.scratch_args.as_ptr() as *const *const u8,
+                self.scratch_results.as_ptr() as *const *mut f64,
+                &mut self.workspace,
+            )
+        };
+    }
+
     /// The loss; the gradient of every param (declaration order) is written into
     /// `grads`. `args` has one entry per input and param in declaration order; lengths,
     /// element types and indices are checked before native code runs.
@@ -436,23 +458,13 @@ impl<'m> Call<'m> {
                     }
                 }
                 kernel.check_indices(&self.dims, args)?;
-                self.scratch_args.clear();
-                self.scratch_args.extend(args.iter().map(arg_address));
                 self.scratch_results.clear();
                 self.scratch_results.push(loss.as_mut_ptr() as usize);
                 self.scratch_results
                     .extend(grads.iter_mut().map(|g| g.as_mut_ptr() as usize));
-                // SAFETY: `check_args` validated every argument's type, length and
-                // indices for `self.dims`, and every result buffer has its result's
-                // length; the tables point into live borrowed slices.
-                unsafe {
-                    kernel.call_raw(
-                        &self.dims,
-                        self.scratch_args.as_ptr() as *const *const u8,
-                        self.scratch_results.as_ptr() as *const *mut f64,
-                        &mut self.workspace,
-                    )
-                };
+                // SAFETY: lengths and indices were checked above for `self.dims`, and
+                // every result buffer has its result's length.
+                unsafe { self.run_checked(kernel, args) };
             }
             None => {
                 let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
@@ -477,8 +489,6 @@ impl<'m> Call<'m> {
                 }
                 self.check_lens(args)?;
                 kernel.check_indices(&self.dims, args)?;
-                self.scratch_args.clear();
-                self.scratch_args.extend(args.iter().map(arg_address));
                 self.scratch_results.clear();
                 self.scratch_results.extend(
                     self.forward_results
@@ -487,14 +497,7 @@ impl<'m> Call<'m> {
                 );
                 // SAFETY: as in `value_and_grad`; the result buffers were sized for
                 // `self.dims` above.
-                unsafe {
-                    kernel.call_raw(
-                        &self.dims,
-                        self.scratch_args.as_ptr() as *const *const u8,
-                        self.scratch_results.as_ptr() as *const *mut f64,
-                        &mut self.workspace,
-                    )
-                };
+                unsafe { self.run_checked(kernel, args) };
             }
             None => {
                 let bound = bound_from_args(&model.forward_fn, &self.dims, args)?;
