@@ -3,6 +3,8 @@
 //! proptest), broadcasting, indexing, the spec's kinks, and the structure of the
 //! gradient function (copied forward, activity analysis, result order).
 
+mod fixtures;
+
 use gradc::data::{bind_tensors, random_point_with, Bound, RealSampling};
 use gradc::driver::{compile, Compiled};
 use gradc::ir::{self, ArgDecl, ArgRole, BinaryOp, Function, Op, ResultRole, Type, UnaryOp};
@@ -436,13 +438,7 @@ fn adjoints_of_shared_values_accumulate() {
 /// Every gradient fixture (the bench workloads included), at two random points.
 #[test]
 fn fixtures_match_finite_differences() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grad");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("tests/data/grad exists")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
-        .collect();
-    files.sort();
+    let files = fixtures::loss_files("tests/data/grad");
     assert!(files.len() >= 11, "fixtures missing: {files:?}");
     for path in files {
         let source = std::fs::read_to_string(&path).expect("readable");

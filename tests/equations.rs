@@ -3,20 +3,15 @@
 //! back into the `.loss` file as `let`s and `output`s, compute the same numbers as the
 //! gradient function.
 
+mod fixtures;
+
 use gradc::data::{random_point_with, RealSampling};
 use gradc::driver::{compile, Compiled};
 use gradc::equations::equations;
 use gradc::interp;
 
 fn fixtures() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grad");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("tests/data/grad exists")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
-        .collect();
-    files.sort();
-    files
+    fixtures::loss_files("tests/data/grad")
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();

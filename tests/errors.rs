@@ -1,8 +1,9 @@
 //! Error tests: every `tests/data/err/*.loss` fixture is rejected, and its rendered
 //! diagnostics (spec §4 form, path relative to the crate) are snapshot-tested.
 
+mod fixtures;
+
 use gradc::diag::{self, Diagnostic};
-use std::path::Path;
 
 /// Runs the front end on `source` and returns its diagnostics; the fixture must be
 /// rejected with at least one error.
@@ -21,13 +22,7 @@ fn diagnostics(path: &str, source: &str) -> Vec<Diagnostic> {
 
 #[test]
 fn err_fixtures() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/err");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/data/err exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
-        .collect();
-    paths.sort();
+    let paths = fixtures::loss_files("tests/data/err");
     assert!(!paths.is_empty());
     for path in paths {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();

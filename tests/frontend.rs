@@ -2,6 +2,8 @@
 //! verified forward IR, snapshot-tested as printed text; malformed, huge and deeply
 //! nested inputs give a clean result or error, never a panic or a stack overflow.
 
+mod fixtures;
+
 use gradc::{diag, driver, ir};
 use std::path::Path;
 
@@ -29,13 +31,7 @@ fn forward_ir(path: &str, source: &str) -> String {
 
 #[test]
 fn ok_fixtures() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ok");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/data/ok exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
-        .collect();
-    paths.sort();
+    let paths = fixtures::loss_files("tests/data/ok");
     assert!(!paths.is_empty());
     for path in paths {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();

@@ -2,6 +2,8 @@
 //! gradient functions: correct gradients pass, deliberately wrong ones fail, and kinks
 //! near the point do not cause false failures.
 
+mod fixtures;
+
 use gradc::data::{random_point, Bound};
 use gradc::gradcheck::{
     gradcheck, gradcheck_random, gradcheck_with, GradcheckOptions, DEFAULT_TOLERANCE,
@@ -267,19 +269,7 @@ fn a_gradient_function_without_a_param_gradient_is_an_error() {
     assert!(message.contains("`b`"), "{message}");
 }
 
-/// Every `.loss` file in a directory, sorted.
-fn loss_files(dir: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "loss"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
+use fixtures::loss_files;
 
 /// The pipeline end to end: every example file (and the benchmark workloads, when the
 /// shared folder is there) compiles, and its derived gradient agrees with finite

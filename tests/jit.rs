@@ -6,7 +6,7 @@
 //! the two-lane loops' tails and size-1 broadcasts), and must agree to a relative 1e-12.
 //! Hand-built IR covers what the language cannot write directly.
 
-use std::path::Path;
+mod fixtures;
 
 use gradc::data::{random_point_with, Bound, RealSampling};
 use gradc::ir::{Dim, Elem, Function, Op};
@@ -140,13 +140,7 @@ fn check_source(name: &str, source: &str) {
 }
 
 fn check_dir(dir: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut paths: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "loss"))
-        .collect();
-    paths.sort();
+    let paths = fixtures::loss_files(dir);
     assert!(!paths.is_empty(), "no .loss files in {dir}");
     for path in paths {
         let source = std::fs::read_to_string(&path).expect("readable");

@@ -8,6 +8,8 @@
 //! `dim(N)`... The start is simplified; the goal is built as written; both are printed
 //! back in the same prefix form and compared.
 
+mod fixtures;
+
 use gradc::driver::{compile, op_count};
 use gradc::ir::{
     self, ArgDecl, ArgRole, Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, FuncResult, Function, Op,
@@ -429,14 +431,7 @@ fn cse_and_dce_compact_the_arena() {
 
 /// The gradient fixtures: the bench workloads and the lecture examples.
 pub fn fixtures() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/grad");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("tests/data/grad exists")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "loss"))
-        .collect();
-    files.sort();
-    files
+    fixtures::loss_files("tests/data/grad")
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
