@@ -10,6 +10,15 @@
 #[path = "../src/jit/runtime/matmul.rs"]
 mod matmul;
 
+#[allow(dead_code)]
+#[path = "../src/jit/helper.rs"]
+pub mod helper;
+
+/// The helper thread the matrix product shares, where it looks for it.
+mod jit {
+    pub use super::helper;
+}
+
 use std::time::Instant;
 
 /// One product as the workloads issue it: sizes and whether `a`/`b` are transposed

@@ -178,7 +178,10 @@ impl Model {
             (compiled.forward_raw.clone(), compiled.grad_raw.clone())
         };
         let kernels = match options.engine {
-            Engine::Jit => Some((jit::compile(&forward_fn)?, jit::compile(&grad_fn)?)),
+            Engine::Jit => {
+                let (forward, grad) = jit::compile_pair(&forward_fn, &grad_fn);
+                Some((forward?, grad?))
+            }
             Engine::Interpreter => None,
         };
         Ok(Model {

@@ -62,6 +62,12 @@ pub struct Timing {
 pub struct BenchReport {
     /// Milliseconds from source text to the first value-and-gradient call returned.
     pub compile_ms: f64,
+    /// The part of `compile_ms` spent in the pipeline (source to simplified IR).
+    pub pipeline_ms: f64,
+    /// The part of `compile_ms` spent generating native code for both functions.
+    pub jit_ms: f64,
+    /// The part of `compile_ms` spent in the first value-and-gradient call.
+    pub first_call_ms: f64,
     /// Median microseconds per forward call.
     pub forward_us: f64,
     /// Median microseconds per value-and-gradient call.
@@ -94,6 +100,9 @@ impl BenchReport {
         };
         json!({
             "compile_ms": self.compile_ms,
+            "pipeline_ms": self.pipeline_ms,
+            "jit_ms": self.jit_ms,
+            "first_call_ms": self.first_call_ms,
             "forward_us": self.forward_us,
             "value_and_grad_us": self.value_and_grad_us,
             "loss": self.loss,
@@ -125,6 +134,7 @@ pub fn bench_with(
     // Cold compile: pipeline and JIT of both functions...
     let start = Instant::now();
     let compiled = driver::compile(source).map_err(ModelError::Compile)?;
+    let pipeline_time = start.elapsed();
     let model = Model::from_compiled(&compiled, CompileOptions::default())?;
     let compile_time = start.elapsed();
     // ...(binding the data is not compilation)...
@@ -153,7 +163,8 @@ pub fn bench_with(
     let first = Instant::now();
     let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| g.as_mut_slice()).collect();
     let loss = call.value_and_grad(&args, &mut slices)?;
-    let compile_ms = (compile_time + first.elapsed()).as_secs_f64() * 1e3;
+    let first_call = first.elapsed();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
 
     let value_and_grad = time(options, || {
         call.value_and_grad(&args, &mut slices).map(|_| ())
@@ -162,7 +173,10 @@ pub fn bench_with(
     let mut forward_call = model.prepare(&bound.dims)?;
     let forward = time(options, || forward_call.forward(&args).map(|_| ()))?;
     Ok(BenchReport {
-        compile_ms,
+        compile_ms: ms(compile_time + first_call),
+        pipeline_ms: ms(pipeline_time),
+        jit_ms: ms(compile_time - pipeline_time),
+        first_call_ms: ms(first_call),
         forward_us: forward.median_us,
         value_and_grad_us: value_and_grad.median_us,
         loss,

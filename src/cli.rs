@@ -573,8 +573,9 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
         };
         [
             format!(
-                "compile         {:.3} ms (source to the first value-and-grad call)",
-                report.compile_ms
+                "compile         {:.3} ms (source to the first value-and-grad call: \
+                 pipeline {:.3}, native code {:.3}, first call {:.3})",
+                report.compile_ms, report.pipeline_ms, report.jit_ms, report.first_call_ms
             ),
             format!("loss            {}", report.loss),
             format!("arena           {} bytes", report.peak_memory_bytes),

@@ -21,6 +21,7 @@
 //! per distinct set of dimensions and cached there, so repeated calls with the same
 //! dimensions do not allocate.
 
+mod helper;
 pub mod math;
 mod parallel;
 mod plan;
@@ -141,6 +142,37 @@ static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 /// Compiles `func` to native code.
 pub fn compile(func: &Function) -> Result<Kernel, JitError> {
     compile_inner(func, false).map(|(kernel, _)| kernel)
+}
+
+/// Compiles two functions, on two threads when a second core is free (the larger
+/// first, by instruction count).
+pub fn compile_pair(
+    a: &Function,
+    b: &Function,
+) -> (Result<Kernel, JitError>, Result<Kernel, JitError>) {
+    let jobs = if a.insts.len() >= b.insts.len() {
+        [a, b]
+    } else {
+        [b, a]
+    };
+    let results: [std::sync::Mutex<Option<Result<Kernel, JitError>>>; 2] = Default::default();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    helper::run_on_two_threads(&|| {
+        while let job @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
+            let kernel = compile(jobs[job]);
+            *results[job].lock().unwrap_or_else(|e| e.into_inner()) = Some(kernel);
+        }
+    });
+    let [first, second] = results.map(|slot| {
+        slot.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err(JitError::Codegen("the JIT thread panicked".into())))
+    });
+    if std::ptr::eq(jobs[0], a) {
+        (first, second)
+    } else {
+        (second, first)
+    }
 }
 
 /// The Cranelift IR of `func`, as compiled by [`compile`] (deterministic text).

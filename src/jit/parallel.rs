@@ -8,16 +8,14 @@
 //! Invariants:
 //!
 //! - The split depends only on the range length and the work estimate, never on whether
-//!   the helper thread is free: a call that finds the helper busy (another thread's
-//!   kernel is using it) runs both chunks itself, in order. So results are the same bits
-//!   on every call, whoever runs the chunks.
+//!   the helper thread ([`super::helper`]) is free: a call that finds it busy runs both
+//!   chunks itself. So results are the same bits on every call, whoever runs the chunks.
 //! - The two chunks are disjoint halves of the range; the generated code guarantees that
 //!   iterations of a split nest write disjoint memory (nests that accumulate into shared
 //!   memory, like column sums, are never split).
-//! - A steady-state call does not allocate: the helper is one persistent thread, spawned
-//!   on first use, and a job is handed over in a `Mutex` slot.
+//! - A steady-state call does not allocate (the helper's hand-over does not).
 
-use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A loop nest compiled as its own function: `(ctx, start, end, partials)` runs the
 /// outer range `[start, end)` and writes the partial result of each full reduction to
@@ -38,10 +36,11 @@ struct Job {
     partials: *mut f64,
 }
 
-// SAFETY: a job's pointers are only used while the posting thread waits for the job to
-// finish (it blocks in `run_split` until then), so they stay valid; the chunks touch
-// disjoint memory (module invariant).
+// SAFETY: a job's pointers are only used while `run_split` runs (it returns after both
+// chunks have), so they stay valid; the chunks touch disjoint memory (module invariant).
 unsafe impl Send for Job {}
+// SAFETY: as above; a job is plain data, run at most once.
+unsafe impl Sync for Job {}
 
 impl Job {
     /// # Safety
@@ -50,80 +49,6 @@ impl Job {
         // SAFETY: the caller's contract.
         unsafe { (self.func)(self.ctx, self.start, self.end, self.partials) }
     }
-}
-
-/// The hand-over slot of the helper thread.
-#[derive(Default)]
-struct Slot {
-    /// A job posted and not yet taken.
-    job: Option<Job>,
-    /// The job taken last has finished.
-    finished: bool,
-}
-
-/// The persistent helper thread's mailbox.
-struct Helper {
-    slot: Mutex<Slot>,
-    /// Signalled when a job is posted.
-    posted: Condvar,
-    /// Signalled when a job has finished.
-    done: Condvar,
-    /// Held by the one caller currently using the helper.
-    owner: Mutex<()>,
-}
-
-/// The helper, spawned on first use; `None` if the host has one core, `GRADC_THREADS`
-/// is below 2, or the thread could not be spawned.
-fn helper() -> Option<&'static Helper> {
-    static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
-    *HELPER.get_or_init(|| {
-        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let allowed = std::env::var("GRADC_THREADS")
-            .ok()
-            .and_then(|t| t.parse::<usize>().ok())
-            .unwrap_or(2);
-        if available.min(allowed) < 2 {
-            return None;
-        }
-        let helper: &'static Helper = Box::leak(Box::new(Helper {
-            slot: Mutex::new(Slot::default()),
-            posted: Condvar::new(),
-            done: Condvar::new(),
-            owner: Mutex::new(()),
-        }));
-        std::thread::Builder::new()
-            .name("gradc-loop-helper".into())
-            .spawn(move || helper_loop(helper))
-            .ok()
-            .map(|_| helper)
-    })
-}
-
-fn helper_loop(helper: &'static Helper) {
-    let mut slot = lock(&helper.slot);
-    loop {
-        let job = loop {
-            if let Some(job) = slot.job.take() {
-                break job;
-            }
-            slot = helper
-                .posted
-                .wait(slot)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        };
-        drop(slot);
-        // SAFETY: the poster keeps the job's memory alive until `finished` is seen.
-        unsafe { job.run() };
-        slot = lock(&helper.slot);
-        slot.finished = true;
-        helper.done.notify_one();
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where a nest of `len` outer iterations is split: `None` to run it whole.
@@ -164,35 +89,16 @@ pub(crate) unsafe fn run_split(
         partials: unsafe { partials.add(n_partials as usize) },
         ..first
     };
-    let owner = helper().and_then(|h| match h.owner.try_lock() {
-        Ok(guard) => Some((h, guard)),
-        Err(TryLockError::Poisoned(poisoned)) => Some((h, poisoned.into_inner())),
-        Err(TryLockError::WouldBlock) => None,
-    });
-    let Some((helper, _guard)) = owner else {
-        // The helper is busy with another kernel: run both chunks here, in order.
-        // SAFETY: the caller's contract.
-        unsafe {
-            first.run();
-            second.run();
+    // Each chunk is claimed once, by whichever thread gets to it first; either way it
+    // writes the same partials.
+    let next = AtomicUsize::new(0);
+    super::helper::run_on_two_threads(&|| {
+        while let chunk @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
+            let job = if chunk == 0 { first } else { second };
+            // SAFETY: the caller's contract; the chunks write disjoint memory.
+            unsafe { job.run() };
         }
-        return;
-    };
-    {
-        let mut slot = lock(&helper.slot);
-        slot.finished = false;
-        slot.job = Some(second);
-        helper.posted.notify_one();
-    }
-    // SAFETY: the caller's contract; the chunks write disjoint memory.
-    unsafe { first.run() };
-    let mut slot = lock(&helper.slot);
-    while !slot.finished {
-        slot = helper
-            .done
-            .wait(slot)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-    }
+    });
 }
 
 /// The runtime entry generated code calls: [`run_split`] with `i64` arguments.

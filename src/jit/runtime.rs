@@ -187,7 +187,7 @@ extern "C" fn gradc_matmul(
     let macs = m.saturating_mul(n).saturating_mul(k);
     let strategy = if macs <= small_matmul_limit() || m == 1 || n == 1 {
         matmul::Strategy::Small
-    } else if macs >= matmul::PARALLEL_MACS && matmul_threads() > 1 {
+    } else if macs >= matmul::PARALLEL_MACS && super::helper::threads() > 1 {
         matmul::Strategy::Parallel
     } else {
         matmul::Strategy::Packed
@@ -226,20 +226,6 @@ fn small_matmul_limit() -> usize {
             .ok()
             .and_then(|t| t.parse().ok())
             .unwrap_or(matmul::SMALL_MACS)
-    })
-}
-
-/// Threads for large matrix products: `GRADC_THREADS` if set (1 or 2), else 2 (capped
-/// by the available parallelism).
-fn matmul_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::var("GRADC_THREADS")
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(2)
-            .clamp(1, available.clamp(1, 2))
     })
 }
 

@@ -11,21 +11,22 @@
 //!   hosts without AVX2+FMA fall back to the plain loops;
 //! - the product or its transpose (`Cᵀ = Bᵀ Aᵀ`), whichever wastes less of the
 //!   register tiles on padding;
-//! - products of at least [`PARALLEL_MACS`] multiply-adds are cut into 2–8 chunks that
-//!   the calling thread and a persistent helper thread take in turn (so on a loaded
-//!   machine a late helper costs little).
+//! - products of at least [`PARALLEL_MACS`] multiply-adds run on the calling thread and
+//!   the helper thread ([`crate::jit::helper`]): both pack panels of B into one shared
+//!   buffer, then take blocks of rows of A in turn (so on a loaded machine a late
+//!   helper costs little, and B is packed once however many blocks there are).
 //!
-//! Invariants: packing buffers are thread-local and only grow, and the helper thread is
-//! spawned once, so steady-state calls do not allocate. The caller guarantees that
-//! every pointer addresses the elements the sizes and strides reach and that `dst`
-//! does not overlap `a` or `b`. This file has no dependency on the rest of the crate
-//! (the `gemm_shapes` example includes it by path).
+//! Invariants: packing buffers are thread-local and only grow, so steady-state calls do
+//! not allocate. The caller guarantees that every pointer addresses the elements the
+//! sizes and strides reach and that `dst` does not overlap `a` or `b`. This file
+//! depends only on the helper module (the `gemm_shapes` example includes both by path).
 
 #![allow(clippy::too_many_arguments)]
 
+use crate::jit::helper::run_on_two_threads;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// A strided read-only matrix operand.
 #[derive(Clone, Copy, Debug)]
@@ -178,31 +179,9 @@ pub unsafe fn matmul(
     } else {
         (m, n, dst, a, b)
     };
-    if strategy == Strategy::Parallel && m.max(n) >= 2 * NR {
-        // Cut the longer side into chunks on kernel-size boundaries; this thread and the
-        // helper take chunks in turn, so a helper that starts late does less.
-        let split_rows = m >= n;
-        let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
-        let chunks = (m * n * k / (1 << 20)).clamp(2, 8);
-        let chunk = len.div_ceil(chunks).next_multiple_of(unit);
-        let chunks = len.div_ceil(chunk);
-        let next = AtomicUsize::new(0);
-        let work = || loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= chunks {
-                return;
-            }
-            let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(len));
-            // SAFETY: chunks are disjoint parts of the caller's product.
-            unsafe {
-                if split_rows {
-                    packed(hi - lo, n, k, dst.at(lo, 0), a.at(lo, 0), b);
-                } else {
-                    packed(m, hi - lo, k, dst.at(0, lo), a, b.at(0, lo));
-                }
-            }
-        };
-        run_on_two_threads(&work);
+    if strategy == Strategy::Parallel && m >= 2 * MR {
+        // SAFETY: forwarded contract.
+        unsafe { packed_on_two_threads(m, n, k, dst, a, b) };
         return;
     }
     // SAFETY: forwarded contract.
@@ -228,6 +207,192 @@ fn has_fma() -> bool {
 thread_local! {
     /// Packing buffers of this thread: A block, then B block.
     static PACK: RefCell<(Vec<f64>, Vec<f64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The whole of B, packed, when this thread shares a product with the helper.
+    static SHARED_B: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Columns of B one packing unit covers in [`packed_on_two_threads`].
+const PACK_UNIT_COLS: usize = 8 * NR;
+
+/// The packed product on the calling thread and the helper thread.
+///
+/// B is packed once, whole, into this thread's [`SHARED_B`]: depth block `p` (of
+/// `kc` steps, the last maybe shorter) at `p · kc · n_pad`, its `NR`-column panels
+/// inside it as [`pack_b`] lays them out. Both threads pack units of it, wait until
+/// every unit is packed, then take blocks of rows of the product in turn, packing
+/// their A rows into their own thread-local buffer.
+///
+/// # Safety
+/// As [`packed`].
+unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    let kc = k.div_ceil(k.div_ceil(KC));
+    let blocks = k.div_ceil(kc);
+    let n_pad = n.next_multiple_of(NR);
+    // Row blocks of whole register tiles: about 16 of them, at most MC rows each.
+    let panels = m.div_ceil(MR);
+    let rows = (MR * panels.div_ceil(32)).min(MC);
+    let row_units = m.div_ceil(rows);
+    let col_groups = n.div_ceil(PACK_UNIT_COLS);
+    let pack_units = blocks * col_groups;
+    SHARED_B.with(|shared| {
+        let mut shared = shared.borrow_mut();
+        if shared.len() < n_pad * k {
+            shared.resize(n_pad * k, 0.0);
+        }
+        let b_packed = SharedBuffer(shared.as_mut_ptr());
+        let next_pack = AtomicUsize::new(0);
+        let packed_units = AtomicUsize::new(0);
+        let next_rows = AtomicUsize::new(0);
+        run_on_two_threads(&|| {
+            let b_packed = &b_packed;
+            loop {
+                let unit = next_pack.fetch_add(1, Ordering::Relaxed);
+                if unit >= pack_units {
+                    break;
+                }
+                let (p, g) = (unit / col_groups, unit % col_groups);
+                let (pc, j0) = (p * kc, g * PACK_UNIT_COLS);
+                let depth = kc.min(k - pc);
+                let cols = PACK_UNIT_COLS.min(n - j0);
+                // SAFETY: each unit packs its own part of the buffer (sized above).
+                unsafe {
+                    let out = std::slice::from_raw_parts_mut(
+                        b_packed.0.add(pc * n_pad + j0 * depth),
+                        cols.next_multiple_of(NR) * depth,
+                    );
+                    pack_b_block(depth, cols, b.at(pc, j0), out);
+                }
+                packed_units.fetch_add(1, Ordering::Release);
+            }
+            // Units claimed by the other thread are being packed right now.
+            let mut spins = 0u32;
+            while packed_units.load(Ordering::Acquire) < pack_units {
+                spins += 1;
+                if spins % 64 == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            loop {
+                let unit = next_rows.fetch_add(1, Ordering::Relaxed);
+                if unit >= row_units {
+                    break;
+                }
+                let i0 = unit * rows;
+                let mr = rows.min(m - i0);
+                PACK.with(|pack| {
+                    let mut pack = pack.borrow_mut();
+                    let a_pack = &mut pack.0;
+                    if a_pack.len() < rows.next_multiple_of(MR) * kc {
+                        a_pack.resize(rows.next_multiple_of(MR) * kc, 0.0);
+                    }
+                    // SAFETY: B is packed whole; these rows of dst are this unit's.
+                    unsafe {
+                        rows_with_packed_b(
+                            mr,
+                            n,
+                            k,
+                            kc,
+                            dst.at(i0, 0),
+                            a.at(i0, 0),
+                            b,
+                            b_packed.0,
+                            n_pad,
+                            a_pack,
+                        )
+                    };
+                });
+            }
+        });
+    });
+}
+
+/// The packed B buffer, shared with the helper for the duration of one product.
+struct SharedBuffer(*mut f64);
+
+// SAFETY: the threads write disjoint units of the buffer, then only read it.
+unsafe impl Sync for SharedBuffer {}
+
+/// [`pack_b`] for the x86 kernels (compiled with their features).
+///
+/// # Safety
+/// As [`pack_b`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_b_block(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b(kc, nc, b, out) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn pack_b_block(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b(kc, nc, b, out) }
+}
+
+/// `mr` rows of the product from B packed whole (as [`packed_on_two_threads`] lays it
+/// out), packing those rows of A block by block into `a_pack`.
+///
+/// # Safety
+/// `b_packed` holds all of B (`b`, which only the plain-loop fallback reads) packed; the rows are inside `a` and `dst`; `a_pack` holds
+/// `mr` rounded up to `MR`, times `kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_with_packed_b(
+    mr: usize,
+    n: usize,
+    k: usize,
+    kc: usize,
+    dst: Output,
+    a: Operand,
+    _b: Operand,
+    b_packed: *const f64,
+    n_pad: usize,
+    a_pack: &mut [f64],
+) {
+    for pc in (0..k).step_by(kc) {
+        let depth = kc.min(k - pc);
+        // SAFETY: the block is inside a; the buffer holds it.
+        unsafe { pack_a(mr, depth, a.at(0, pc), a_pack) };
+        for jr in (0..n).step_by(NR) {
+            let nr = NR.min(n - jr);
+            // SAFETY: inside the packed block `pc / kc`.
+            let b_panel = unsafe { b_packed.add(pc * n_pad + jr * depth) };
+            for ir in (0..mr).step_by(MR) {
+                let a_panel = a_pack[ir * depth..].as_ptr();
+                // SAFETY: panels hold `depth` steps; the tile is inside dst.
+                unsafe {
+                    kernel(
+                        depth,
+                        a_panel,
+                        b_panel,
+                        dst.at(ir, jr),
+                        MR.min(mr - ir),
+                        nr,
+                        pc > 0,
+                    )
+                };
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn rows_with_packed_b(
+    mr: usize,
+    n: usize,
+    k: usize,
+    _kc: usize,
+    dst: Output,
+    a: Operand,
+    b: Operand,
+    _b_packed: *const f64,
+    _n_pad: usize,
+    _a_pack: &mut [f64],
+) {
+    // SAFETY: forwarded contract (the plain loops read B itself).
+    unsafe { small(mr, n, k, dst, a, b) };
 }
 
 /// The packed product on the calling thread.
@@ -549,90 +714,6 @@ unsafe fn small_generic(m: usize, n: usize, k: usize, dst: Output, a: Operand, b
             }
         }
     }
-}
-
-/// A job handed to the helper thread: a borrowed closure, erased to `'static` for the
-/// duration of [`run_on_two_threads`] (which takes it back or waits for it).
-#[derive(Clone, Copy)]
-struct Job(*const (dyn Fn() + Sync + 'static));
-
-// SAFETY: the closure is `Sync` and outlives the job (see `run_on_two_threads`).
-unsafe impl Send for Job {}
-
-/// The persistent helper thread's mailbox: `(job, done)`.
-struct Helper {
-    state: Mutex<(Option<Job>, bool)>,
-    wake: Condvar,
-    done: Condvar,
-}
-
-/// Set while some thread uses the helper; other threads then run both halves
-/// themselves.
-static HELPER_BUSY: AtomicBool = AtomicBool::new(false);
-
-fn helper() -> &'static Helper {
-    static HELPER: OnceLock<&'static Helper> = OnceLock::new();
-    HELPER.get_or_init(|| {
-        let helper: &'static Helper = Box::leak(Box::new(Helper {
-            state: Mutex::new((None, false)),
-            wake: Condvar::new(),
-            done: Condvar::new(),
-        }));
-        let spawned = std::thread::Builder::new()
-            .name("gradc-matmul".into())
-            .spawn(move || loop {
-                let job = {
-                    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
-                    loop {
-                        if let Some(job) = state.0.take() {
-                            break job;
-                        }
-                        state = helper.wake.wait(state).unwrap_or_else(|e| e.into_inner());
-                    }
-                };
-                // SAFETY: `run_on_two_threads` keeps the closure alive until `done` is set.
-                unsafe { (*job.0)() };
-                let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
-                state.1 = true;
-                helper.done.notify_one();
-            });
-        if spawned.is_err() {
-            // No helper thread: mark it permanently busy so callers run alone.
-            HELPER_BUSY.store(true, Ordering::SeqCst);
-        }
-        helper
-    })
-}
-
-/// Runs `work` on the calling thread and on the helper thread (unless the helper is
-/// in use by another caller, or has not picked the job up by the time this thread is
-/// done), and returns when both are done.
-fn run_on_two_threads(work: &(dyn Fn() + Sync)) {
-    let helper = helper();
-    if HELPER_BUSY.swap(true, Ordering::Acquire) {
-        work();
-        return;
-    }
-    // SAFETY: erase the lifetime; this function either takes the job back or waits
-    // for the helper to finish with it before returning.
-    let job = Job(unsafe {
-        std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync)>(work)
-    });
-    {
-        let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.0 = Some(job);
-        state.1 = false;
-        helper.wake.notify_one();
-    }
-    work();
-    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
-    if state.0.take().is_none() {
-        while !state.1 {
-            state = helper.done.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-    drop(state);
-    HELPER_BUSY.store(false, Ordering::Release);
 }
 
 #[cfg(test)]
