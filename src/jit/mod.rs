@@ -213,6 +213,8 @@ fn name_table_addresses(text: &str) -> String {
 
 fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<String>), JitError> {
     check_supported(func)?;
+    let reshaped = softmax_from_log_softmax(func);
+    let func = reshaped.as_ref().unwrap_or(func);
 
     // 1. Plan: fusion groups, storage, buffers.
     let plan = plan::plan(func);
@@ -309,6 +311,31 @@ fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<Str
             .collect(),
     };
     Ok((kernel, clif))
+}
+
+/// `softmax(x, k)` as `exp(l)` where the function already computes `l =
+/// log_softmax(x, k)` (the simplifier writes the gradient of a log-softmax that way, for
+/// reading): the exponential then fuses into the loop that uses it, where a softmax is
+/// a pass of its own. `None` when nothing changes.
+fn softmax_from_log_softmax(func: &Function) -> Option<Function> {
+    let mut log_softmax: HashMap<(ir::Value, u8), ir::Value> = HashMap::new();
+    let mut changed: Option<Function> = None;
+    for (i, inst) in func.insts.iter().enumerate() {
+        let here = ir::Value(i as u32);
+        match inst.op {
+            Op::LogSoftmax(x, axis) => {
+                log_softmax.entry((x, axis)).or_insert(here);
+            }
+            Op::Softmax(x, axis) => {
+                if let Some(&l) = log_softmax.get(&(x, axis)) {
+                    let func = changed.get_or_insert_with(|| func.clone());
+                    func.insts[i].op = Op::Unary(ir::UnaryOp::Exp, l);
+                }
+            }
+            _ => {}
+        }
+    }
+    changed
 }
 
 /// Rejects what the code generator cannot handle, by name.

@@ -12,6 +12,7 @@
 
 #![allow(clippy::too_many_arguments)]
 
+use super::math;
 use crate::ir::UnaryOp;
 
 mod matmul;
@@ -309,6 +310,32 @@ extern "C" fn gradc_softmax(
     out: i64,
     log: i64,
 ) {
+    let args = (x, rs, cs, rows, cols, axis, out, log);
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the host has FMA; the data contract is the generated code's.
+        unsafe { softmax_fma(args) };
+        return;
+    }
+    softmax_with(args, math::exp_scalar::<false>);
+}
+
+/// [`softmax_with`] compiled with fused multiply-adds.
+///
+/// # Safety
+/// The host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_fma(args: SoftmaxArgs) {
+    softmax_with(args, math::exp_scalar::<true>);
+}
+
+/// The arguments of [`gradc_softmax`].
+type SoftmaxArgs = (i64, i64, i64, i64, i64, i64, i64, i64);
+
+#[inline(always)]
+fn softmax_with(args: SoftmaxArgs, exp: impl Fn(f64) -> f64) {
+    let (x, rs, cs, rows, cols, axis, out, log) = args;
     let (rows, cols) = (rows as usize, cols as usize);
     // SAFETY: the output holds rows × cols elements.
     let out = unsafe { slice_mut::<f64>(out, rows * cols) };
@@ -330,9 +357,9 @@ extern "C" fn gradc_softmax(
             let o = line * line_o + e * step_o;
             if log != 0 {
                 out[o] = shifted;
-                sum += shifted.exp();
+                sum += exp(shifted);
             } else {
-                let y = shifted.exp();
+                let y = exp(shifted);
                 out[o] = y;
                 sum += y;
             }
@@ -343,17 +370,53 @@ extern "C" fn gradc_softmax(
                 out[line * line_o + e * step_o] -= log_sum;
             }
         } else {
+            let inverse = 1.0 / sum;
             for e in 0..len {
-                out[line * line_o + e * step_o] /= sum;
+                out[line * line_o + e * step_o] *= inverse;
             }
         }
     }
+}
+
+/// Whether the host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+fn has_fma() -> bool {
+    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FMA.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
 }
 
 /// `log(sum(exp(x)))` of a strided `[rows, cols]` array over the axes in the mask
 /// `axes` (bit 0 rows, bit 1 cols), into a dense output of the remaining axis (or one
 /// element).
 extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, axes: i64, out: i64) {
+    let args = (x, rs, cs, rows, cols, axes, out);
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the host has FMA; the data contract is the generated code's.
+        unsafe { logsumexp_fma(args) };
+        return;
+    }
+    logsumexp_with(args, math::exp_scalar::<false>);
+}
+
+/// [`logsumexp_with`] compiled with fused multiply-adds.
+///
+/// # Safety
+/// The host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn logsumexp_fma(args: LogsumexpArgs) {
+    logsumexp_with(args, math::exp_scalar::<true>);
+}
+
+/// The arguments of [`gradc_logsumexp`].
+type LogsumexpArgs = (i64, i64, i64, i64, i64, i64, i64);
+
+#[inline(always)]
+fn logsumexp_with(args: LogsumexpArgs, exp: impl Fn(f64) -> f64) {
+    let (x, rs, cs, rows, cols, axes, out) = args;
     let (rows, cols) = (rows as usize, cols as usize);
     let element = |i: usize, j: usize| {
         // SAFETY: i < rows, j < cols.
@@ -364,7 +427,7 @@ extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, ax
         if shift.is_infinite() {
             shift = 0.0;
         }
-        let sum: f64 = again.map(|e| (e - shift).exp()).sum();
+        let sum: f64 = again.map(|e| exp(e - shift)).sum();
         shift + sum.ln()
     };
     match axes & 0b11 {

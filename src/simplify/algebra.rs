@@ -94,9 +94,10 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("pow-half",           |rw, op| match *op { Op::Binary(Pow, x, y) if rw.is_const(y, 0.5) => Some(rw.unary(Sqrt, x)), _ => None }),
     // square(-x) → square(x)
     ("square-neg",         |rw, op| match *op { Op::Unary(Square, x) => { let x = negated(rw, x)?; Some(rw.unary(Square, x)) } _ => None }),
-    // exp(log_softmax(x, k)) → softmax(x, k)
     // log1p(exp(x)) → softplus(x)  (one function instead of two, and no overflow for x > 709)
     ("log1p-exp",          |rw, op| match *op { Op::Unary(Log1p, x) => match *rw.op(x) { Op::Unary(Exp, z) => Some(rw.unary(Softplus, z)), _ => None }, _ => None }),
+    // exp(log_softmax(x, k)) → softmax(x, k)  (for reading; the JIT turns it back when the
+    // log-softmax is computed anyway)
     ("exp-log-softmax",    |rw, op| match *op { Op::Unary(Exp, x) => match *rw.op(x) { Op::LogSoftmax(z, axis) => Some(rw.emit(Op::Softmax(z, axis))), _ => None }, _ => None }),
     // f(broadcast(x)) → broadcast(f(x))  (computes f on fewer elements)
     ("unary-broadcast",    |rw, op| match *op { Op::Unary(u, b) => match *rw.op(b) { Op::Broadcast(x, ref s) => { let s = s.clone(); let fx = rw.unary(u, x); Some(rw.broadcast(fx, &s)) } _ => None }, _ => None }),

@@ -525,16 +525,33 @@ unsafe fn pack_a(mc: usize, kc: usize, a: Operand, out: &mut [f64]) {
 /// The block is inside `b`; `out` holds `nc` rounded up to `NR`, times `kc`.
 #[inline(always)]
 unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
+    if b.cs == 1 {
+        // Row-major: a few panels at a time, row by row, so each step reads a stretch
+        // of a row (rows may be pages apart) and writes a few streams.
+        for g0 in (0..nc).step_by(PACK_UNIT_COLS) {
+            let group = PACK_UNIT_COLS.min(nc - g0);
+            let full = group / NR * NR;
+            for p in 0..kc {
+                // SAFETY: row p holds `group` elements from column g0.
+                let row = unsafe { std::slice::from_raw_parts(b.at(p, g0).ptr, group) };
+                for jj in (0..full).step_by(NR) {
+                    let at = (g0 + jj) * kc + p * NR;
+                    out[at..at + NR].copy_from_slice(&row[jj..jj + NR]);
+                }
+                if full < group {
+                    let at = (g0 + full) * kc + p * NR;
+                    let tail = &mut out[at..at + NR];
+                    tail[..group - full].copy_from_slice(&row[full..]);
+                    tail[group - full..].fill(0.0);
+                }
+            }
+        }
+        return;
+    }
     for (panel, j0) in (0..nc).step_by(NR).enumerate() {
         let cols = NR.min(nc - j0);
         let out = &mut out[panel * NR * kc..(panel + 1) * NR * kc];
-        if cols == NR && b.cs == 1 {
-            for p in 0..kc {
-                // SAFETY: row p holds NR elements from column j0.
-                let row = unsafe { std::slice::from_raw_parts(b.at(p, j0).ptr, NR) };
-                out[p * NR..(p + 1) * NR].copy_from_slice(row);
-            }
-        } else if cols == NR && b.rs == 1 {
+        if cols == NR && b.rs == 1 {
             // Transposed: read each column contiguously.
             for jj in 0..NR {
                 // SAFETY: column j0 + jj holds kc elements from row 0.
