@@ -30,8 +30,8 @@ mod translate;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use std::sync::OnceLock;
 
@@ -144,35 +144,83 @@ pub fn compile(func: &Function) -> Result<Kernel, JitError> {
     compile_inner(func, false).map(|(kernel, _)| kernel)
 }
 
-/// Compiles two functions, on two threads when a second core is free (the larger
-/// first, by instruction count).
+/// Compiles two functions, sharing the work between two threads when a second core is
+/// free: both are translated at once, then their Cranelift functions (loop nests and
+/// entries, the largest first) are compiled by whichever thread is free.
 pub fn compile_pair(
     a: &Function,
     b: &Function,
 ) -> (Result<Kernel, JitError>, Result<Kernel, JitError>) {
-    let jobs = if a.insts.len() >= b.insts.len() {
-        [a, b]
-    } else {
-        [b, a]
-    };
-    let results: [std::sync::Mutex<Option<Result<Kernel, JitError>>>; 2] = Default::default();
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sources = [a, b];
+    let translated: [Mutex<Option<Result<Translated, JitError>>>; 2] = Default::default();
+    let next = AtomicUsize::new(0);
     helper::run_on_two_threads(&|| {
-        while let job @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
-            let kernel = compile(jobs[job]);
-            *results[job].lock().unwrap_or_else(|e| e.into_inner()) = Some(kernel);
+        while let k @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
+            *lock(&translated[k]) = Some(translate_kernel(sources[k], false));
         }
     });
-    let [first, second] = results.map(|slot| {
+    let [a, b] = translated.map(|slot| {
         slot.into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .unwrap_or_else(|| Err(JitError::Codegen("the JIT thread panicked".into())))
     });
-    if std::ptr::eq(jobs[0], a) {
-        (first, second)
-    } else {
-        (second, first)
+    let (mut a, mut b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            return (
+                a.and_then(compile_translated),
+                b.and_then(compile_translated),
+            )
+        }
+    };
+    // Every function of both kernels, largest first.
+    let mut jobs: Vec<(usize, usize, usize)> = [&a, &b]
+        .iter()
+        .enumerate()
+        .flat_map(|(k, t)| {
+            t.functions
+                .iter()
+                .enumerate()
+                .map(move |(f, (_, func))| (func.dfg.num_insts(), k, f))
+        })
+        .collect();
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.0));
+    let slots: Vec<Mutex<Option<Result<MachineCode, JitError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let functions = [&a.functions, &b.functions];
+    helper::run_on_two_threads(&|| loop {
+        let j = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&(_, k, f)) = jobs.get(j) else {
+            return;
+        };
+        let (id, func) = &functions[k][f];
+        *lock(&slots[j]) = Some(compile_function(*id, func));
+    });
+    let mut code: [Vec<MachineCode>; 2] = Default::default();
+    let mut failed: [Option<JitError>; 2] = Default::default();
+    for (&(_, k, _), slot) in jobs.iter().zip(slots) {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(machine)) => code[k].push(machine),
+            Some(Err(e)) => failed[k] = Some(e),
+            None => failed[k] = Some(JitError::Codegen("the JIT thread panicked".into())),
+        }
     }
+    let [code_a, code_b] = code;
+    let [failed_a, failed_b] = failed;
+    let a = match failed_a {
+        Some(e) => Err(e),
+        None => finish_kernel(&mut a, code_a),
+    };
+    let b = match failed_b {
+        Some(e) => Err(e),
+        None => finish_kernel(&mut b, code_b),
+    };
+    (a, b)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The Cranelift IR of `func`, as compiled by [`compile`] (deterministic text).
@@ -212,30 +260,62 @@ fn name_table_addresses(text: &str) -> String {
 }
 
 fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<String>), JitError> {
+    let mut translated = translate_kernel(func, want_clif)?;
+    let clif = translated.clif.take();
+    Ok((compile_translated(translated)?, clif))
+}
+
+/// A kernel translated to Cranelift IR: its module (every function declared), the
+/// functions still to compile, and what the [`Kernel`] needs to know.
+struct Translated {
+    module: JITModule,
+    /// Loop nests, then the entry.
+    functions: Vec<(FuncId, cranelift::codegen::ir::Function)>,
+    entry: FuncId,
+    /// The kernel, but for its code (`entry` is a placeholder until finished).
+    kernel: Kernel,
+    clif: Option<String>,
+}
+
+/// Machine code of one function, ready to be defined in its module.
+struct MachineCode {
+    id: FuncId,
+    alignment: u64,
+    bytes: Vec<u8>,
+    relocs: Vec<ModuleReloc>,
+}
+
+/// Plans `func` and translates it into a fresh module that knows the runtime symbols:
+/// first the loop nests, as range functions (so they can run split across threads),
+/// then the entry function that calls them.
+fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitError> {
     check_supported(func)?;
     let reshaped = softmax_from_log_softmax(func);
     let func = reshaped.as_ref().unwrap_or(func);
-
-    // 1. Plan: fusion groups, storage, buffers.
     let plan = plan::plan(func);
 
-    // 2. Translate into a fresh module that knows the runtime symbols: first the loop
-    //    nests compiled apart as range functions (so they can run split across
-    //    threads), each defined (compiled) right away, then the entry function.
     let mut module = new_module()?;
     let imports = declare_runtime(&mut module)?;
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut clif = want_clif.then(String::new);
     let mut range_fns = HashMap::new();
-    // Nests of the same shape translate to the same text: one compiled copy serves all.
-    let mut compiled_nests: HashMap<String, FuncId> = HashMap::new();
+    let mut functions = Vec::new();
+    // Nests of the same shape translate to the same function: one compiled copy serves
+    // all (compared as Cranelift data, found by a hash of it).
+    let mut nests: HashMap<u64, Vec<usize>> = HashMap::new();
     for g in translate::range_groups(&plan) {
         ctx.func.signature = range_signature(&module);
         let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
         translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
-        let text = ctx.func.display().to_string();
-        if let Some(&id) = compiled_nests.get(&text) {
+        let key = nest_hash(&ctx.func);
+        let same = nests.get(&key).and_then(|candidates| {
+            candidates.iter().find_map(|&i| {
+                let (id, nest): &(FuncId, cranelift::codegen::ir::Function) = &functions[i];
+                (nest.stencil == ctx.func.stencil && nest.params == ctx.func.params).then_some(*id)
+            })
+        });
+        if let Some(id) = same {
             module.clear_context(&mut ctx);
             range_fns.insert(g, id);
             continue;
@@ -249,12 +329,15 @@ fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<Str
                 &ctx.func.signature,
             )
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        define_with(&mut module, id, &mut ctx, &**host()?)?;
-        module.clear_context(&mut ctx);
         if let Some(clif) = clif.as_mut() {
-            clif.push_str(&text);
+            clif.push_str(&ctx.func.display().to_string());
         }
-        compiled_nests.insert(text, id);
+        nests.entry(key).or_default().push(functions.len());
+        functions.push((
+            id,
+            std::mem::replace(&mut ctx.func, cranelift::codegen::ir::Function::new()),
+        ));
+        module.clear_context(&mut ctx);
         range_fns.insert(g, id);
     }
     ctx.func.signature = entry_signature(&module);
@@ -263,29 +346,17 @@ fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<Str
     if let Some(text) = clif.as_mut() {
         text.push_str(&ctx.func.display().to_string());
     }
-
-    // 3. Declare the entry function.
-    let id = module
+    let entry = module
         .declare_function("entry", Linkage::Local, &ctx.func.signature.clone())
         .map_err(|e| JitError::Codegen(e.to_string()))?;
-
-    // 4. Define: Cranelift compiles it.
-    define_with(&mut module, id, &mut ctx, &**host()?)?;
-    module.clear_context(&mut ctx);
-
-    // 5. Finalize: relocate and make executable.
-    module
-        .finalize_definitions()
-        .map_err(|e| JitError::Codegen(e.to_string()))?;
-    let address = module.get_finalized_function(id);
-    // SAFETY: the function was built with `entry_signature`, the C ABI of `EntryFn`.
-    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(address) };
+    functions.push((
+        entry,
+        std::mem::replace(&mut ctx.func, cranelift::codegen::ir::Function::new()),
+    ));
 
     let kernel = Kernel {
-        entry,
-        _code: Arc::new(Code {
-            module: Some(module),
-        }),
+        entry: placeholder_entry,
+        _code: Arc::new(Code { module: None }),
         id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
         n_dims: func.dims.len(),
         args: func
@@ -310,7 +381,140 @@ fn compile_inner(func: &Function, want_clif: bool) -> Result<(Kernel, Option<Str
             })
             .collect(),
     };
-    Ok((kernel, clif))
+    Ok(Translated {
+        module,
+        functions,
+        entry,
+        kernel,
+        clif,
+    })
+}
+
+/// Stands in for the entry of a kernel until its code exists; never called.
+extern "C" fn placeholder_entry(
+    _: *const i64,
+    _: *const *const u8,
+    _: *const *mut f64,
+    _: *mut u8,
+    _: *const i64,
+) {
+}
+
+/// Compiles one translated function to machine code (no module needed, so any thread
+/// can do it).
+fn compile_function(
+    id: FuncId,
+    func: &cranelift::codegen::ir::Function,
+) -> Result<MachineCode, JitError> {
+    let mut ctx = cranelift::codegen::Context::for_function(func.clone());
+    ctx.compile(&**host()?, &mut Default::default())
+        .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
+    let code = ctx
+        .compiled_code()
+        .expect("compiler bug: compiled code missing after compile");
+    let alignment = code.buffer.alignment as u64;
+    let bytes = code.code_buffer().to_vec();
+    let relocs = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
+        .collect();
+    Ok(MachineCode {
+        id,
+        alignment,
+        bytes,
+        relocs,
+    })
+}
+
+/// Compiles every function of a translated kernel on this thread and finishes it.
+fn compile_translated(mut translated: Translated) -> Result<Kernel, JitError> {
+    let code = translated
+        .functions
+        .iter()
+        .map(|(id, func)| compile_function(*id, func))
+        .collect::<Result<Vec<_>, _>>()?;
+    finish_kernel(&mut translated, code)
+}
+
+/// Defines the machine code in the kernel's module, relocates it, makes it executable
+/// and returns the kernel.
+fn finish_kernel(translated: &mut Translated, code: Vec<MachineCode>) -> Result<Kernel, JitError> {
+    let mut module = std::mem::replace(&mut translated.module, new_module()?);
+    for machine in &code {
+        module
+            .define_function_bytes(
+                machine.id,
+                machine.alignment,
+                &machine.bytes,
+                &machine.relocs,
+            )
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    let address = module.get_finalized_function(translated.entry);
+    // SAFETY: the function was built with `entry_signature`, the C ABI of `EntryFn`.
+    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(address) };
+    Ok(Kernel {
+        entry,
+        _code: Arc::new(Code {
+            module: Some(module),
+        }),
+        ..translated.kernel.clone()
+    })
+}
+
+/// A hash of what makes two translated functions the same code: the body and the
+/// external names it calls.
+fn nest_hash(func: &cranelift::codegen::ir::Function) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = FastHasher(0);
+    func.stencil.hash(&mut hasher);
+    for (_, name) in func.params.user_named_funcs().iter() {
+        name.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// A multiply-rotate hash (as rustc's `FxHasher`): a function body is tens of kilobytes
+/// of small integers, which SipHash digests several times slower, and nothing here needs
+/// resistance to chosen inputs (equal hashes are compared in full).
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.write_u64(word);
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// `softmax(x, k)` as `exp(l)` where the function already computes `l =
@@ -428,32 +632,6 @@ fn new_module() -> Result<JITModule, JitError> {
         builder.symbol(symbol.name, symbol.address);
     }
     Ok(JITModule::new(builder))
-}
-
-/// Compiles the function in `ctx` with `isa` and defines it as `id` in `module`.
-fn define_with(
-    module: &mut JITModule,
-    id: FuncId,
-    ctx: &mut cranelift::codegen::Context,
-    isa: &dyn cranelift::codegen::isa::TargetIsa,
-) -> Result<(), JitError> {
-    let alignment = ctx
-        .compile(isa, &mut Default::default())
-        .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?
-        .buffer
-        .alignment as u64;
-    let code = ctx
-        .compiled_code()
-        .expect("compiler bug: compiled code missing after compile");
-    let relocs: Vec<ModuleReloc> = code
-        .buffer
-        .relocs()
-        .iter()
-        .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
-        .collect();
-    module
-        .define_function_bytes(id, alignment, code.code_buffer(), &relocs)
-        .map_err(|e| JitError::Codegen(e.to_string()))
 }
 
 /// Declares every runtime symbol as an import.

@@ -8,8 +8,8 @@
 //! on are exact). Every further round is a hash-consing rebuild ([`cse`]) in which every instruction goes
 //! through a smart constructor that first tries constant folding ([`fold`]) and the
 //! named algebraic rules ([`algebra`]), then reuses an identical existing instruction;
-//! dead code is then dropped ([`dce`]). Rounds repeat until the printed IR no longer
-//! changes. Every rule is directional and never makes the code bigger or slower, so the
+//! dead code is then dropped ([`dce`]). Rounds repeat until the instructions no longer
+//! change. Every rule is directional and never makes the code bigger or slower, so the
 //! rounds terminate (a round cap guards against a rule cycle, which would be a bug).
 //!
 //! Value semantics are kept exactly except where a rule says otherwise: `x * 0 → 0`
@@ -21,7 +21,7 @@ mod cse;
 mod dce;
 mod fold;
 
-use crate::ir::{print_function, Function};
+use crate::ir::{print_function, Function, Op};
 
 /// The most rounds the fixpoint may take; one or two are the rule.
 const MAX_ROUNDS: usize = 16;
@@ -30,18 +30,29 @@ const MAX_ROUNDS: usize = 16;
 pub fn simplify(func: &Function) -> Function {
     let mut current = dce::dce(&cse::rebuild(func, false));
     check(&current, "common subexpression elimination");
-    let mut current_text = print_function(&current);
     for _ in 0..MAX_ROUNDS {
         let next = dce::dce(&cse::rebuild(&current, true));
         check(&next, "a simplification round");
-        let next_text = print_function(&next);
-        if next_text == current_text {
+        if same_instructions(&next, &current) {
             return next;
         }
         current = next;
-        current_text = next_text;
     }
     current
+}
+
+/// Whether two rounds left the same instructions (constants compared by their bits, so
+/// that a NaN constant equals itself).
+fn same_instructions(a: &Function, b: &Function) -> bool {
+    a.results == b.results
+        && a.insts.len() == b.insts.len()
+        && a.insts.iter().zip(&b.insts).all(|(x, y)| {
+            x.ty == y.ty
+                && match (&x.op, &y.op) {
+                    (Op::Const(p), Op::Const(q)) => p.to_bits() == q.to_bits(),
+                    (p, q) => p == q,
+                }
+        })
 }
 
 /// The names of the algebraic rules, in the order they are tried (each has a test in
