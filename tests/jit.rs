@@ -167,6 +167,29 @@ fn scalar_neuron_agrees() {
 }
 
 #[test]
+fn long_scalar_trig_chains_agree() {
+    // More transcendentals than are inlined: libm calls, with each sine and the cosine
+    // of the same argument (from the gradient) computed by one `sincos` call.
+    let mut source = String::from("input x\n");
+    let mut chain = String::from("x");
+    for k in 1..=24 {
+        source.push_str(&format!("param p{k}\n"));
+        chain = format!("sin(p{k} * {chain} + x)");
+    }
+    source.push_str(&format!("loss = cos(x) * {chain}\n"));
+    check_source("trig chain", &source);
+    let compiled = gradc::driver::compile(&source).expect("compiles");
+    let clif = gradc::jit::clif_text(&compiled.grad).expect("compiles to native code");
+    // The runtime symbols are imported in a fixed order; count the calls of the grad
+    // entry to one imported function (sincos) rather than the 48 of sin and cos.
+    let calls = clif.matches(" = call fn").count() + clif.matches("    call fn").count();
+    assert!(
+        calls <= 30,
+        "expected about 25 sincos calls, found {calls} calls:\n{clif}"
+    );
+}
+
+#[test]
 fn fused_chain_agrees() {
     check_source(
         "fused",

@@ -657,6 +657,10 @@ fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncI
                 sig.params.push(AbiParam::new(types::I64));
                 sig.params.push(AbiParam::new(types::F64));
             }
+            runtime::SymbolShape::SinCos => {
+                sig.params.push(AbiParam::new(types::F64));
+                sig.params.push(AbiParam::new(types::I64));
+            }
         }
         let id = module
             .declare_function(symbol.name, Linkage::Import, &sig)

@@ -36,6 +36,8 @@ pub(crate) enum SymbolShape {
     Math2,
     /// `fn(i64, i64, f64)`: a fill.
     Fill,
+    /// `fn(f64, i64)`: sine and cosine written to two `f64`s at the address.
+    SinCos,
 }
 
 /// Every symbol compiled code may import.
@@ -60,6 +62,7 @@ pub(crate) fn symbols() -> Vec<Symbol> {
         sym!(gradc_sigmoid, Math1),
         sym!(gradc_softplus, Math1),
         sym!(gradc_pow, Math2),
+        sym!(gradc_sincos, SinCos),
         sym!(gradc_fill, Fill),
         sym!(gradc_matmul, Ints(12)),
         sym!(gradc_gather, Ints(7)),
@@ -105,6 +108,26 @@ extern "C" fn gradc_sin(x: f64) -> f64 {
 }
 extern "C" fn gradc_cos(x: f64) -> f64 {
     x.cos()
+}
+/// `out[0] = sin(x)`, `out[1] = cos(x)`: one argument reduction for both (glibc's
+/// `sincos`, which gives the same results as `sin` and `cos`).
+extern "C" fn gradc_sincos(x: f64, out: i64) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let (sin, cos) = {
+        extern "C" {
+            fn sincos(x: f64, sin: *mut f64, cos: *mut f64);
+        }
+        let (mut sin, mut cos) = (0.0, 0.0);
+        // SAFETY: glibc's sincos writes the two locals.
+        unsafe { sincos(x, &mut sin, &mut cos) };
+        (sin, cos)
+    };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let (sin, cos) = (x.sin(), x.cos());
+    // SAFETY: generated code passes a 16-byte stack slot.
+    let out = unsafe { slice_mut::<f64>(out, 2) };
+    out[0] = sin;
+    out[1] = cos;
 }
 extern "C" fn gradc_tanh(x: f64) -> f64 {
     x.tanh()

@@ -58,8 +58,15 @@ pub(crate) fn translate(
             _ => false,
         })
         .count();
+    let call_scalar_math = scalar_math > MAX_INLINE_SCALAR_MATH;
+    let trig_partners = if call_scalar_math {
+        trig_partners(func, plan)
+    } else {
+        HashMap::new()
+    };
     let mut t = Translator {
-        call_scalar_math: scalar_math > MAX_INLINE_SCALAR_MATH,
+        call_scalar_math,
+        trig_partners,
         math_options,
         func,
         plan,
@@ -152,6 +159,7 @@ pub(crate) fn translate_range_fn(
         params: [None; 5],
         dims: Vec::new(),
         scalars: vec![None; func.len()],
+        trig_partners: HashMap::new(),
     };
     let range = t.emit_range_entry(g);
     t.emit_nest(g, Some(range));
@@ -204,6 +212,35 @@ enum Param {
     Offsets = 4,
 }
 
+/// Pairs of straight-line scalar `sin(x)` and `cos(x)` of the same argument, each
+/// mapped to the other.
+fn trig_partners(func: &Function, plan: &Plan) -> HashMap<Value, Value> {
+    let mut first: HashMap<(Value, UnaryOp), Value> = HashMap::new();
+    let mut partners = HashMap::new();
+    for item in &plan.items {
+        let Item::Scalar(v) = *item else { continue };
+        let Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos), x) = *func.op(v) else {
+            continue;
+        };
+        let x = plan.resolve(x);
+        let other = if u == UnaryOp::Sin {
+            UnaryOp::Cos
+        } else {
+            UnaryOp::Sin
+        };
+        match first.get(&(x, other)) {
+            Some(&w) if !partners.contains_key(&w) => {
+                partners.insert(v, w);
+                partners.insert(w, v);
+            }
+            _ => {
+                first.entry((x, u)).or_insert(v);
+            }
+        }
+    }
+    partners
+}
+
 struct Translator<'a, 'b> {
     /// Whether one-lane transcendentals call libm rather than being inlined.
     call_scalar_math: bool,
@@ -223,6 +260,9 @@ struct Translator<'a, 'b> {
     dims: Vec<ClifValue>,
     /// The register holding each scalar value, once computed.
     scalars: Vec<Option<ClifValue>>,
+    /// Scalar sines and cosines of the same argument, each to the other: with libm calls
+    /// one `sincos` call computes both.
+    trig_partners: HashMap<Value, Value>,
 }
 
 /// One strided operand of a loop nest.
@@ -478,6 +518,31 @@ impl<'a, 'b> Translator<'a, 'b> {
     // ----- straight-line scalar code -----
 
     fn emit_scalar(&mut self, v: Value) {
+        if self.scalars[v.index()].is_some() {
+            // Computed with its sine or cosine partner.
+            return;
+        }
+        if let (Some(&partner), Op::Unary(u, x)) = (self.trig_partners.get(&v), self.func.op(v)) {
+            let (u, x) = (*u, *x);
+            let arg = self.scalar(x);
+            let out = self.bcx.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                16,
+                3,
+            ));
+            let addr = self.bcx.ins().stack_addr(types::I64, out, 0);
+            self.call("gradc_sincos", &[arg, addr]);
+            let sin = self.bcx.ins().load(types::F64, scalar_flags(), addr, 0);
+            let cos = self.bcx.ins().load(types::F64, scalar_flags(), addr, 8);
+            let (mine, theirs) = if u == UnaryOp::Sin {
+                (sin, cos)
+            } else {
+                (cos, sin)
+            };
+            self.scalars[v.index()] = Some(mine);
+            self.scalars[partner.index()] = Some(theirs);
+            return;
+        }
         let op = &self.func.op(v).clone();
         let inputs: Vec<ClifValue> = op.operands().iter().map(|&u| self.scalar(u)).collect();
         let value = self.lower_elementwise(op, &inputs, 1);
