@@ -132,3 +132,16 @@ fn masks_and_matrix_products_split_and_agree() {
         &[120_000, 3],
     );
 }
+
+#[test]
+fn big_softmaxes_along_both_axes_split_and_agree() {
+    // Above the size at which softmax lines are shared with the helper thread; the
+    // rows (axis 1) take the four-lane exponential path, the columns the strided one.
+    check(
+        "softmax",
+        "input x: [M, N]\ninput labels: int[M]\nparam w: [N]\n\
+         let z = x * w\n\
+         loss = -mean(pick(log_softmax(z, 1), labels)) + sum(softmax(z, 0) * x) + sum(logsumexp(z, 1))\n",
+        &[211, 157],
+    );
+}

@@ -1338,9 +1338,147 @@ pub(crate) fn exp_scalar<const FMA: bool>(x: f64) -> f64 {
     mul_add(scale1, tmp, scale1) * scale2
 }
 
+/// `e^x` of four lanes by the algorithm of [`exp_scalar`] (the same bits as
+/// `exp_scalar::<true>` in every lane).
+///
+/// # Safety
+/// The host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn exp_avx2(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let splat = |c: f64| _mm256_set1_pd(c);
+    // min/max return their second operand when either is NaN: x stays NaN.
+    let x = _mm256_min_pd(splat(EXP_MAX_ARG), x);
+    let x = _mm256_max_pd(splat(EXP_MIN_ARG), x);
+    let magic = splat(ROUND_MAGIC);
+    let t = _mm256_fmadd_pd(x, splat(EXP_INV_LN2_N), magic);
+    let neg_kd = _mm256_sub_pd(magic, t);
+    let r_hi = _mm256_fmadd_pd(neg_kd, splat(EXP_LN2_HI_N), x);
+    let r = _mm256_fmadd_pd(neg_kd, splat(EXP_LN2_LO_N), r_hi);
+    let t_bits = _mm256_castpd_si256(t);
+    let mut j = [0u64; 4];
+    _mm256_storeu_si256(
+        j.as_mut_ptr().cast(),
+        _mm256_and_si256(t_bits, _mm256_set1_epi64x((1 << EXP_TABLE_BITS) - 1)),
+    );
+    let entry = |lane: usize| EXP_TABLE.0[j[lane] as usize];
+    let (e0, e1, e2, e3) = (entry(0), entry(1), entry(2), entry(3));
+    let tail = _mm256_castsi256_pd(_mm256_setr_epi64x(
+        e0[0] as i64,
+        e1[0] as i64,
+        e2[0] as i64,
+        e3[0] as i64,
+    ));
+    let s_bits = _mm256_setr_epi64x(e0[1] as i64, e1[1] as i64, e2[1] as i64, e3[1] as i64);
+    let r2 = _mm256_mul_pd(r, r);
+    let p23 = _mm256_fmadd_pd(splat(EXP_C3), r, splat(EXP_C2));
+    let p45 = _mm256_fmadd_pd(splat(EXP_C5), r, splat(EXP_C4));
+    let p25 = _mm256_fmadd_pd(p45, r2, p23);
+    let tmp = _mm256_fmadd_pd(p25, r2, _mm256_add_pd(tail, r));
+    let k1_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 + 1 }>(t_bits);
+    let k_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 }>(t_bits);
+    let k2_bits = _mm256_sub_epi64(k_bits, k1_bits);
+    let scale1 = _mm256_castsi256_pd(_mm256_add_epi64(s_bits, _mm256_slli_epi64::<52>(k1_bits)));
+    let scale2 = _mm256_castsi256_pd(_mm256_add_epi64(
+        _mm256_slli_epi64::<52>(k2_bits),
+        _mm256_set1_epi64x(ONE_BITS),
+    ));
+    _mm256_mul_pd(_mm256_fmadd_pd(scale1, tmp, scale1), scale2)
+}
+
+/// Replaces every element of `row` by its exponential (or, with `keep`, leaves it) and
+/// returns the sum of the exponentials.
+///
+/// # Safety
+/// The host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn exp_sum_avx2(row: &mut [f64], keep: bool) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = _mm256_setzero_pd();
+    let mut chunks = row.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds four elements; the host has AVX2 and FMA.
+        unsafe {
+            let e = exp_avx2(_mm256_loadu_pd(chunk.as_ptr()));
+            if !keep {
+                _mm256_storeu_pd(chunk.as_mut_ptr(), e);
+            }
+            acc = _mm256_add_pd(acc, e);
+        }
+    }
+    let mut lanes = [0.0; 4];
+    // SAFETY: four lanes.
+    unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), acc) };
+    let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for v in chunks.into_remainder() {
+        let e = exp_scalar::<true>(*v);
+        if !keep {
+            *v = e;
+        }
+        sum += e;
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_four_lane_exp_gives_the_bits_of_the_scalar_one() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut points: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            709.79,
+            710.0,
+            -745.2,
+            -746.0,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e-310,
+            -708.5,
+            3.0,
+        ];
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            points.push(-760.0 + 1480.0 * ((state >> 11) as f64 / (1u64 << 53) as f64));
+        }
+        while points.len() % 4 != 0 {
+            points.push(1.0);
+        }
+        let mut row = points.clone();
+        // SAFETY: the host has AVX2 and FMA (checked above).
+        let sum = unsafe { exp_sum_avx2(&mut row, false) };
+        let mut expected_sum = 0.0;
+        for (&x, &got) in points.iter().zip(&row) {
+            let want = exp_scalar::<true>(x);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "exp({x:e}): {got:e} vs {want:e}"
+            );
+            expected_sum += want;
+        }
+        assert!(
+            sum.is_nan() && expected_sum.is_nan()
+                || sum == expected_sum
+                || (sum - expected_sum).abs() <= 1e-12 * expected_sum.abs()
+        );
+    }
 
     fn ulps(a: f64, b: f64) -> f64 {
         if a == b || (a.is_nan() && b.is_nan()) {

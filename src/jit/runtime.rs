@@ -333,69 +333,142 @@ extern "C" fn gradc_softmax(
     out: i64,
     log: i64,
 ) {
-    let args = (x, rs, cs, rows, cols, axis, out, log);
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: the host has FMA; the data contract is the generated code's.
-        unsafe { softmax_fma(args) };
-        return;
-    }
-    softmax_with(args, math::exp_scalar::<false>);
-}
-
-/// [`softmax_with`] compiled with fused multiply-adds.
-///
-/// # Safety
-/// The host has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_fma(args: SoftmaxArgs) {
-    softmax_with(args, math::exp_scalar::<true>);
-}
-
-/// The arguments of [`gradc_softmax`].
-type SoftmaxArgs = (i64, i64, i64, i64, i64, i64, i64, i64);
-
-#[inline(always)]
-fn softmax_with(args: SoftmaxArgs, exp: impl Fn(f64) -> f64) {
-    let (x, rs, cs, rows, cols, axis, out, log) = args;
     let (rows, cols) = (rows as usize, cols as usize);
-    // SAFETY: the output holds rows × cols elements.
-    let out = unsafe { slice_mut::<f64>(out, rows * cols) };
     // Lines along the axis: (number of lines, line length, line step, element step).
     let (lines, len, line_x, step_x, line_o, step_o) = if axis == 1 {
         (rows, cols, rs as isize, cs as isize, cols, 1)
     } else {
         (cols, rows, cs as isize, rs as isize, 1, cols)
     };
-    for line in 0..lines {
-        let base = line as isize * line_x;
+    let line = Line {
+        x,
+        len,
+        line_x,
+        step_x,
+        out: out as *mut f64,
+        line_o,
+        step_o,
+        log: log != 0,
+    };
+    // Lines are independent: big arrays are shared with the helper thread, in chunks
+    // of lines claimed in turn (each line is computed the same way by either thread).
+    if lines * len < SOFTMAX_PARALLEL_ELEMENTS || lines < 2 || super::helper::threads() < 2 {
+        softmax_lines(&line, 0, lines);
+        return;
+    }
+    let chunk = lines.div_ceil(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    super::helper::run_on_two_threads(&|| loop {
+        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if c * chunk >= lines {
+            return;
+        }
+        softmax_lines(&line, c * chunk, ((c + 1) * chunk).min(lines));
+    });
+}
+
+/// Softmax arrays at least this big are shared with the helper thread.
+const SOFTMAX_PARALLEL_ELEMENTS: usize = 1 << 14;
+
+/// The lines of one softmax call (see [`gradc_softmax`]).
+struct Line {
+    x: i64,
+    len: usize,
+    line_x: isize,
+    step_x: isize,
+    out: *mut f64,
+    line_o: usize,
+    step_o: usize,
+    log: bool,
+}
+
+// SAFETY: the pointers are valid for the call, and different lines write different
+// output elements.
+unsafe impl Sync for Line {}
+
+/// Lines `lo..hi` of a softmax.
+fn softmax_lines(line: &Line, lo: usize, hi: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the host has AVX2 and FMA.
+        unsafe { softmax_lines_fma(line, lo, hi) };
+        return;
+    }
+    softmax_lines_with(line, lo, hi, math::exp_scalar::<false>, |row, keep| {
+        let mut sum = 0.0;
+        for v in row {
+            let e = math::exp_scalar::<false>(*v);
+            if !keep {
+                *v = e;
+            }
+            sum += e;
+        }
+        sum
+    });
+}
+
+/// [`softmax_lines_with`] compiled with fused multiply-adds and four-lane exponentials.
+///
+/// # Safety
+/// The host has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_lines_fma(line: &Line, lo: usize, hi: usize) {
+    softmax_lines_with(line, lo, hi, math::exp_scalar::<true>, |row, keep| {
+        // SAFETY: the host has AVX2 and FMA (this function's contract).
+        unsafe { math::exp_sum_avx2(row, keep) }
+    });
+}
+
+/// Softmax (or log-softmax) of lines `lo..hi`: `exp` for one element, and `exp_sum`
+/// for a contiguous row (replacing it by its exponentials unless told to keep it, and
+/// returning their sum).
+#[inline(always)]
+fn softmax_lines_with(
+    line: &Line,
+    lo: usize,
+    hi: usize,
+    exp: impl Fn(f64) -> f64,
+    exp_sum: impl Fn(&mut [f64], bool) -> f64,
+) {
+    let len = line.len;
+    for l in lo..hi {
+        let base = l as isize * line.line_x;
         // SAFETY (all `at` calls): e < len stays inside the strided input.
         let max = (0..len).fold(f64::NEG_INFINITY, |m, e| {
-            nan_max(m, unsafe { at(x, base + e as isize * step_x) })
+            nan_max(m, unsafe { at(line.x, base + e as isize * line.step_x) })
         });
+        let out_at = |e: usize| l * line.line_o + e * line.step_o;
+        if line.step_o == 1 {
+            // SAFETY: the row is inside the output, and only this line writes it.
+            let row = unsafe { std::slice::from_raw_parts_mut(line.out.add(out_at(0)), len) };
+            for (e, o) in row.iter_mut().enumerate() {
+                *o = unsafe { at(line.x, base + e as isize * line.step_x) } - max;
+            }
+            let sum = exp_sum(row, line.log);
+            if line.log {
+                let log_sum = sum.ln();
+                row.iter_mut().for_each(|o| *o -= log_sum);
+            } else {
+                let inverse = 1.0 / sum;
+                row.iter_mut().for_each(|o| *o *= inverse);
+            }
+            continue;
+        }
         let mut sum = 0.0;
         for e in 0..len {
-            let shifted = unsafe { at(x, base + e as isize * step_x) } - max;
-            let o = line * line_o + e * step_o;
-            if log != 0 {
-                out[o] = shifted;
-                sum += exp(shifted);
-            } else {
-                let y = exp(shifted);
-                out[o] = y;
-                sum += y;
-            }
+            let shifted = unsafe { at(line.x, base + e as isize * line.step_x) } - max;
+            let y = exp(shifted);
+            // SAFETY: the element is inside the output, and only this line writes it.
+            unsafe { *line.out.add(out_at(e)) = if line.log { shifted } else { y } };
+            sum += y;
         }
-        if log != 0 {
-            let log_sum = sum.ln();
-            for e in 0..len {
-                out[line * line_o + e * step_o] -= log_sum;
-            }
-        } else {
-            let inverse = 1.0 / sum;
-            for e in 0..len {
-                out[line * line_o + e * step_o] *= inverse;
+        let (log_sum, inverse) = (sum.ln(), 1.0 / sum);
+        for e in 0..len {
+            // SAFETY: as above.
+            unsafe {
+                let o = line.out.add(out_at(e));
+                *o = if line.log { *o - log_sum } else { *o * inverse };
             }
         }
     }
