@@ -8,13 +8,17 @@
 //!
 //! 1. **plan** ([`plan`]): fuse elementwise chains and reductions into loop nests,
 //!    choose which values are stored, list the arena buffers with their live ranges;
-//! 2. **translate** ([`translate`]): emit Cranelift functions following the plan: one
-//!    *range function* per loop nest that may be large (it runs any sub-range of the
-//!    nest's outer loop, so [`parallel`] can split it across two threads), compiled as
-//!    soon as it is translated, and the entry function running the whole schedule;
-//! 3. **declare** the entry function and the runtime symbols it imports ([`runtime`]);
-//! 4. **define**: Cranelift compiles the entry function to machine code;
-//! 5. **finalize**: relocations are applied and the code made executable.
+//! 2. **translate** ([`translate`], in `translate_kernel`): emit Cranelift functions
+//!    following the plan into a fresh module that imports the runtime symbols
+//!    ([`runtime`]): one *range function* per loop nest that may be large (it runs any
+//!    sub-range of the nest's outer loop, so [`parallel`] can split it across two
+//!    threads; nests that translate to the same function share one), then the entry
+//!    function running the whole schedule;
+//! 3. **compile** (`compile_function`): Cranelift turns each function into machine code;
+//!    this needs no module, so [`compile_pair`] shares the functions of the forward and
+//!    the gradient kernel between two threads ([`helper`]);
+//! 4. **finish** (`finish_kernel`): the code is defined in the module, relocated and
+//!    made executable.
 //!
 //! A call binds the symbolic dimensions, so one kernel serves every batch size. The
 //! [`Workspace`] holds the arena; the offsets of the planned buffers are computed once
