@@ -225,12 +225,18 @@ const PACK_UNIT_COLS: usize = 8 * NR;
 /// # Safety
 /// As [`packed`].
 unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
-    let kc = k.div_ceil(k.div_ceil(KC));
-    let blocks = k.div_ceil(kc);
     let n_pad = n.next_multiple_of(NR);
-    // Row blocks of whole register tiles: about 16 of them, at most MC rows each.
+    // Depth blocks small enough that one block of packed B stays in a core's L2 while
+    // both threads work through it.
+    let kc_max = (SHARED_B_BLOCK_BYTES / (8 * n_pad)).clamp(64, KC);
+    let kc = k.div_ceil(k.div_ceil(kc_max));
+    let blocks = k.div_ceil(kc);
+    // Row units of whole register tiles: about 32 of them (at most MAX_ROW_UNITS).
     let panels = m.div_ceil(MR);
-    let rows = (MR * panels.div_ceil(32)).min(MC);
+    let mut rows = (MR * panels.div_ceil(32)).min(MC);
+    if m.div_ceil(rows) > MAX_ROW_UNITS {
+        rows = MR * panels.div_ceil(MAX_ROW_UNITS);
+    }
     let row_units = m.div_ceil(rows);
     let col_groups = n.div_ceil(PACK_UNIT_COLS);
     let pack_units = blocks * col_groups;
@@ -242,7 +248,10 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
         let b_packed = SharedBuffer(shared.as_mut_ptr());
         let next_pack = AtomicUsize::new(0);
         let packed_units = AtomicUsize::new(0);
-        let next_rows = AtomicUsize::new(0);
+        let next_job = AtomicUsize::new(0);
+        // Depth blocks done, per row unit: a unit's block p adds to what block p − 1 wrote.
+        let blocks_done: [AtomicUsize; MAX_ROW_UNITS] =
+            std::array::from_fn(|_| AtomicUsize::new(0));
         run_on_two_threads(&|| {
             let b_packed = &b_packed;
             loop {
@@ -265,47 +274,64 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
                 packed_units.fetch_add(1, Ordering::Release);
             }
             // Units claimed by the other thread are being packed right now.
-            let mut spins = 0u32;
-            while packed_units.load(Ordering::Acquire) < pack_units {
-                spins += 1;
-                if spins % 64 == 0 {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
+            wait_until(|| packed_units.load(Ordering::Acquire) >= pack_units);
+            // Jobs in depth-block-major order, so both threads work through one block of
+            // B at a time (it stays in cache) rather than each sweeping all of B per unit.
             loop {
-                let unit = next_rows.fetch_add(1, Ordering::Relaxed);
-                if unit >= row_units {
+                let job = next_job.fetch_add(1, Ordering::Relaxed);
+                if job >= blocks * row_units {
                     break;
                 }
-                let i0 = unit * rows;
-                let mr = rows.min(m - i0);
+                let (p, unit) = (job / row_units, job % row_units);
+                // The unit's previous block is done or being done by the other thread.
+                wait_until(|| blocks_done[unit].load(Ordering::Acquire) >= p);
+                let (i0, pc) = (unit * rows, p * kc);
+                let (mr, depth) = (rows.min(m - i0), kc.min(k - pc));
                 PACK.with(|pack| {
                     let mut pack = pack.borrow_mut();
                     let a_pack = &mut pack.0;
                     if a_pack.len() < rows.next_multiple_of(MR) * kc {
                         a_pack.resize(rows.next_multiple_of(MR) * kc, 0.0);
                     }
-                    // SAFETY: B is packed whole; these rows of dst are this unit's.
+                    // SAFETY: B is packed whole; these rows of dst are this job's until
+                    // it marks the block done.
                     unsafe {
-                        rows_with_packed_b(
+                        block_with_packed_b(
                             mr,
                             n,
-                            k,
-                            kc,
+                            depth,
                             dst.at(i0, 0),
-                            a.at(i0, 0),
-                            b,
-                            b_packed.0,
-                            n_pad,
+                            a.at(i0, pc),
+                            b.at(pc, 0),
+                            b_packed.0.add(pc * n_pad),
                             a_pack,
+                            p > 0,
                         )
                     };
                 });
+                blocks_done[unit].store(p + 1, Ordering::Release);
             }
         });
     });
+}
+
+/// Bytes of packed B one depth block of a two-thread product aims at (half a Zen 1 L2).
+const SHARED_B_BLOCK_BYTES: usize = 256 << 10;
+
+/// The most row units of a two-thread product.
+const MAX_ROW_UNITS: usize = 64;
+
+/// Spins (yielding now and then) until `ready`.
+fn wait_until(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        spins += 1;
+        if spins % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// The packed B buffer, shared with the helper for the duration of one product.
@@ -331,68 +357,80 @@ unsafe fn pack_b_block(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
     unsafe { pack_b(kc, nc, b, out) }
 }
 
-/// `mr` rows of the product from B packed whole (as [`packed_on_two_threads`] lays it
-/// out), packing those rows of A block by block into `a_pack`.
+/// `mr` rows of the product over one depth block of `depth` steps, from that block of B
+/// packed (as [`packed_on_two_threads`] lays it out), packing those rows of A into
+/// `a_pack`; adds to `dst` when `accumulate`.
 ///
 /// # Safety
-/// `b_packed` holds all of B (`b`, which only the plain-loop fallback reads) packed; the rows are inside `a` and `dst`; `a_pack` holds
-/// `mr` rounded up to `MR`, times `kc`.
+/// `b_block` holds the block of B (`b`, which only the plain-loop fallback reads)
+/// packed; the rows are inside `a` and `dst`; `a_pack` holds `mr` rounded up to `MR`,
+/// times `depth`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn rows_with_packed_b(
+unsafe fn block_with_packed_b(
     mr: usize,
     n: usize,
-    k: usize,
-    kc: usize,
+    depth: usize,
     dst: Output,
     a: Operand,
     _b: Operand,
-    b_packed: *const f64,
-    n_pad: usize,
+    b_block: *const f64,
     a_pack: &mut [f64],
+    accumulate: bool,
 ) {
-    for pc in (0..k).step_by(kc) {
-        let depth = kc.min(k - pc);
-        // SAFETY: the block is inside a; the buffer holds it.
-        unsafe { pack_a(mr, depth, a.at(0, pc), a_pack) };
-        for jr in (0..n).step_by(NR) {
-            let nr = NR.min(n - jr);
-            // SAFETY: inside the packed block `pc / kc`.
-            let b_panel = unsafe { b_packed.add(pc * n_pad + jr * depth) };
-            for ir in (0..mr).step_by(MR) {
-                let a_panel = a_pack[ir * depth..].as_ptr();
-                // SAFETY: panels hold `depth` steps; the tile is inside dst.
-                unsafe {
-                    kernel(
-                        depth,
-                        a_panel,
-                        b_panel,
-                        dst.at(ir, jr),
-                        MR.min(mr - ir),
-                        nr,
-                        pc > 0,
-                    )
-                };
-            }
+    // SAFETY: the block is inside a; the buffer holds it.
+    unsafe { pack_a(mr, depth, a, a_pack) };
+    for jr in (0..n).step_by(NR) {
+        let nr = NR.min(n - jr);
+        // SAFETY: inside the packed block.
+        let b_panel = unsafe { b_block.add(jr * depth) };
+        for ir in (0..mr).step_by(MR) {
+            let a_panel = a_pack[ir * depth..].as_ptr();
+            // SAFETY: panels hold `depth` steps; the tile is inside dst.
+            unsafe {
+                kernel(
+                    depth,
+                    a_panel,
+                    b_panel,
+                    dst.at(ir, jr),
+                    MR.min(mr - ir),
+                    nr,
+                    accumulate,
+                )
+            };
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn rows_with_packed_b(
+unsafe fn block_with_packed_b(
     mr: usize,
     n: usize,
-    k: usize,
-    _kc: usize,
+    depth: usize,
     dst: Output,
     a: Operand,
     b: Operand,
-    _b_packed: *const f64,
-    _n_pad: usize,
+    _b_block: *const f64,
     _a_pack: &mut [f64],
+    accumulate: bool,
 ) {
-    // SAFETY: forwarded contract (the plain loops read B itself).
-    unsafe { small(mr, n, k, dst, a, b) };
+    // The plain loops read B itself; without `accumulate` they overwrite dst.
+    if !accumulate {
+        // SAFETY: forwarded contract.
+        unsafe { small(mr, n, depth, dst, a, b) };
+        return;
+    }
+    for i in 0..mr {
+        for j in 0..n {
+            let mut sum = 0.0;
+            for p in 0..depth {
+                // SAFETY: inside the operands.
+                sum += unsafe { *a.at(i, p).ptr * *b.at(p, j).ptr };
+            }
+            // SAFETY: inside dst.
+            unsafe { *dst.at(i, j).ptr += sum };
+        }
+    }
 }
 
 /// The packed product on the calling thread.
@@ -846,5 +884,10 @@ mod tests {
         check(257, 65, 300);
         check(80, 1030, 17);
         check(3, 257, 513);
+        // Tall enough for more than MAX_ROW_UNITS units of the smallest size, and deep
+        // enough for several depth blocks.
+        check(3001, 17, 33);
+        check(17, 3001, 33);
+        check(150, 40, 600);
     }
 }
