@@ -114,6 +114,8 @@ pub const PARALLEL_MACS: usize = 1 << 21;
 const MR: usize = 6;
 /// Columns of the register kernel.
 const NR: usize = 8;
+/// Four-lane vectors per row of the register kernel.
+const NV: usize = NR / 4;
 /// Depth of a packed block (a `KC × NR` panel of B stays in L1).
 const KC: usize = 256;
 /// Rows of a packed block of A (an `MC × KC` block stays in L2).
@@ -630,18 +632,21 @@ unsafe fn kernel(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_pd(); 2]; MR];
+    let mut acc = [[_mm256_setzero_pd(); NV]; MR];
     let (mut a_p, mut b_p) = (a_panel, b_panel);
     // Four steps per iteration (then the rest): less loop overhead per multiply-add.
-    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; 2]; MR]| {
+    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; NV]; MR]| {
         // SAFETY: the panels hold kc steps of MR and NR values.
         unsafe {
-            let b0 = _mm256_loadu_pd(b_p);
-            let b1 = _mm256_loadu_pd(b_p.add(4));
+            let mut b_v = [_mm256_setzero_pd(); NV];
+            for (v, b) in b_v.iter_mut().enumerate() {
+                *b = _mm256_loadu_pd(b_p.add(4 * v));
+            }
             for (i, row) in acc.iter_mut().enumerate() {
                 let x = _mm256_broadcast_sd(&*a_p.add(i));
-                row[0] = _mm256_fmadd_pd(x, b0, row[0]);
-                row[1] = _mm256_fmadd_pd(x, b1, row[1]);
+                for (r, b) in row.iter_mut().zip(&b_v) {
+                    *r = _mm256_fmadd_pd(x, *b, *r);
+                }
             }
         }
     };
@@ -669,19 +674,22 @@ unsafe fn kernel(
         if mr == MR && nr == NR && tile.cs == 1 {
             for (i, row) in acc.iter().enumerate() {
                 let c = tile.ptr.offset(i as isize * tile.rs);
-                let (mut lo, mut hi) = (row[0], row[1]);
-                if accumulate {
-                    lo = _mm256_add_pd(lo, _mm256_loadu_pd(c));
-                    hi = _mm256_add_pd(hi, _mm256_loadu_pd(c.add(4)));
+                for (v, &value) in row.iter().enumerate() {
+                    let c = c.add(4 * v);
+                    let value = if accumulate {
+                        _mm256_add_pd(value, _mm256_loadu_pd(c))
+                    } else {
+                        value
+                    };
+                    _mm256_storeu_pd(c, value);
                 }
-                _mm256_storeu_pd(c, lo);
-                _mm256_storeu_pd(c.add(4), hi);
             }
         } else {
             let mut values = [0.0f64; MR * NR];
             for (i, row) in acc.iter().enumerate() {
-                _mm256_storeu_pd(values.as_mut_ptr().add(i * NR), row[0]);
-                _mm256_storeu_pd(values.as_mut_ptr().add(i * NR + 4), row[1]);
+                for (v, &value) in row.iter().enumerate() {
+                    _mm256_storeu_pd(values.as_mut_ptr().add(i * NR + 4 * v), value);
+                }
             }
             for i in 0..mr {
                 for j in 0..nr {
