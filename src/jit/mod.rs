@@ -168,7 +168,7 @@ pub fn compile_pair(
             .unwrap_or_else(|e| e.into_inner())
             .unwrap_or_else(|| Err(JitError::Codegen("the JIT thread panicked".into())))
     });
-    let (mut a, mut b) = match (a, b) {
+    let (a, b) = match (a, b) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
             return (
@@ -214,11 +214,11 @@ pub fn compile_pair(
     let [failed_a, failed_b] = failed;
     let a = match failed_a {
         Some(e) => Err(e),
-        None => finish_kernel(&mut a, code_a),
+        None => finish_kernel(a, code_a),
     };
     let b = match failed_b {
         Some(e) => Err(e),
-        None => finish_kernel(&mut b, code_b),
+        None => finish_kernel(b, code_b),
     };
     (a, b)
 }
@@ -433,19 +433,24 @@ fn compile_function(
 }
 
 /// Compiles every function of a translated kernel on this thread and finishes it.
-fn compile_translated(mut translated: Translated) -> Result<Kernel, JitError> {
+fn compile_translated(translated: Translated) -> Result<Kernel, JitError> {
     let code = translated
         .functions
         .iter()
         .map(|(id, func)| compile_function(*id, func))
         .collect::<Result<Vec<_>, _>>()?;
-    finish_kernel(&mut translated, code)
+    finish_kernel(translated, code)
 }
 
 /// Defines the machine code in the kernel's module, relocates it, makes it executable
 /// and returns the kernel.
-fn finish_kernel(translated: &mut Translated, code: Vec<MachineCode>) -> Result<Kernel, JitError> {
-    let mut module = std::mem::replace(&mut translated.module, new_module()?);
+fn finish_kernel(translated: Translated, code: Vec<MachineCode>) -> Result<Kernel, JitError> {
+    let Translated {
+        mut module,
+        entry,
+        kernel,
+        ..
+    } = translated;
     for machine in &code {
         module
             .define_function_bytes(
@@ -459,7 +464,7 @@ fn finish_kernel(translated: &mut Translated, code: Vec<MachineCode>) -> Result<
     module
         .finalize_definitions()
         .map_err(|e| JitError::Codegen(e.to_string()))?;
-    let address = module.get_finalized_function(translated.entry);
+    let address = module.get_finalized_function(entry);
     // SAFETY: the function was built with `entry_signature`, the C ABI of `EntryFn`.
     let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(address) };
     Ok(Kernel {
@@ -467,7 +472,7 @@ fn finish_kernel(translated: &mut Translated, code: Vec<MachineCode>) -> Result<
         _code: Arc::new(Code {
             module: Some(module),
         }),
-        ..translated.kernel.clone()
+        ..kernel
     })
 }
 
