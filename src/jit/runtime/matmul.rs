@@ -244,10 +244,14 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
     }
     let row_units = m.div_ceil(rows);
     let col_groups = n.div_ceil(PACK_UNIT_COLS);
-    let pack_units = blocks * col_groups;
+    // Row-major B of whole panels is read in place: every step of a panel is `NR`
+    // contiguous values, and packing it would cost more than it saves (B is read once
+    // per row unit, from cache either way).
+    let in_place = b.cs == 1 && b.rs > 0 && n % NR == 0;
+    let pack_units = if in_place { 0 } else { blocks * col_groups };
     SHARED_B.with(|shared| {
         let mut shared = shared.borrow_mut();
-        if shared.len() < n_pad * k {
+        if !in_place && shared.len() < n_pad * k {
             shared.resize(n_pad * k, 0.0);
         }
         let b_packed = SharedBuffer(shared.as_mut_ptr());
@@ -308,7 +312,12 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
                             dst.at(i0, 0),
                             a.at(i0, pc),
                             b.at(pc, 0),
-                            b_packed.0.add(pc * n_pad),
+                            if in_place {
+                                b.at(pc, 0).ptr
+                            } else {
+                                b_packed.0.add(pc * n_pad)
+                            },
+                            if in_place { (b.rs as usize, 1) } else { (NR, depth) },
                             a_pack,
                             p > 0,
                         )
@@ -363,13 +372,14 @@ unsafe fn pack_b_block(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
 }
 
 /// `mr` rows of the product over one depth block of `depth` steps, from that block of B
-/// packed (as [`packed_on_two_threads`] lays it out), packing those rows of A into
-/// `a_pack`; adds to `dst` when `accumulate`.
+/// (`b`, which only the plain-loop fallback reads) at `b_block`, with `(b_step,
+/// panel_stride)`: packed as [`packed_on_two_threads`] lays it out (`(NR, depth)`), or
+/// read in place (`(row stride, 1)`); column `j` of the block starts at `j ·
+/// panel_stride`. Packs those rows of A into `a_pack`; adds to `dst` when `accumulate`.
 ///
 /// # Safety
-/// `b_block` holds the block of B (`b`, which only the plain-loop fallback reads)
-/// packed; the rows are inside `a` and `dst`; `a_pack` holds `mr` rounded up to `MR`,
-/// times `depth`.
+/// `b_block` holds the block of B as described; the rows are inside `a` and `dst`;
+/// `a_pack` holds `mr` rounded up to `MR`, times `depth`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn block_with_packed_b(
@@ -380,6 +390,7 @@ unsafe fn block_with_packed_b(
     a: Operand,
     _b: Operand,
     b_block: *const f64,
+    (b_step, panel_stride): (usize, usize),
     a_pack: &mut [f64],
     accumulate: bool,
 ) {
@@ -387,8 +398,8 @@ unsafe fn block_with_packed_b(
     unsafe { pack_a(mr, depth, a, a_pack) };
     for jr in (0..n).step_by(NR) {
         let nr = NR.min(n - jr);
-        // SAFETY: inside the packed block.
-        let b_panel = unsafe { b_block.add(jr * depth) };
+        // SAFETY: inside the block of B.
+        let b_panel = unsafe { b_block.add(jr * panel_stride) };
         for ir in (0..mr).step_by(MR) {
             let a_panel = a_pack[ir * depth..].as_ptr();
             // SAFETY: panels hold `depth` steps; the tile is inside dst.
@@ -397,6 +408,7 @@ unsafe fn block_with_packed_b(
                     depth,
                     a_panel,
                     b_panel,
+                    b_step,
                     dst.at(ir, jr),
                     MR.min(mr - ir),
                     nr,
@@ -416,6 +428,7 @@ unsafe fn block_with_packed_b(
     a: Operand,
     b: Operand,
     _b_block: *const f64,
+    _b_layout: (usize, usize),
     _a_pack: &mut [f64],
     accumulate: bool,
 ) {
@@ -499,6 +512,7 @@ unsafe fn packed_with(
                                 kc,
                                 a_panel,
                                 b_panel,
+                                NR,
                                 dst.at(ic + ir, jc + jr),
                                 mr,
                                 nr,
@@ -619,16 +633,20 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
 }
 
 /// The 6×8 register kernel: `tile (+)= a_panel @ b_panel` over `kc` steps, writing the
-/// `mr × nr` corner of the tile (accumulating into it when `accumulate`).
+/// `mr × nr` corner of the tile (accumulating into it when `accumulate`). Step `p` of
+/// the B panel is the `NR` values at `b_panel + p · b_step` (`NR` when packed, the row
+/// stride when read in place).
 ///
 /// # Safety
-/// The panels hold `kc` packed steps; the `mr × nr` tile is inside the output.
+/// The A panel holds `kc` packed steps, the B panel `kc` steps of `NR` readable values;
+/// the `mr × nr` tile is inside the output.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel(
     kc: usize,
     a_panel: *const f64,
     b_panel: *const f64,
+    b_step: usize,
     tile: Output,
     mr: usize,
     nr: usize,
@@ -657,11 +675,11 @@ unsafe fn kernel(
         // SAFETY: four more steps are inside the panels.
         unsafe {
             step(a_p, b_p, &mut acc);
-            step(a_p.add(MR), b_p.add(NR), &mut acc);
-            step(a_p.add(2 * MR), b_p.add(2 * NR), &mut acc);
-            step(a_p.add(3 * MR), b_p.add(3 * NR), &mut acc);
+            step(a_p.add(MR), b_p.add(b_step), &mut acc);
+            step(a_p.add(2 * MR), b_p.add(2 * b_step), &mut acc);
+            step(a_p.add(3 * MR), b_p.add(3 * b_step), &mut acc);
             a_p = a_p.add(4 * MR);
-            b_p = b_p.add(4 * NR);
+            b_p = b_p.add(4 * b_step);
         }
     }
     for _ in 0..kc % 4 {
@@ -669,7 +687,7 @@ unsafe fn kernel(
         // SAFETY: one more step is inside the panels.
         unsafe {
             a_p = a_p.add(MR);
-            b_p = b_p.add(NR);
+            b_p = b_p.add(b_step);
         }
     }
     // SAFETY: the tile is inside the output.
