@@ -317,7 +317,11 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
                             } else {
                                 b_packed.0.add(pc * n_pad)
                             },
-                            if in_place { (b.rs as usize, 1) } else { (NR, depth) },
+                            if in_place {
+                                (b.rs as usize, 1)
+                            } else {
+                                (NR, depth)
+                            },
                             a_pack,
                             p > 0,
                         )
@@ -488,21 +492,29 @@ unsafe fn packed_with(
     a_pack: &mut [f64],
     b_pack: &mut [f64],
 ) {
+    // Row-major B of whole panels is read in place (see `packed_on_two_threads`).
+    let in_place = b.cs == 1 && b.rs > 0 && n % NR == 0;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         // Equal depth blocks of at most KC (784 = 4 × 196, not 3 × 256 + 16).
         let kc_even = k.div_ceil(k.div_ceil(KC));
         for pc in (0..k).step_by(kc_even) {
             let kc = kc_even.min(k - pc);
-            // SAFETY: the block is inside b; the buffer holds it.
-            unsafe { pack_b(kc, nc, b.at(pc, jc), b_pack) };
+            if !in_place {
+                // SAFETY: the block is inside b; the buffer holds it.
+                unsafe { pack_b(kc, nc, b.at(pc, jc), b_pack) };
+            }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 // SAFETY: as above.
                 unsafe { pack_a(mc, kc, a.at(ic, pc), a_pack) };
                 for jr in (0..nc).step_by(NR) {
                     let nr = NR.min(nc - jr);
-                    let b_panel = b_pack[jr * kc..].as_ptr();
+                    let (b_panel, b_step) = if in_place {
+                        (b.at(pc, jc + jr).ptr, b.rs as usize)
+                    } else {
+                        (b_pack[jr * kc..].as_ptr(), NR)
+                    };
                     for ir in (0..mc).step_by(MR) {
                         let mr = MR.min(mc - ir);
                         let a_panel = a_pack[ir * kc..].as_ptr();
@@ -512,7 +524,7 @@ unsafe fn packed_with(
                                 kc,
                                 a_panel,
                                 b_panel,
-                                NR,
+                                b_step,
                                 dst.at(ic + ir, jc + jr),
                                 mr,
                                 nr,
