@@ -400,6 +400,39 @@ unsafe fn block_with_packed_b(
 ) {
     // SAFETY: the block is inside a; the buffer holds it.
     unsafe { pack_a(mr, depth, a, a_pack) };
+    // SAFETY: forwarded contract.
+    unsafe {
+        block_tiles(
+            mr,
+            n,
+            depth,
+            dst,
+            a_pack,
+            b_block,
+            (b_step, panel_stride),
+            accumulate,
+        )
+    };
+}
+
+/// The register tiles of one packed block of A (`mr` rows, `depth` steps, in `a_pack`)
+/// times one block of B laid out as [`block_with_packed_b`] describes.
+///
+/// # Safety
+/// As [`block_with_packed_b`], with A already packed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn block_tiles(
+    mr: usize,
+    n: usize,
+    depth: usize,
+    dst: Output,
+    a_pack: &[f64],
+    b_block: *const f64,
+    (b_step, panel_stride): (usize, usize),
+    accumulate: bool,
+) {
     for jr in (0..n).step_by(NR) {
         let nr = NR.min(n - jr);
         // SAFETY: inside the block of B.
@@ -508,31 +541,14 @@ unsafe fn packed_with(
                 let mc = MC.min(m - ic);
                 // SAFETY: as above.
                 unsafe { pack_a(mc, kc, a.at(ic, pc), a_pack) };
-                for jr in (0..nc).step_by(NR) {
-                    let nr = NR.min(nc - jr);
-                    let (b_panel, b_step) = if in_place {
-                        (b.at(pc, jc + jr).ptr, b.rs as usize)
-                    } else {
-                        (b_pack[jr * kc..].as_ptr(), NR)
-                    };
-                    for ir in (0..mc).step_by(MR) {
-                        let mr = MR.min(mc - ir);
-                        let a_panel = a_pack[ir * kc..].as_ptr();
-                        // SAFETY: panels hold kc steps; the tile is inside dst.
-                        unsafe {
-                            kernel(
-                                kc,
-                                a_panel,
-                                b_panel,
-                                b_step,
-                                dst.at(ic + ir, jc + jr),
-                                mr,
-                                nr,
-                                pc > 0,
-                            )
-                        };
-                    }
-                }
+                let (b_block, layout) = if in_place {
+                    (b.at(pc, jc).ptr, (b.rs as usize, 1))
+                } else {
+                    (b_pack.as_ptr(), (NR, kc))
+                };
+                // SAFETY: the packed A block and the block of B as laid out; the tiles
+                // are inside dst.
+                unsafe { block_tiles(mc, nc, kc, dst.at(ic, jc), a_pack, b_block, layout, pc > 0) };
             }
         }
     }
