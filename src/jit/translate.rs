@@ -45,7 +45,6 @@ pub(crate) fn translate(
     imports: &HashMap<&'static str, FuncId>,
     range_fns: &HashMap<usize, FuncId>,
 ) {
-    let math_options = MathOptions::for_isa(module.isa());
     // Many transcendentals in straight-line code would make a large function to compile
     // (each inline function is tens of instructions): call libm there instead.
     let scalar_math = plan
@@ -64,22 +63,10 @@ pub(crate) fn translate(
     } else {
         HashMap::new()
     };
-    let mut t = Translator {
-        call_scalar_math,
-        trig_partners,
-        math_options,
-        func,
-        plan,
-        bcx,
-        module,
-        imports,
-        range_fns: range_fns.clone(),
-        nest_ptrs: HashMap::new(),
-        func_refs: HashMap::new(),
-        params: [None; 5],
-        dims: Vec::new(),
-        scalars: vec![None; func.len()],
-    };
+    let mut t = Translator::new(func, plan, bcx, module, imports);
+    t.call_scalar_math = call_scalar_math;
+    t.trig_partners = trig_partners;
+    t.range_fns = range_fns.clone();
     t.emit_entry();
     for &item in &plan.items {
         match item {
@@ -144,23 +131,7 @@ pub(crate) fn translate_range_fn(
     module: &mut JITModule,
     imports: &HashMap<&'static str, FuncId>,
 ) {
-    let math_options = MathOptions::for_isa(module.isa());
-    let mut t = Translator {
-        call_scalar_math: false,
-        math_options,
-        func,
-        plan,
-        bcx,
-        module,
-        imports,
-        range_fns: HashMap::new(),
-        nest_ptrs: HashMap::new(),
-        func_refs: HashMap::new(),
-        params: [None; 5],
-        dims: Vec::new(),
-        scalars: vec![None; func.len()],
-        trig_partners: HashMap::new(),
-    };
+    let mut t = Translator::new(func, plan, bcx, module, imports);
     let range = t.emit_range_entry(g);
     t.emit_nest(g, Some(range));
     t.bcx.ins().return_(&[]);
@@ -263,6 +234,34 @@ struct Translator<'a, 'b> {
     /// Scalar sines and cosines of the same argument, each to the other: with libm calls
     /// one `sincos` call computes both.
     trig_partners: HashMap<Value, Value>,
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    /// A translator with nothing emitted yet: inline scalar math, no range functions.
+    fn new(
+        func: &'a Function,
+        plan: &'a Plan,
+        bcx: FunctionBuilder<'b>,
+        module: &'a mut JITModule,
+        imports: &'a HashMap<&'static str, FuncId>,
+    ) -> Self {
+        Translator {
+            call_scalar_math: false,
+            math_options: MathOptions::for_isa(module.isa()),
+            func,
+            plan,
+            bcx,
+            module,
+            imports,
+            range_fns: HashMap::new(),
+            nest_ptrs: HashMap::new(),
+            func_refs: HashMap::new(),
+            params: [None; 5],
+            dims: Vec::new(),
+            scalars: vec![None; func.len()],
+            trig_partners: HashMap::new(),
+        }
+    }
 }
 
 /// One strided operand of a loop nest.
