@@ -324,13 +324,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.params[k] = Some(p);
         }
         let dims_ptr = self.param(Param::Dims);
-        for d in 0..self.func.dims.len() {
-            let size = self
-                .bcx
-                .ins()
-                .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
-            self.dims.push(size);
-        }
+        self.load_dims(dims_ptr);
         // Every scalar known at entry, computed once here so it dominates all uses.
         for (k, inst) in self.func.insts.iter().enumerate() {
             let v = Value(k as u32);
@@ -359,6 +353,17 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
+    /// Loads the size of every symbolic dimension from the array at `dims_ptr`.
+    fn load_dims(&mut self, dims_ptr: ClifValue) {
+        for d in 0..self.func.dims.len() {
+            let size = self
+                .bcx
+                .ins()
+                .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
+            self.dims.push(size);
+        }
+    }
+
     /// The entry block of a range function: unpacks `ctx` into the entry parameters,
     /// the dimensions and the scalar operands of group `g`.
     fn emit_range_entry(&mut self, g: usize) -> NestRange {
@@ -371,13 +376,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let ctx = block_params[0];
         let dims_ptr = self.bcx.ins().load(types::I64, scalar_flags(), ctx, 0);
         self.params[Param::Dims as usize] = Some(dims_ptr);
-        for d in 0..self.func.dims.len() {
-            let size = self
-                .bcx
-                .ins()
-                .load(types::I64, scalar_flags(), dims_ptr, (8 * d) as i32);
-            self.dims.push(size);
-        }
+        self.load_dims(dims_ptr);
         let mut slot: i32 = 1;
         for p in self.nest_pointers(g) {
             let pointer = self
