@@ -8,77 +8,12 @@
 
 mod fixtures;
 
-use gradc::data::{random_point_with, Bound, RealSampling};
-use gradc::ir::{Dim, Elem, Function, Op};
+use gradc::data::{Bound, RealSampling};
+use gradc::ir::Function;
 use gradc::jit::{self, ArgData, Workspace};
-use gradc::tensor::{Tensor, TensorData};
 
 /// Relative tolerance (with a floor of 1 on the magnitude).
 const TOLERANCE: f64 = 1e-12;
-
-/// A deterministic point at chosen dimension sizes: reals as `sampling` says, ints in
-/// range of every index they feed (the same rules as `gradc::data::random_point`).
-fn point_at(func: &Function, sizes: &[usize], seed: u64, sampling: RealSampling) -> Bound {
-    let mut bound = random_point_with(func, seed, sampling);
-    let template = bound.clone();
-    bound.dims = sizes.to_vec();
-    // Literal indices need their dimension large enough.
-    for check in gradc::ir::index_checks(func) {
-        if let (Op::ConstInt(n), Dim::Sym(v)) = (func.op(check.index), check.bound) {
-            let size = &mut bound.dims[v.0 as usize];
-            *size = (*size).max(*n as usize + 1);
-        }
-    }
-    let size = |d: Dim| match d {
-        Dim::Const(n) => n as usize,
-        Dim::Sym(v) => bound.dims[v.0 as usize],
-    };
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for (k, decl) in func.args.iter().enumerate() {
-        let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();
-        let n: usize = shape.iter().product();
-        bound.args[k] = match decl.ty.elem {
-            Elem::Int => {
-                let limit = gradc::ir::index_checks(func)
-                    .iter()
-                    .filter(|c| *func.op(c.index) == Op::Arg(k as u32))
-                    .map(|c| size(c.bound))
-                    .min()
-                    .unwrap_or(4)
-                    .max(1);
-                Tensor::int(
-                    shape,
-                    (0..n).map(|_| (next() % limit as u64) as i64).collect(),
-                )
-            }
-            _ => {
-                let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
-                let data = (0..n)
-                    .map(|_| match sampling {
-                        RealSampling::Positive => 0.5 + unit(next()),
-                        RealSampling::Signed => {
-                            let m = 0.25 + unit(next());
-                            if next() & 1 == 0 {
-                                m
-                            } else {
-                                -m
-                            }
-                        }
-                    })
-                    .collect();
-                Tensor::real(shape, data)
-            }
-        };
-    }
-    let _ = template;
-    bound
-}
 
 fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= TOLERANCE * b.abs().max(1.0)
@@ -89,15 +24,7 @@ fn check_agrees(what: &str, func: &Function, bound: &Bound) {
     let expected = gradc::interp::eval(func, &bound.dims, &bound.args)
         .unwrap_or_else(|e| panic!("{what}: interpreter failed: {e}"));
     let kernel = jit::compile(func).unwrap_or_else(|e| panic!("{what}: jit failed: {e}"));
-    let args: Vec<ArgData> = bound
-        .args
-        .iter()
-        .map(|t| match &t.data {
-            TensorData::Real(x) => ArgData::Real(x),
-            TensorData::Int(x) => ArgData::Int(x),
-            TensorData::Bool(_) => panic!("bool argument"),
-        })
-        .collect();
+    let args = fixtures::args_of(bound);
     let mut outputs: Vec<Vec<f64>> = expected.iter().map(|t| vec![f64::NAN; t.len()]).collect();
     let mut workspace = Workspace::new();
     // Twice: the second call reuses the cached layout and must not see stale data.
@@ -132,7 +59,7 @@ fn check_source(name: &str, source: &str) {
     for (s, sizes) in size_sets.iter().enumerate() {
         for sampling in [RealSampling::Signed, RealSampling::Positive] {
             for (label, func) in [("forward", &compiled.forward), ("grad", &compiled.grad)] {
-                let bound = point_at(func, sizes, 7 + s as u64, sampling);
+                let bound = fixtures::point_at(func, sizes, 7 + s as u64, sampling);
                 check_agrees(&format!("{name} {label} {sampling:?}"), func, &bound);
             }
         }

@@ -2,64 +2,15 @@
 //! interpreter (relative 1e-12), and repeated calls — from several threads at once, so
 //! some find the helper thread busy and run both chunks themselves — give the same bits.
 
-use gradc::data::random_point;
-use gradc::ir::{Dim, Function};
-use gradc::jit::{self, ArgData, Workspace};
-use gradc::tensor::{Tensor, TensorData};
+mod fixtures;
+
+use gradc::data::RealSampling;
+use gradc::jit::{self, Workspace};
 
 const TOLERANCE: f64 = 1e-12;
 
-/// A point of `func` with every symbolic dimension set to `sizes[k]` (reals in
-/// [-1.25, 1.25], ints in range of the indices they feed).
-fn point(func: &Function, sizes: &[usize]) -> gradc::data::Bound {
-    let template = random_point(func, 11);
-    let mut bound = template.clone();
-    bound.dims = sizes.to_vec();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for (k, decl) in func.args.iter().enumerate() {
-        let shape: Vec<usize> = decl
-            .ty
-            .shape
-            .iter()
-            .map(|d| match *d {
-                Dim::Const(n) => n as usize,
-                Dim::Sym(v) => sizes[v.0 as usize],
-            })
-            .collect();
-        let n: usize = shape.iter().product();
-        bound.args[k] = match &template.args[k].data {
-            TensorData::Int(_) => Tensor::int(shape, (0..n).map(|_| (next() % 2) as i64).collect()),
-            _ => Tensor::real(
-                shape,
-                (0..n)
-                    .map(|_| 2.5 * ((next() >> 11) as f64 / (1u64 << 53) as f64) - 1.25)
-                    .collect(),
-            ),
-        };
-    }
-    bound
-}
-
-fn args_of(bound: &gradc::data::Bound) -> Vec<ArgData<'_>> {
-    bound
-        .args
-        .iter()
-        .map(|t| match &t.data {
-            TensorData::Real(x) => ArgData::Real(x),
-            TensorData::Int(x) => ArgData::Int(x),
-            TensorData::Bool(_) => panic!("bool argument"),
-        })
-        .collect()
-}
-
 fn run(kernel: &jit::Kernel, bound: &gradc::data::Bound, lens: &[usize]) -> Vec<Vec<f64>> {
-    let args = args_of(bound);
+    let args = fixtures::args_of(bound);
     let mut outputs: Vec<Vec<f64>> = lens.iter().map(|&n| vec![f64::NAN; n]).collect();
     let mut slices: Vec<&mut [f64]> = outputs.iter_mut().map(|o| o.as_mut_slice()).collect();
     kernel
@@ -71,7 +22,7 @@ fn run(kernel: &jit::Kernel, bound: &gradc::data::Bound, lens: &[usize]) -> Vec<
 fn check(name: &str, source: &str, sizes: &[usize]) {
     let compiled = gradc::driver::compile(source).expect("compiles");
     for func in [&compiled.forward, &compiled.grad] {
-        let bound = point(func, sizes);
+        let bound = fixtures::point_at(func, sizes, 11, RealSampling::Signed);
         let expected = gradc::interp::eval(func, &bound.dims, &bound.args).expect("interpreter");
         let lens: Vec<usize> = expected.iter().map(|t| t.len()).collect();
         let kernel = jit::compile(func).expect("jit");
