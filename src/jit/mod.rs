@@ -193,13 +193,14 @@ pub fn compile_pair(
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let functions = [&a.functions, &b.functions];
+    let tiers = [a.tier_of(), b.tier_of()];
     helper::run_on_two_threads(&|| loop {
         let j = next.fetch_add(1, Ordering::Relaxed);
         let Some(&(_, k, f)) = jobs.get(j) else {
             return;
         };
         let (id, func) = &functions[k][f];
-        *lock(&slots[j]) = Some(compile_function(*id, func));
+        *lock(&slots[j]) = Some(compile_function(*id, func, tiers[k](f)));
     });
     let mut code: [Vec<MachineCode>; 2] = Default::default();
     let mut failed: [Option<JitError>; 2] = Default::default();
@@ -275,10 +276,22 @@ struct Translated {
     module: JITModule,
     /// Loop nests, then the entry.
     functions: Vec<(FuncId, cranelift::codegen::ir::Function)>,
+    /// How the entry is compiled (the nests always get [`Tier::Optimised`]).
+    entry_tier: Tier,
     entry: FuncId,
     /// The kernel, but for its code (`entry` is a placeholder until finished).
     kernel: Kernel,
     clif: Option<String>,
+}
+
+/// How much work Cranelift spends on a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tier {
+    /// Optimised IR and backtracking register allocation: for code that loops.
+    Optimised,
+    /// No IR optimisation and single-pass register allocation: for an entry that runs
+    /// once per call and hands all its loops to nests, where compile time is all it costs.
+    Quick,
 }
 
 /// Machine code of one function, ready to be defined in its module.
@@ -347,6 +360,11 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     ctx.func.signature = entry_signature(&module);
     let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
     translate::translate(func, &plan, builder, &mut module, &imports, &range_fns);
+    let entry_tier = if ctx.func.layout.blocks().nth(1).is_none() && !range_fns.is_empty() {
+        Tier::Quick
+    } else {
+        Tier::Optimised
+    };
     if let Some(text) = clif.as_mut() {
         text.push_str(&ctx.func.display().to_string());
     }
@@ -388,10 +406,19 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     Ok(Translated {
         module,
         functions,
+        entry_tier,
         entry,
         kernel,
         clif,
     })
+}
+
+impl Translated {
+    /// The tier of each function, by its index in `functions` (the entry is the last).
+    fn tier_of(&self) -> impl Fn(usize) -> Tier {
+        let (entry, tier) = (self.functions.len() - 1, self.entry_tier);
+        move |f| if f == entry { tier } else { Tier::Optimised }
+    }
 }
 
 /// Stands in for the entry of a kernel until its code exists; never called.
@@ -409,35 +436,47 @@ extern "C" fn placeholder_entry(
 fn compile_function(
     id: FuncId,
     func: &cranelift::codegen::ir::Function,
+    tier: Tier,
 ) -> Result<MachineCode, JitError> {
-    let mut ctx = cranelift::codegen::Context::for_function(func.clone());
-    ctx.compile(&**host()?, &mut Default::default())
-        .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
-    let code = ctx
-        .compiled_code()
-        .expect("compiler bug: compiled code missing after compile");
-    let alignment = code.buffer.alignment as u64;
-    let bytes = code.code_buffer().to_vec();
-    let relocs = code
-        .buffer
-        .relocs()
-        .iter()
-        .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
-        .collect();
-    Ok(MachineCode {
-        id,
-        alignment,
-        bytes,
-        relocs,
+    thread_local! {
+        // Reused so that the register allocator's buffers are allocated once per thread.
+        static CONTEXT: std::cell::RefCell<cranelift::codegen::Context> =
+            std::cell::RefCell::new(cranelift::codegen::Context::new());
+    }
+    let isa = host(tier)?;
+    CONTEXT.with_borrow_mut(|ctx| {
+        ctx.clear();
+        ctx.func = func.clone();
+        ctx.compile(&**isa, &mut Default::default())
+            .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
+        let code = ctx
+            .compiled_code()
+            .expect("compiler bug: compiled code missing after compile");
+        let alignment = code.buffer.alignment as u64;
+        let bytes = code.code_buffer().to_vec();
+        let relocs = code
+            .buffer
+            .relocs()
+            .iter()
+            .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
+            .collect();
+        Ok(MachineCode {
+            id,
+            alignment,
+            bytes,
+            relocs,
+        })
     })
 }
 
 /// Compiles every function of a translated kernel on this thread and finishes it.
 fn compile_translated(translated: Translated) -> Result<Kernel, JitError> {
+    let tier_of = translated.tier_of();
     let code = translated
         .functions
         .iter()
-        .map(|(id, func)| compile_function(*id, func))
+        .enumerate()
+        .map(|(f, (id, func))| compile_function(*id, func, tier_of(f)))
         .collect::<Result<Vec<_>, _>>()?;
     finish_kernel(translated, code)
 }
@@ -597,21 +636,25 @@ fn index_literals(func: &Function) -> Vec<(i64, Dim)> {
 
 /// The host's code generator, detected and configured once per process.
 ///
-/// Backtracking register allocation throughout: single-pass allocation compiles two to
-/// three times faster but made fused loops 60% and scalar-heavy code 30% slower.
-fn host() -> Result<&'static OwnedTargetIsa, JitError> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
-    ISA.get_or_init(|| host_isa("backtracking"))
-        .as_ref()
-        .map_err(Clone::clone)
+/// Single-pass allocation compiles two to three times faster but made fused loops 60% and
+/// scalar-heavy code 30% slower, so only [`Tier::Quick`] functions get it.
+fn host(tier: Tier) -> Result<&'static OwnedTargetIsa, JitError> {
+    static OPTIMISED: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
+    static QUICK: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
+    match tier {
+        Tier::Optimised => OPTIMISED.get_or_init(|| host_isa("speed", "backtracking")),
+        Tier::Quick => QUICK.get_or_init(|| host_isa("none", "single_pass")),
+    }
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
-/// A code generator for the host, optimising for speed with the given register
+/// A code generator for the host with the given optimisation level and register
 /// allocator.
-fn host_isa(regalloc: &str) -> Result<OwnedTargetIsa, JitError> {
+fn host_isa(opt_level: &str, regalloc: &str) -> Result<OwnedTargetIsa, JitError> {
     let codegen = |e: &dyn fmt::Display| JitError::Codegen(e.to_string());
     let mut flags = settings::builder();
-    flags.set("opt_level", "speed").map_err(|e| codegen(&e))?;
+    flags.set("opt_level", opt_level).map_err(|e| codegen(&e))?;
     flags
         .set("regalloc_algorithm", regalloc)
         .map_err(|e| codegen(&e))?;
@@ -636,7 +679,7 @@ fn host_isa(regalloc: &str) -> Result<OwnedTargetIsa, JitError> {
 
 /// A JIT module for the host.
 fn new_module() -> Result<JITModule, JitError> {
-    let mut builder = JITBuilder::with_isa(host()?.clone(), default_libcall_names());
+    let mut builder = JITBuilder::with_isa(host(Tier::Optimised)?.clone(), default_libcall_names());
     for symbol in runtime::symbols() {
         builder.symbol(symbol.name, symbol.address);
     }
