@@ -61,6 +61,8 @@ pub use verify::verify;
 
 use std::fmt;
 
+use smallvec::{smallvec, SmallVec};
+
 /// A value: the index of the instruction that computes it in [`Function::insts`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Value(pub u32);
@@ -298,11 +300,14 @@ pub enum Op {
     OneHot(Value, Dim),
 }
 
+/// The operands of an op (at most three, so never on the heap).
+pub type Operands = SmallVec<[Value; 3]>;
+
 impl Op {
     /// The operands, in order.
-    pub fn operands(&self) -> Vec<Value> {
+    pub fn operands(&self) -> Operands {
         match *self {
-            Op::Arg(_) | Op::Const(_) | Op::ConstInt(_) | Op::DimSize(_) => Vec::new(),
+            Op::Arg(_) | Op::Const(_) | Op::ConstInt(_) | Op::DimSize(_) => Operands::new(),
             Op::Unary(_, x)
             | Op::Broadcast(x, _)
             | Op::Reshape(x, _)
@@ -311,14 +316,14 @@ impl Op {
             | Op::LogSumExp(x, _)
             | Op::Softmax(x, _)
             | Op::LogSoftmax(x, _)
-            | Op::OneHot(x, _) => vec![x],
+            | Op::OneHot(x, _) => smallvec![x],
             Op::Binary(_, a, b)
             | Op::Compare(_, a, b)
             | Op::MatMul(a, b)
             | Op::Gather(a, b)
             | Op::ScatterAdd(a, b, _)
-            | Op::Pick(a, b) => vec![a, b],
-            Op::Select(m, a, b) => vec![m, a, b],
+            | Op::Pick(a, b) => smallvec![a, b],
+            Op::Select(m, a, b) => smallvec![m, a, b],
         }
     }
 

@@ -519,50 +519,14 @@ fn finish_kernel(translated: Translated, code: Vec<MachineCode>) -> Result<Kerne
 /// external names it calls.
 fn nest_hash(func: &cranelift::codegen::ir::Function) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut hasher = FastHasher(0);
+    // A body is tens of kilobytes of small integers, which SipHash digests several times
+    // slower; equal hashes are compared in full.
+    let mut hasher = rustc_hash::FxHasher::default();
     func.stencil.hash(&mut hasher);
     for (_, name) in func.params.user_named_funcs().iter() {
         name.hash(&mut hasher);
     }
     hasher.finish()
-}
-
-/// A multiply-rotate hash (as rustc's `FxHasher`): a function body is tens of kilobytes
-/// of small integers, which SipHash digests several times slower, and nothing here needs
-/// resistance to chosen inputs (equal hashes are compared in full).
-struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            self.write_u64(word);
-        }
-        for &byte in chunks.remainder() {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u32(&mut self, word: u32) {
-        self.write_u64(u64::from(word));
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.write_u64(u64::from(byte));
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// `softmax(x, k)` as `exp(l)` where the function already computes `l =

@@ -7,8 +7,9 @@
 //! elimination; `f64` constants compare by bits) or appends a new one. The result may
 //! hold dead instructions (the old forms of rewritten values); [`super::dce`] drops them.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHashMap;
 
 use super::{algebra, fold};
 use crate::ir::{BinaryOp, Dim, FuncResult, Function, Op, Shape, Type, UnaryOp, Value};
@@ -50,14 +51,14 @@ pub(super) struct Rewriter {
     /// The function being built.
     pub(super) func: Function,
     /// Every instruction appended so far, by op.
-    memo: HashMap<OpKey, Value>,
+    memo: FxHashMap<OpKey, Value>,
     /// The current nesting of rewrites.
     depth: u32,
     /// False for a plain CSE round (no folding or rules).
     rules: bool,
     /// How many uses each value had in the function being rebuilt (summed over the old
     /// instructions it stands for); values built by rules are absent.
-    old_uses: HashMap<Value, usize>,
+    old_uses: FxHashMap<Value, usize>,
 }
 
 /// One simplification round over `func`; with `rules` false, only common
@@ -65,10 +66,10 @@ pub(super) struct Rewriter {
 pub(super) fn rebuild(func: &Function, rules: bool) -> Function {
     let mut rewriter = Rewriter {
         func: Function::new(&func.name, func.dims.clone(), func.args.clone()),
-        memo: HashMap::new(),
+        memo: FxHashMap::default(),
         depth: 0,
         rules,
-        old_uses: HashMap::new(),
+        old_uses: FxHashMap::default(),
     };
     let mut uses = vec![0usize; func.len()];
     for inst in &func.insts {
