@@ -354,6 +354,10 @@ const CASES: &[(&str, &str, &str)] = &[
     ("pow-half",            "pow(x, bc(0.5, [N]))",                     "sqrt(x)"),
     ("square-neg",          "square(neg(x))",                           "square(x)"),
     ("log1p-exp",           "log1p(exp(x))",                            "softplus(x)"),
+    ("log-sigmoid",         "log(sigmoid(x))",                          "neg(softplus(neg(x)))"),
+    ("log-sigmoid",         "log(sigmoid(neg(x)))",                     "neg(softplus(x))"),
+    // Not when the sigmoid is used elsewhere: that would add a function.
+    ("log-sigmoid",         "mul(log(sigmoid(x)), sigmoid(x))",         "mul(log(sigmoid(x)), sigmoid(x))"),
     ("exp-log-softmax",     "exp(log_softmax(A, 1))",                   "softmax(A, 1)"),
     ("unary-broadcast",     "exp(bc(s, [N]))",                          "bc(exp(s), [N])"),
     ("binary-broadcast",    "add(bc(s, [N]), bc(r, [N]))",              "bc(add(s, r), [N])"),

@@ -17,7 +17,7 @@ use crate::ir::{broadcastable, Axes, BinaryOp, Dim, Op, ReduceOp, UnaryOp, Value
 type Rule = fn(&mut Rewriter, &Op) -> Option<Value>;
 
 use BinaryOp::{Add, Div, Mul, Pow, Sub};
-use UnaryOp::{Exp, Log1p, Neg, Softplus, Sqrt, Square};
+use UnaryOp::{Exp, Log, Log1p, Neg, Sigmoid, Softplus, Sqrt, Square};
 
 /// The rules, by name, tried in order.
 #[rustfmt::skip]
@@ -96,6 +96,9 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("square-neg",         |rw, op| match *op { Op::Unary(Square, x) => { let x = negated(rw, x)?; Some(rw.unary(Square, x)) } _ => None }),
     // log1p(exp(x)) → softplus(x)  (one function instead of two, and no overflow for x > 709)
     ("log1p-exp",          |rw, op| match *op { Op::Unary(Log1p, x) => match *rw.op(x) { Op::Unary(Exp, z) => Some(rw.unary(Softplus, z)), _ => None }, _ => None }),
+    // log(sigmoid(x)) → -softplus(-x) where the sigmoid has no other use (one function
+    // instead of two, and no -inf where sigmoid(x) underflows, x < -745)
+    ("log-sigmoid",        |rw, op| match *op { Op::Unary(Log, s) if rw.is_single_use(s) => match *rw.op(s) { Op::Unary(Sigmoid, x) => { let x = rw.unary(Neg, x); let sp = rw.unary(Softplus, x); Some(rw.unary(Neg, sp)) } _ => None }, _ => None }),
     // exp(log_softmax(x, k)) → softmax(x, k)  (for reading; the JIT turns it back when the
     // log-softmax is computed anyway)
     ("exp-log-softmax",    |rw, op| match *op { Op::Unary(Exp, x) => match *rw.op(x) { Op::LogSoftmax(z, axis) => Some(rw.emit(Op::Softmax(z, axis))), _ => None }, _ => None }),
