@@ -218,3 +218,35 @@ fn bad_calls_are_errors_not_undefined_behaviour() {
         .expect("valid call");
     assert_eq!(loss[0], 4.0);
 }
+
+#[test]
+fn log_of_sigmoid_stays_finite_where_the_sigmoid_underflows() {
+    // sigmoid(-800) is 0 in f64; the loss and its gradient are not.
+    let compiled =
+        gradc::driver::compile("param w: [N]\nloss = sum(log(sigmoid(w)))\n").expect("compiles");
+    let w = [-800.0, -40.0, 0.0, 30.0];
+    let kernel = jit::compile(&compiled.grad).expect("jit");
+    let (mut loss, mut grad) = ([0.0], [0.0; 4]);
+    kernel
+        .call(
+            &[4],
+            &[ArgData::Real(&w)],
+            &mut [&mut loss, &mut grad],
+            &mut Workspace::new(),
+        )
+        .expect("valid call");
+    // log(sigmoid(w)) = -softplus(-w) = -(max(-w, 0) + log1p(exp(-|w|)))
+    let want: f64 = w
+        .iter()
+        .map(|&x| -((-x).max(0.0) + (-x.abs()).exp().ln_1p()))
+        .sum();
+    assert!(want.is_finite() && want < -800.0);
+    assert!(close(loss[0], want), "{} vs {want}", loss[0]);
+    // d/dw log(sigmoid(w)) = sigmoid(-w)
+    for (g, &x) in grad.iter().zip(&w) {
+        let want = 1.0 / (1.0 + x.exp());
+        assert!(close(*g, want), "{g} vs {want} at {x}");
+    }
+    let bound = fixtures::point_at(&compiled.grad, &[4], 3, RealSampling::Signed);
+    check_agrees("log-sigmoid", &compiled.grad, &bound);
+}
