@@ -557,11 +557,22 @@ fn train_command(
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {
-    // Compile once first so errors in the file are reported like every other command's.
+    // The measured compile must be the process's first, so the file is not checked
+    // beforehand: its errors come from the measured compile (or, where the data can't be
+    // read, from a check), its warnings from a check after the measurement.
+    let data = match read_data(data_path) {
+        Ok(data) => data,
+        Err(failure) => {
+            src.compile()?;
+            return Err(failure);
+        }
+    };
+    let report = match bench::bench(&src.text, &data, &bench::BenchOptions::default()) {
+        Ok(report) => report,
+        Err(api::ModelError::Compile(diags)) => return Err(Failure::Source(diags)),
+        Err(e) => return Err(e.to_string().into()),
+    };
     src.compile()?;
-    let data = read_data(data_path)?;
-    let report = bench::bench(&src.text, &data, &bench::BenchOptions::default())
-        .map_err(|e| e.to_string())?;
     let text = if json {
         report.to_json().to_string()
     } else {

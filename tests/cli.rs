@@ -358,3 +358,64 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
         assert!(out.status.success(), "{optimizer}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
+    let (loss_file, data) = example("neuron");
+    let report = json(&gradc(&["bench", &loss_file, "--data", &data, "--json"]));
+    let run = json(&gradc(&["run", &loss_file, "--data", &data]));
+    assert_eq!(report["loss"], run["loss"], "{report}");
+    for key in ["compile_ms", "forward_us", "value_and_grad_us"] {
+        let t = report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {key}: {report}"));
+        assert!(t > 0.0 && t.is_finite(), "{key} = {t}");
+    }
+    // The split of the compile adds up to it.
+    let parts: f64 = ["pipeline_ms", "jit_ms", "first_call_ms"]
+        .iter()
+        .map(|k| report[k].as_f64().unwrap())
+        .sum();
+    let total = report["compile_ms"].as_f64().unwrap();
+    assert!(
+        (parts - total).abs() <= 1e-9 * total.max(1.0),
+        "{parts} vs {total}"
+    );
+}
+
+#[test]
+fn bench_reports_errors_and_warnings_like_every_command() {
+    let (_, data) = example("neuron");
+    let bad = scratch("bench_bad.loss", "param w: [3]\nloss = sum(w * q)\n");
+    let out = gradc(&["bench", bad.to_str().unwrap(), "--data", &data, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bench_bad.loss:2:16: error: unknown name `q`"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    // Unreadable data with a broken file: the file's errors come first.
+    let out = gradc(&["bench", bad.to_str().unwrap(), "--data", "no/such.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown name `q`"),
+        "{}",
+        stderr(&out)
+    );
+    let unused = scratch(
+        "bench_warn.loss",
+        "param w: [3]\nparam u\nloss = sum(w * w)\n",
+    );
+    let data = scratch("bench_warn.json", r#"{"w": [1, 2, 3], "u": 1}"#);
+    let out = gradc(&[
+        "bench",
+        unused.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(stderr(&out).contains("warning: param `u` does not affect the loss"));
+    assert_eq!(json(&out)["loss"].as_f64(), Some(14.0));
+}
