@@ -125,7 +125,7 @@ pub fn bench(
     bench_with(source, |model| model.bind_json(data), options)
 }
 
-/// [`bench`] with the data bound by `bind` (after the model is compiled).
+/// [`bench()`] with the data bound by `bind` (after the model is compiled).
 pub fn bench_with(
     source: &str,
     bind: impl FnOnce(&Model) -> Result<crate::data::Bound, ModelError>,

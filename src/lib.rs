@@ -14,6 +14,9 @@
 //! binary is the command line on top.
 
 #![warn(missing_docs)]
+// The stage modules' docs walk through their private parts too (rendered by
+// `cargo doc --document-private-items`).
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
 pub mod autodiff;

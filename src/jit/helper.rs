@@ -7,7 +7,7 @@
 //!
 //! Invariants:
 //!
-//! - One helper per process, spawned on first use (or by [`start`]); it is never joined.
+//! - One helper per process, spawned on first use; it is never joined.
 //!   `GRADC_THREADS=1` (or a one-core host) disables it: callers then run alone.
 //! - A caller that finds the helper busy (another thread is using it) runs `work` alone,
 //!   and a caller that finishes before the helper has picked its job up takes the job

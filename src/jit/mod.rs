@@ -14,8 +14,9 @@
 //!    sub-range of the nest's outer loop, so [`parallel`] can split it across two
 //!    threads; nests that translate to the same function share one), then the entry
 //!    function running the whole schedule;
-//! 3. **compile** (`compile_function`): Cranelift turns each function into machine code;
-//!    this needs no module, so [`compile_pair`] shares the functions of the forward and
+//! 3. **compile** (`compile_function`): Cranelift turns each function into machine code,
+//!    optimised, except an entry without loops of its own, which is compiled quickly
+//!    (`Tier`); this needs no module, so [`compile_pair`] shares the functions of the forward and
 //!    the gradient kernel between two threads ([`helper`]);
 //! 4. **finish** (`finish_kernel`): the code is defined in the module, relocated and
 //!    made executable.
