@@ -27,7 +27,11 @@
 //! element of size `|f|` scores 1e-2). Well-conditioned smooth losses typically score
 //! 1e-9 to 1e-7.
 //!
-//! When an element fails that test, it is examined again before being reported: the
+//! When an element fails that test, it is examined again before being reported. First
+//! the rounding noise of `f` near `x` is measured (the spread of third differences at
+//! eleven points `h` apart; see `rounding_noise`): where the loss is a small difference
+//! of large terms (a variance as `E[x²] − E[x]²`) it is far above `ε·|f|`, and ten of its
+//! deviations are then forgiven in every difference below. Then the
 //! differences at `2h` and `h/10` are computed; if they agree with each other the
 //! Richardson extrapolation `(4·D(h) − D(2h)) / 3` decides (truncation error was the
 //! problem); if they disagree, the loss is not smooth within `2h` of `x` (a `relu`,
@@ -55,6 +59,10 @@ const RELATIVE_STEP: f64 = 1e-5;
 
 /// How the floor of the error measure scales with the rounding noise of a difference.
 const NOISE_FLOOR_FACTOR: f64 = 1e7;
+
+/// How many deviations of measured noise a difference is allowed (a normal deviate
+/// exceeds 10 with probability 1e-23).
+const NOISE_ALLOWANCE: f64 = 10.0;
 
 /// Settings of a gradient check.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -321,15 +329,58 @@ fn central_difference(
     Ok((estimate, floor))
 }
 
-/// `|g − fd| / max(|g|, |fd|, floor)`, and 0 when both are 0.
-fn element_error(g: f64, numeric: f64, floor: f64) -> f64 {
-    let scale = g.abs().max(numeric.abs()).max(floor).max(f64::MIN_POSITIVE);
-    (g - numeric).abs() / scale
+/// The rounding noise of the loss near `x`, measured: the spread (median absolute
+/// deviation) of the third differences of `f` at eleven points `h` apart, scaled to one
+/// evaluation's noise. Third differences cancel the smooth part (up to `f'''·h³`, which
+/// the deviation from their median removes too), so what is left is rounding; a kink
+/// disturbs at most three of the eight, which the median ignores.
+fn rounding_noise(
+    x: f64,
+    h: f64,
+    loss_with: &mut impl FnMut(f64) -> Result<f64, String>,
+) -> Result<f64, String> {
+    let f = (-5..=5)
+        .map(|j| loss_with(x + f64::from(j) * h))
+        .collect::<Result<Vec<f64>, String>>()?;
+    let mut third: Vec<f64> = f
+        .windows(4)
+        .map(|w| w[3] - 3.0 * w[2] + 3.0 * w[1] - w[0])
+        .collect();
+    let center = median(&mut third);
+    let mut deviation: Vec<f64> = third.iter().map(|d| (d - center).abs()).collect();
+    // For independent noise of deviation σ per evaluation, a third difference has
+    // deviation √20·σ, and the median absolute deviation of a normal is 0.674 of its
+    // deviation: 3.0·σ.
+    Ok(median(&mut deviation) / 3.0)
 }
 
-/// True if two difference estimates agree well enough to come from a smooth function.
-fn consistent(a: f64, b: f64, floor: f64) -> bool {
-    (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) + 1e-3 * floor
+/// How far a central difference at step `h` may be off from evaluations that carry
+/// `noise` each: [`NOISE_ALLOWANCE`] times the deviation of `(f(x+h) − f(x−h))/2h`.
+fn noise_allowance(noise: f64, h: f64) -> f64 {
+    NOISE_ALLOWANCE * noise * std::f64::consts::SQRT_2 / (2.0 * h)
+}
+
+/// The median (NaN if any value is NaN).
+fn median(values: &mut [f64]) -> f64 {
+    if values.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (values[(n - 1) / 2] + values[n / 2]) / 2.0
+}
+
+/// `(|g − fd| − allowance)⁺ / max(|g|, |fd|, floor)`, and 0 when both are 0: the
+/// allowance is the part of the difference that the measured noise of `fd` explains.
+fn element_error(g: f64, numeric: f64, floor: f64, allowance: f64) -> f64 {
+    let scale = g.abs().max(numeric.abs()).max(floor).max(f64::MIN_POSITIVE);
+    ((g - numeric).abs() - allowance).max(0.0) / scale
+}
+
+/// True if two difference estimates agree well enough to come from a smooth function
+/// (up to `allowance` of measured noise between them).
+fn consistent(a: f64, b: f64, floor: f64, allowance: f64) -> bool {
+    (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) + 1e-3 * floor + allowance
 }
 
 /// Checks one element (see the module documentation); `None` if the loss is not
@@ -342,19 +393,39 @@ fn check_element(
 ) -> Result<Option<Estimate>, String> {
     let h = RELATIVE_STEP * x.abs().max(1.0);
     let (d_h, floor) = central_difference(x, h, loss_with)?;
-    let error = element_error(g, d_h, floor);
+    let error = element_error(g, d_h, floor, 0.0);
     if error <= tolerance {
         return Ok(Some(Estimate {
             numeric: d_h,
             error,
         }));
     }
-    // A second look: truncation error, a kink nearby, or a wrong gradient.
+    // A second look: rounding noise larger than `ε·|f|` (the loss is a small difference
+    // of large terms), truncation error, a kink nearby, or a wrong gradient.
+    let noise = rounding_noise(x, h, loss_with)?;
+    let allowance = |step: f64| noise_allowance(noise, step);
+    let error = element_error(g, d_h, floor, allowance(h));
+    if error <= tolerance {
+        return Ok(Some(Estimate {
+            numeric: d_h,
+            error,
+        }));
+    }
     let (d_2h, floor_2h) = central_difference(x, 2.0 * h, loss_with)?;
     let (d_small, floor_small) = central_difference(x, h / 10.0, loss_with)?;
-    if consistent(d_h, d_2h, floor) && consistent(d_h, d_small, floor_small) {
+    if consistent(d_h, d_2h, floor, allowance(h) + allowance(2.0 * h))
+        && consistent(
+            d_h,
+            d_small,
+            floor_small,
+            allowance(h) + allowance(h / 10.0),
+        )
+    {
         let richardson = (4.0 * d_h - d_2h) / 3.0;
-        let richardson_error = element_error(g, richardson, floor.max(floor_2h));
+        // Its noise: 4/3 of d_h's plus 1/3 of d_2h's.
+        let richardson_allowance = (4.0 * allowance(h) + allowance(2.0 * h)) / 3.0;
+        let richardson_error =
+            element_error(g, richardson, floor.max(floor_2h), richardson_allowance);
         return Ok(Some(if richardson_error < error {
             Estimate {
                 numeric: richardson,
@@ -370,10 +441,15 @@ fn check_element(
     let tiny = h / 1000.0;
     let (d_tiny, floor_tiny) = central_difference(x, tiny, loss_with)?;
     let (d_tiny2, _) = central_difference(x, 2.0 * tiny, loss_with)?;
-    if consistent(d_tiny, d_tiny2, floor_tiny) {
+    if consistent(
+        d_tiny,
+        d_tiny2,
+        floor_tiny,
+        allowance(tiny) + allowance(2.0 * tiny),
+    ) {
         return Ok(Some(Estimate {
             numeric: d_tiny,
-            error: element_error(g, d_tiny, floor_tiny),
+            error: element_error(g, d_tiny, floor_tiny, allowance(tiny)),
         }));
     }
     Ok(None)

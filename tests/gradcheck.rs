@@ -302,3 +302,45 @@ fn the_whole_pipeline_passes_gradcheck_on_every_example_file() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A variance written as E[x²] − E[x]² of values near 1000: a loss of size 0.1 made as
+/// the difference of two terms of size 10⁶, so its rounding noise is 10⁷ times `ε·|f|`.
+const VARIANCE: &str = "param w: [4]\nloss = mean(square(w + 1000)) - square(mean(w + 1000))\n";
+
+#[test]
+fn a_loss_made_by_cancellation_is_checked_with_its_measured_noise() {
+    let compiled = gradc::driver::compile(VARIANCE).unwrap();
+    for seed in 0..5 {
+        let point = random_point(&compiled.forward, seed);
+        let report = gradcheck(&compiled.forward, &compiled.grad, &point, run).unwrap();
+        assert!(report.passed(DEFAULT_TOLERANCE), "seed {seed}:\n{report}");
+        let row = &report.params[0];
+        assert_eq!(
+            (row.checked, row.nonsmooth),
+            (4, 0),
+            "seed {seed}:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_gradient_of_a_loss_made_by_cancellation_still_fails() {
+    let compiled = gradc::driver::compile(VARIANCE).unwrap();
+    // The derived gradient, 2% too large.
+    let skewed = |func: &Function, bound: &Bound| {
+        let mut values = run(func, bound)?;
+        for (result, value) in func.results.iter().zip(values.iter_mut()) {
+            if let (ResultRole::Grad(_), gradc::tensor::TensorData::Real(v)) =
+                (result.role, &mut value.data)
+            {
+                v.iter_mut().for_each(|g| *g *= 1.02);
+            }
+        }
+        Ok(values)
+    };
+    for seed in 0..5 {
+        let point = random_point(&compiled.forward, seed);
+        let report = gradcheck(&compiled.forward, &compiled.grad, &point, skewed).unwrap();
+        assert!(report.worst_error() > 1e-2, "seed {seed}:\n{report}");
+    }
+}
