@@ -1423,9 +1423,95 @@ pub(crate) unsafe fn exp_sum_avx2(row: &mut [f64], keep: bool) -> f64 {
     sum
 }
 
+/// The largest element of `row`, NaN if it holds a NaN (NumPy's `max`), `-inf` if it is
+/// empty: eight elements a step in two four-lane maxima, with any NaN noted on the way.
+///
+/// # Safety
+/// The host has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn nan_max_avx2(row: &[f64]) -> f64 {
+    use std::arch::x86_64::*;
+    let mut chunks = row.chunks_exact(8);
+    let (mut m0, mut m1) = (
+        _mm256_set1_pd(f64::NEG_INFINITY),
+        _mm256_set1_pd(f64::NEG_INFINITY),
+    );
+    let mut unordered = _mm256_setzero_pd();
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds eight elements; the host has AVX2.
+        unsafe {
+            let a = _mm256_loadu_pd(chunk.as_ptr());
+            let b = _mm256_loadu_pd(chunk.as_ptr().add(4));
+            m0 = _mm256_max_pd(m0, a);
+            m1 = _mm256_max_pd(m1, b);
+            // All ones in a lane where a or b is NaN.
+            unordered = _mm256_or_pd(unordered, _mm256_cmp_pd::<_CMP_UNORD_Q>(a, b));
+        }
+    }
+    if _mm256_movemask_pd(unordered) != 0 {
+        return f64::NAN;
+    }
+    let mut lanes = [0.0; 4];
+    // SAFETY: four lanes.
+    unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_max_pd(m0, m1)) };
+    lanes
+        .into_iter()
+        .chain(chunks.remainder().iter().copied())
+        .fold(f64::NEG_INFINITY, |m, v| {
+            if m.is_nan() || v.is_nan() {
+                f64::NAN
+            } else {
+                m.max(v)
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_four_lane_max_is_numpys_max() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 7u64;
+        for len in 0..40 {
+            let mut row: Vec<f64> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 2001) as f64 - 1000.0
+                })
+                .collect();
+            let plain = |r: &[f64]| {
+                r.iter().fold(f64::NEG_INFINITY, |m: f64, &v| {
+                    if m.is_nan() || v.is_nan() {
+                        f64::NAN
+                    } else {
+                        m.max(v)
+                    }
+                })
+            };
+            // SAFETY: the host has AVX2.
+            assert_eq!(unsafe { nan_max_avx2(&row) }, plain(&row), "{row:?}");
+            for at in 0..len {
+                let kept = row[at];
+                row[at] = f64::NAN;
+                // SAFETY: as above.
+                assert!(
+                    unsafe { nan_max_avx2(&row) }.is_nan(),
+                    "NaN at {at} of {len}"
+                );
+                row[at] = f64::INFINITY;
+                assert_eq!(unsafe { nan_max_avx2(&row) }, f64::INFINITY);
+                row[at] = kept;
+            }
+        }
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[test]

@@ -394,17 +394,24 @@ fn softmax_lines(line: &Line, lo: usize, hi: usize) {
         unsafe { softmax_lines_fma(line, lo, hi) };
         return;
     }
-    softmax_lines_with(line, lo, hi, math::exp_scalar::<false>, |row, keep| {
-        let mut sum = 0.0;
-        for v in row {
-            let e = math::exp_scalar::<false>(*v);
-            if !keep {
-                *v = e;
+    softmax_lines_with(
+        line,
+        lo,
+        hi,
+        math::exp_scalar::<false>,
+        |row, keep| {
+            let mut sum = 0.0;
+            for v in row {
+                let e = math::exp_scalar::<false>(*v);
+                if !keep {
+                    *v = e;
+                }
+                sum += e;
             }
-            sum += e;
-        }
-        sum
-    });
+            sum
+        },
+        |row| row.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v)),
+    );
 }
 
 /// [`softmax_lines_with`] compiled with fused multiply-adds and four-lane exponentials.
@@ -414,15 +421,20 @@ fn softmax_lines(line: &Line, lo: usize, hi: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_lines_fma(line: &Line, lo: usize, hi: usize) {
-    softmax_lines_with(line, lo, hi, math::exp_scalar::<true>, |row, keep| {
-        // SAFETY: the host has AVX2 and FMA (this function's contract).
-        unsafe { math::exp_sum_avx2(row, keep) }
-    });
+    softmax_lines_with(
+        line,
+        lo,
+        hi,
+        math::exp_scalar::<true>,
+        // SAFETY (both): the host has AVX2 and FMA (this function's contract).
+        |row, keep| unsafe { math::exp_sum_avx2(row, keep) },
+        |row| unsafe { math::nan_max_avx2(row) },
+    );
 }
 
-/// Softmax (or log-softmax) of lines `lo..hi`: `exp` for one element, and `exp_sum`
-/// for a contiguous row (replacing it by its exponentials unless told to keep it, and
-/// returning their sum).
+/// Softmax (or log-softmax) of lines `lo..hi`: `exp` for one element, `exp_sum` for a
+/// contiguous row (replacing it by its exponentials unless told to keep it, and
+/// returning their sum), and `max_of` for a contiguous row (NaN if it holds one).
 #[inline(always)]
 fn softmax_lines_with(
     line: &Line,
@@ -430,20 +442,29 @@ fn softmax_lines_with(
     hi: usize,
     exp: impl Fn(f64) -> f64,
     exp_sum: impl Fn(&mut [f64], bool) -> f64,
+    max_of: impl Fn(&[f64]) -> f64,
 ) {
     let len = line.len;
     for l in lo..hi {
         let base = l as isize * line.line_x;
-        // SAFETY (all `at` calls): e < len stays inside the strided input.
-        let max = (0..len).fold(f64::NEG_INFINITY, |m, e| {
-            nan_max(m, unsafe { at(line.x, base + e as isize * line.step_x) })
-        });
         let out_at = |e: usize| l * line.line_o + e * line.step_o;
         if line.step_o == 1 {
             // SAFETY: the row is inside the output, and only this line writes it.
             let row = unsafe { std::slice::from_raw_parts_mut(line.out.add(out_at(0)), len) };
-            for (e, o) in row.iter_mut().enumerate() {
-                *o = unsafe { at(line.x, base + e as isize * line.step_x) } - max;
+            if line.step_x == 1 {
+                // SAFETY: the input row is `len` contiguous elements from `base`.
+                let xs =
+                    unsafe { std::slice::from_raw_parts((line.x as *const f64).offset(base), len) };
+                let max = max_of(xs);
+                row.iter_mut().zip(xs).for_each(|(o, &v)| *o = v - max);
+            } else {
+                // SAFETY (all `at` calls): e < len stays inside the strided input.
+                let max = (0..len).fold(f64::NEG_INFINITY, |m, e| {
+                    nan_max(m, unsafe { at(line.x, base + e as isize * line.step_x) })
+                });
+                for (e, o) in row.iter_mut().enumerate() {
+                    *o = unsafe { at(line.x, base + e as isize * line.step_x) } - max;
+                }
             }
             let sum = exp_sum(row, line.log);
             if line.log {
@@ -455,6 +476,10 @@ fn softmax_lines_with(
             }
             continue;
         }
+        // SAFETY (all `at` calls): e < len stays inside the strided input.
+        let max = (0..len).fold(f64::NEG_INFINITY, |m, e| {
+            nan_max(m, unsafe { at(line.x, base + e as isize * line.step_x) })
+        });
         let mut sum = 0.0;
         for e in 0..len {
             let shifted = unsafe { at(line.x, base + e as isize * line.step_x) } - max;
