@@ -250,3 +250,22 @@ fn log_of_sigmoid_stays_finite_where_the_sigmoid_underflows() {
     let bound = fixtures::point_at(&compiled.grad, &[4], 3, RealSampling::Signed);
     check_agrees("log-sigmoid", &compiled.grad, &bound);
 }
+
+#[test]
+fn logsumexp_of_rows_columns_transposes_and_whole_arrays_agrees() {
+    // Contiguous runs take the four-lane path (lengths with and without a remainder),
+    // strided ones the scalar loop.
+    let source = "input x: [M, N]\n\
+                  output rows = logsumexp(x, 1)\n\
+                  output columns = logsumexp(x, 0)\n\
+                  output whole = logsumexp(x)\n\
+                  output transposed_rows = logsumexp(transpose(x), 1)\n\
+                  loss = sum(logsumexp(x * x, 1))\n";
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    for sizes in [[37, 53], [53, 37], [1, 8], [9, 1]] {
+        for func in [&compiled.forward, &compiled.grad] {
+            let bound = fixtures::point_at(func, &sizes, 5, RealSampling::Signed);
+            check_agrees(&format!("logsumexp {sizes:?}"), func, &bound);
+        }
+    }
+}

@@ -519,67 +519,169 @@ extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, ax
         unsafe { logsumexp_fma(args) };
         return;
     }
-    logsumexp_with(args, math::exp_scalar::<false>);
+    logsumexp_with(args, math::exp_scalar::<false>, |row| {
+        row_logsumexp(
+            row,
+            |r| r.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v)),
+            |r, shift| {
+                r.iter()
+                    .map(|&v| math::exp_scalar::<false>(v - shift))
+                    .sum()
+            },
+        )
+    });
 }
 
-/// [`logsumexp_with`] compiled with fused multiply-adds.
+/// [`logsumexp_with`] compiled with fused multiply-adds, contiguous rows four lanes at a
+/// time.
 ///
 /// # Safety
 /// The host has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn logsumexp_fma(args: LogsumexpArgs) {
-    logsumexp_with(args, math::exp_scalar::<true>);
+    logsumexp_with(args, math::exp_scalar::<true>, |row| {
+        row_logsumexp(
+            row,
+            // SAFETY (both): the host has AVX2 and FMA (this function's contract).
+            |r| unsafe { math::nan_max_avx2(r) },
+            |r, shift| unsafe { math::exp_shifted_sum_avx2(r, shift) },
+        )
+    });
+}
+
+/// `log(sum(exp(row)))` of a contiguous row, from its maximum and the sum of the shifted
+/// exponentials.
+#[inline(always)]
+fn row_logsumexp(
+    row: &[f64],
+    max_of: impl Fn(&[f64]) -> f64,
+    shifted_exp_sum: impl Fn(&[f64], f64) -> f64,
+) -> f64 {
+    let mut shift = max_of(row);
+    if shift.is_infinite() {
+        shift = 0.0;
+    }
+    shift + shifted_exp_sum(row, shift).ln()
 }
 
 /// The arguments of [`gradc_logsumexp`].
 type LogsumexpArgs = (i64, i64, i64, i64, i64, i64, i64);
 
+/// `log(sum(exp(x)))` over the axes of `args` ([`gradc_logsumexp`]): `exp` for one
+/// element, `contiguous` for a whole contiguous run of elements.
 #[inline(always)]
-fn logsumexp_with(args: LogsumexpArgs, exp: impl Fn(f64) -> f64) {
+fn logsumexp_with(
+    args: LogsumexpArgs,
+    exp: impl Fn(f64) -> f64,
+    contiguous: impl Fn(&[f64]) -> f64,
+) {
     let (x, rs, cs, rows, cols, axes, out) = args;
     let (rows, cols) = (rows as usize, cols as usize);
+    // SAFETY: `len` elements from `start` are inside the input.
+    let run = |start: isize, len: usize| unsafe {
+        std::slice::from_raw_parts((x as *const f64).offset(start), len)
+    };
     let element = |i: usize, j: usize| {
         // SAFETY: i < rows, j < cols.
         unsafe { at(x, i as isize * rs as isize + j as isize * cs as isize) }
     };
-    let lse = |items: &mut dyn Iterator<Item = f64>, again: &mut dyn Iterator<Item = f64>| {
-        let mut shift = items.fold(f64::NEG_INFINITY, nan_max);
+    // A strided run of `len` elements from `start`, `step` apart.
+    let strided = |start: isize, step: isize, len: usize| {
+        // SAFETY (both): the run is inside the input.
+        let mut shift = (0..len).fold(f64::NEG_INFINITY, |m, e| {
+            nan_max(m, unsafe { at(x, start + e as isize * step) })
+        });
         if shift.is_infinite() {
             shift = 0.0;
         }
-        let sum: f64 = again.map(|e| exp(e - shift)).sum();
+        let sum: f64 = (0..len)
+            .map(|e| exp(unsafe { at(x, start + e as isize * step) } - shift))
+            .sum();
         shift + sum.ln()
     };
     match axes & 0b11 {
-        0b11 => {
-            let all = || (0..rows).flat_map(move |i| (0..cols).map(move |j| (i, j)));
-            let value = lse(
-                &mut all().map(|(i, j)| element(i, j)),
-                &mut all().map(|(i, j)| element(i, j)),
-            );
+        0b11 if cs == 1 && rs == cols as i64 => {
             // SAFETY: the output holds one element.
             let out = unsafe { slice_mut::<f64>(out, 1) };
-            out[0] = value;
+            out[0] = contiguous(run(0, rows * cols));
+        }
+        0b10 if cs == 1 => {
+            // SAFETY: the output holds one element per row.
+            let out = unsafe { slice_mut::<f64>(out, rows) };
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = contiguous(run(i as isize * rs as isize, cols));
+            }
+        }
+        0b01 if rs == 1 => {
+            // SAFETY: the output holds one element per column.
+            let out = unsafe { slice_mut::<f64>(out, cols) };
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = contiguous(run(j as isize * cs as isize, rows));
+            }
+        }
+        0b11 => {
+            let mut shift = f64::NEG_INFINITY;
+            for i in 0..rows {
+                for j in 0..cols {
+                    shift = nan_max(shift, element(i, j));
+                }
+            }
+            if shift.is_infinite() {
+                shift = 0.0;
+            }
+            let mut sum = 0.0;
+            for i in 0..rows {
+                for j in 0..cols {
+                    sum += exp(element(i, j) - shift);
+                }
+            }
+            // SAFETY: the output holds one element.
+            let out = unsafe { slice_mut::<f64>(out, 1) };
+            out[0] = shift + sum.ln();
         }
         0b10 => {
             // SAFETY: the output holds one element per row.
             let out = unsafe { slice_mut::<f64>(out, rows) };
             for (i, o) in out.iter_mut().enumerate() {
-                *o = lse(
-                    &mut (0..cols).map(|j| element(i, j)),
-                    &mut (0..cols).map(|j| element(i, j)),
-                );
+                *o = strided(i as isize * rs as isize, cs as isize, cols);
+            }
+        }
+        _ if cs == 1 => {
+            // Columns of row-major data: whole rows at a time, a block of columns' maxima
+            // in the output and their sums on the stack.
+            // SAFETY: the output holds one element per column.
+            let out = unsafe { slice_mut::<f64>(out, cols) };
+            const BLOCK: usize = 64;
+            for (b, shifts) in out.chunks_mut(BLOCK).enumerate() {
+                let j0 = b * BLOCK;
+                shifts.fill(f64::NEG_INFINITY);
+                for i in 0..rows {
+                    for (jj, s) in shifts.iter_mut().enumerate() {
+                        *s = nan_max(*s, element(i, j0 + jj));
+                    }
+                }
+                for s in shifts.iter_mut() {
+                    if s.is_infinite() {
+                        *s = 0.0;
+                    }
+                }
+                let mut sums = [0.0; BLOCK];
+                for i in 0..rows {
+                    for (jj, (sum, s)) in sums.iter_mut().zip(shifts.iter()).enumerate() {
+                        *sum += exp(element(i, j0 + jj) - s);
+                    }
+                }
+                for (s, sum) in shifts.iter_mut().zip(sums) {
+                    *s += sum.ln();
+                }
             }
         }
         _ => {
             // SAFETY: the output holds one element per column.
             let out = unsafe { slice_mut::<f64>(out, cols) };
             for (j, o) in out.iter_mut().enumerate() {
-                *o = lse(
-                    &mut (0..rows).map(|i| element(i, j)),
-                    &mut (0..rows).map(|i| element(i, j)),
-                );
+                *o = strided(j as isize * cs as isize, rs as isize, rows);
             }
         }
     }
