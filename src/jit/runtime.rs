@@ -410,7 +410,7 @@ fn softmax_lines(line: &Line, lo: usize, hi: usize) {
             }
             sum
         },
-        |row| row.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v)),
+        nan_max_of,
     );
 }
 
@@ -520,15 +520,11 @@ extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, ax
         return;
     }
     logsumexp_with(args, math::exp_scalar::<false>, |row| {
-        row_logsumexp(
-            row,
-            |r| r.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v)),
-            |r, shift| {
-                r.iter()
-                    .map(|&v| math::exp_scalar::<false>(v - shift))
-                    .sum()
-            },
-        )
+        row_logsumexp(row, nan_max_of, |r, shift| {
+            r.iter()
+                .map(|&v| math::exp_scalar::<false>(v - shift))
+                .sum()
+        })
     });
 }
 
@@ -558,10 +554,7 @@ fn row_logsumexp(
     max_of: impl Fn(&[f64]) -> f64,
     shifted_exp_sum: impl Fn(&[f64], f64) -> f64,
 ) -> f64 {
-    let mut shift = max_of(row);
-    if shift.is_infinite() {
-        shift = 0.0;
-    }
+    let shift = usable_shift(max_of(row));
     shift + shifted_exp_sum(row, shift).ln()
 }
 
@@ -589,12 +582,9 @@ fn logsumexp_with(
     // A strided run of `len` elements from `start`, `step` apart.
     let strided = |start: isize, step: isize, len: usize| {
         // SAFETY (both): the run is inside the input.
-        let mut shift = (0..len).fold(f64::NEG_INFINITY, |m, e| {
+        let shift = usable_shift((0..len).fold(f64::NEG_INFINITY, |m, e| {
             nan_max(m, unsafe { at(x, start + e as isize * step) })
-        });
-        if shift.is_infinite() {
-            shift = 0.0;
-        }
+        }));
         let sum: f64 = (0..len)
             .map(|e| exp(unsafe { at(x, start + e as isize * step) } - shift))
             .sum();
@@ -627,9 +617,7 @@ fn logsumexp_with(
                     shift = nan_max(shift, element(i, j));
                 }
             }
-            if shift.is_infinite() {
-                shift = 0.0;
-            }
+            let shift = usable_shift(shift);
             let mut sum = 0.0;
             for i in 0..rows {
                 for j in 0..cols {
@@ -661,11 +649,7 @@ fn logsumexp_with(
                         *s = nan_max(*s, element(i, j0 + jj));
                     }
                 }
-                for s in shifts.iter_mut() {
-                    if s.is_infinite() {
-                        *s = 0.0;
-                    }
-                }
+                shifts.iter_mut().for_each(|s| *s = usable_shift(*s));
                 let mut sums = [0.0; BLOCK];
                 for i in 0..rows {
                     for (jj, (sum, s)) in sums.iter_mut().zip(shifts.iter()).enumerate() {
@@ -685,6 +669,21 @@ fn logsumexp_with(
             }
         }
     }
+}
+
+/// The shift of a log-sum-exp: the maximum, or 0 where it is infinite (so that
+/// `exp(x − shift)` is not `exp(inf − inf)`).
+fn usable_shift(max: f64) -> f64 {
+    if max.is_infinite() {
+        0.0
+    } else {
+        max
+    }
+}
+
+/// NumPy's `max` of a slice: NaN if any element is NaN, `-inf` if it is empty.
+fn nan_max_of(row: &[f64]) -> f64 {
+    row.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v))
 }
 
 /// NumPy's `maximum`: NaN if either operand is NaN.
