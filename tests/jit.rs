@@ -252,15 +252,17 @@ fn log_of_sigmoid_stays_finite_where_the_sigmoid_underflows() {
 }
 
 #[test]
-fn logsumexp_of_rows_columns_transposes_and_whole_arrays_agrees() {
+fn logsumexp_and_softmax_of_rows_columns_transposes_and_whole_arrays_agree() {
     // Contiguous runs take the four-lane path (lengths with and without a remainder),
-    // strided ones the scalar loop.
+    // strided ones the scalar loop; softmax down columns goes four columns at a time.
     let source = "input x: [M, N]\n\
                   output rows = logsumexp(x, 1)\n\
                   output columns = logsumexp(x, 0)\n\
                   output whole = logsumexp(x)\n\
                   output transposed_rows = logsumexp(transpose(x), 1)\n\
-                  loss = sum(logsumexp(x * x, 1))\n";
+                  output down_columns = softmax(x, 0)\n\
+                  output log_down_columns = log_softmax(x, 0)\n\
+                  loss = sum(logsumexp(x * x, 1)) + sum(log_softmax(x, 0) * x)\n";
     let compiled = gradc::driver::compile(source).expect("compiles");
     for sizes in [[37, 53], [53, 37], [1, 8], [9, 1]] {
         for func in [&compiled.forward, &compiled.grad] {
