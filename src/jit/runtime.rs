@@ -578,13 +578,22 @@ extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, ax
         unsafe { logsumexp_fma(args) };
         return;
     }
-    logsumexp_with(args, math::exp_scalar::<false>, |row| {
-        row_logsumexp(row, nan_max_of, |r, shift| {
-            r.iter()
-                .map(|&v| math::exp_scalar::<false>(v - shift))
-                .sum()
-        })
-    });
+    logsumexp_with(
+        args,
+        math::exp_scalar::<false>,
+        |row| {
+            row_logsumexp(row, nan_max_of, |r, shift| {
+                r.iter()
+                    .map(|&v| math::exp_scalar::<false>(v - shift))
+                    .sum()
+            })
+        },
+        |values| {
+            values
+                .iter_mut()
+                .for_each(|v| *v = math::exp_scalar::<false>(*v))
+        },
+    );
 }
 
 /// [`logsumexp_with`] compiled with fused multiply-adds, contiguous rows four lanes at a
@@ -595,14 +604,21 @@ extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, ax
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn logsumexp_fma(args: LogsumexpArgs) {
-    logsumexp_with(args, math::exp_scalar::<true>, |row| {
-        row_logsumexp(
-            row,
-            // SAFETY (both): the host has AVX2 and FMA (this function's contract).
-            |r| unsafe { math::nan_max_avx2(r) },
-            |r, shift| unsafe { math::exp_shifted_sum_avx2(r, shift) },
-        )
-    });
+    logsumexp_with(
+        args,
+        math::exp_scalar::<true>,
+        |row| {
+            row_logsumexp(
+                row,
+                // SAFETY (all three): the host has AVX2 and FMA (this function's contract).
+                |r| unsafe { math::nan_max_avx2(r) },
+                |r, shift| unsafe { math::exp_shifted_sum_avx2(r, shift) },
+            )
+        },
+        |values| {
+            unsafe { math::exp_sum_avx2(values, false) };
+        },
+    );
 }
 
 /// `log(sum(exp(row)))` of a contiguous row, from its maximum and the sum of the shifted
@@ -621,12 +637,14 @@ fn row_logsumexp(
 type LogsumexpArgs = (i64, i64, i64, i64, i64, i64, i64);
 
 /// `log(sum(exp(x)))` over the axes of `args` ([`gradc_logsumexp`]): `exp` for one
-/// element, `contiguous` for a whole contiguous run of elements.
+/// element, `contiguous` for a whole contiguous run of elements, `exp_in_place` for a
+/// short run of elements.
 #[inline(always)]
 fn logsumexp_with(
     args: LogsumexpArgs,
     exp: impl Fn(f64) -> f64,
     contiguous: impl Fn(&[f64]) -> f64,
+    exp_in_place: impl Fn(&mut [f64]),
 ) {
     let (x, rs, cs, rows, cols, axes, out) = args;
     let (rows, cols) = (rows as usize, cols as usize);
@@ -710,10 +728,16 @@ fn logsumexp_with(
                 }
                 shifts.iter_mut().for_each(|s| *s = usable_shift(*s));
                 let mut sums = [0.0; BLOCK];
+                let mut terms = [0.0; BLOCK];
+                let terms = &mut terms[..shifts.len()];
                 for i in 0..rows {
-                    for (jj, (sum, s)) in sums.iter_mut().zip(shifts.iter()).enumerate() {
-                        *sum += exp(element(i, j0 + jj) - s);
+                    for (jj, (t, s)) in terms.iter_mut().zip(shifts.iter()).enumerate() {
+                        *t = element(i, j0 + jj) - s;
                     }
+                    exp_in_place(terms);
+                    sums.iter_mut()
+                        .zip(terms.iter())
+                        .for_each(|(sum, t)| *sum += t);
                 }
                 for (s, sum) in shifts.iter_mut().zip(sums) {
                     *s += sum.ln();
