@@ -271,3 +271,92 @@ fn logsumexp_and_softmax_of_rows_columns_transposes_and_whole_arrays_agree() {
         }
     }
 }
+
+#[test]
+fn small_integer_powers_are_products_within_two_ulps_of_c_pow() {
+    // The JIT computes x ^ 3, x ^ 4, x ^ -1 and x ^ -2 as products and quotients.
+    let source = "input x: [N]\n\
+                  output cube = x ^ 3\n\
+                  output fourth = x ^ 4\n\
+                  output inverse = x ^ -1\n\
+                  output inverse_square = x ^ -2\n\
+                  loss = sum(x)\n";
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    // No call of a binary libm function (C's pow is the only one).
+    let clif = jit::clif_text(&compiled.forward).expect("jit");
+    assert!(!clif.contains("(f64, f64) -> f64"), "{clif}");
+    let general = gradc::driver::compile("input x: [N]\nloss = sum(x ^ 2.5)\n").expect("compiles");
+    let clif = jit::clif_text(&general.forward).expect("jit");
+    assert!(clif.contains("(f64, f64) -> f64"), "{clif}");
+    let mut xs = vec![
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1.0,
+        -1.0,
+    ];
+    let mut state = 3u64;
+    for _ in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let magnitude = 10f64.powf((state % 10_000) as f64 / 100.0 - 50.0);
+        xs.push(if state & 1 == 0 {
+            magnitude
+        } else {
+            -magnitude
+        });
+    }
+    let func = &compiled.forward;
+    let kernel = jit::compile(func).expect("jit");
+    let n = xs.len();
+    let lens: Vec<usize> = func
+        .results
+        .iter()
+        .map(|r| if r.name == "loss" { 1 } else { n })
+        .collect();
+    let mut results: Vec<Vec<f64>> = lens.iter().map(|&len| vec![f64::NAN; len]).collect();
+    {
+        let mut slices: Vec<&mut [f64]> = results.iter_mut().map(|o| o.as_mut_slice()).collect();
+        kernel
+            .call(
+                &[n],
+                &[ArgData::Real(&xs)],
+                &mut slices,
+                &mut Workspace::new(),
+            )
+            .expect("valid call");
+    }
+    let result = |name: &str| {
+        let k = func
+            .results
+            .iter()
+            .position(|r| r.name == name)
+            .expect(name);
+        &results[k]
+    };
+    let ulps = |a: f64, b: f64| {
+        if a == b || (a.is_nan() && b.is_nan()) {
+            0.0
+        } else {
+            (a - b).abs() / (f64::EPSILON * b.abs())
+        }
+    };
+    let outs = [
+        result("cube"),
+        result("fourth"),
+        result("inverse"),
+        result("inverse_square"),
+    ];
+    for (out, power) in outs.iter().zip([3.0, 4.0, -1.0, -2.0]) {
+        for (&x, &got) in xs.iter().zip(out.iter()) {
+            let want = x.powf(power);
+            assert!(
+                ulps(got, want) <= 2.0,
+                "{x:e} ^ {power}: {got:e}, C's pow {want:e}"
+            );
+        }
+    }
+}

@@ -633,9 +633,30 @@ impl<'a, 'b> Translator<'a, 'b> {
                     BinaryOp::Div => self.bcx.ins().fdiv(x, y),
                     BinaryOp::Max => self.bcx.ins().fmax(x, y),
                     BinaryOp::Min => self.bcx.ins().fmin(x, y),
-                    // pow(x, 2) is exactly x * x (both correctly rounded).
-                    BinaryOp::Pow if self.literal(rhs) == Some(2.0) => self.bcx.ins().fmul(x, x),
-                    BinaryOp::Pow => self.per_lane2("gradc_pow", x, y, width),
+                    // Small integer powers as products, as JAX's integer powers: x * x
+                    // and 1 / x are exact (correctly rounded, as C's pow); the others
+                    // round twice, within two ulps of it.
+                    BinaryOp::Pow => match self.literal(rhs) {
+                        Some(2.0) => self.bcx.ins().fmul(x, x),
+                        Some(3.0) => {
+                            let square = self.bcx.ins().fmul(x, x);
+                            self.bcx.ins().fmul(x, square)
+                        }
+                        Some(4.0) => {
+                            let square = self.bcx.ins().fmul(x, x);
+                            self.bcx.ins().fmul(square, square)
+                        }
+                        Some(-1.0) => {
+                            let one = self.fconst(width, 1.0);
+                            self.bcx.ins().fdiv(one, x)
+                        }
+                        Some(-2.0) => {
+                            let one = self.fconst(width, 1.0);
+                            let square = self.bcx.ins().fmul(x, x);
+                            self.bcx.ins().fdiv(one, square)
+                        }
+                        _ => self.per_lane2("gradc_pow", x, y, width),
+                    },
                 }
             }
             Op::Compare(c, a, _) => {
