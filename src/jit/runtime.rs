@@ -572,6 +572,39 @@ fn has_fma() -> bool {
 /// element).
 extern "C" fn gradc_logsumexp(x: i64, rs: i64, cs: i64, rows: i64, cols: i64, axes: i64, out: i64) {
     let args = (x, rs, cs, rows, cols, axes, out);
+    // Along one axis the outputs are independent: big arrays are shared with the helper
+    // thread, in chunks of rows (or columns) claimed in turn, each computed as the
+    // log-sum-exp of its own part of the array (the same bits as in one piece).
+    let units = match axes & 0b11 {
+        0b10 => rows,
+        0b01 => cols,
+        _ => 0,
+    } as usize;
+    let elements = (rows as usize).saturating_mul(cols as usize);
+    if units < 2 || elements < SOFTMAX_PARALLEL_ELEMENTS || super::helper::threads() < 2 {
+        logsumexp_part(args);
+        return;
+    }
+    let chunk = units.div_ceil(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    super::helper::run_on_two_threads(&|| loop {
+        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let first = c * chunk;
+        if first >= units {
+            return;
+        }
+        let (first, n) = (first as i64, (chunk.min(units - first)) as i64);
+        // Addresses are in bytes, strides in elements.
+        logsumexp_part(if axes & 0b11 == 0b10 {
+            (x + 8 * first * rs, rs, cs, n, cols, axes, out + 8 * first)
+        } else {
+            (x + 8 * first * cs, rs, cs, rows, n, axes, out + 8 * first)
+        });
+    });
+}
+
+/// One log-sum-exp call, on this thread.
+fn logsumexp_part(args: LogsumexpArgs) {
     #[cfg(target_arch = "x86_64")]
     if has_fma() {
         // SAFETY: the host has FMA; the data contract is the generated code's.
