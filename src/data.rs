@@ -931,6 +931,28 @@ pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> 
         let j = rng.below(k as u64 + 1) as usize;
         dims.swap(k, j);
     }
+    random_args(func, dims, &mut rng, sampling)
+}
+
+/// A deterministic random point at the dimension sizes `sizes` (indexed like
+/// `func.dims`), drawn as [`random_point_with`] draws its values; a dimension indexed by
+/// a literal is still made large enough for it.
+pub fn random_point_at(
+    func: &Function,
+    sizes: &[usize],
+    seed: u64,
+    sampling: RealSampling,
+) -> Bound {
+    random_args(func, sizes.to_vec(), &mut SplitMix64::new(seed), sampling)
+}
+
+/// The values of a random point at `dims` (widened for literal indices).
+fn random_args(
+    func: &Function,
+    mut dims: Vec<usize>,
+    rng: &mut SplitMix64,
+    sampling: RealSampling,
+) -> Bound {
     // A literal index `e[2]` needs its dimension to have more than 2 rows.
     let checks = index_checks(func);
     for check in &checks {
