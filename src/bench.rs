@@ -16,8 +16,6 @@ use serde_json::json;
 
 use crate::api::{CompileOptions, Model, ModelError};
 use crate::driver;
-use crate::jit::ArgData;
-use crate::tensor::TensorData;
 
 /// How long to measure.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -139,15 +137,7 @@ pub fn bench_with(
     let compile_time = start.elapsed();
     // ...(binding the data is not compilation)...
     let bound = bind(&model)?;
-    let args: Vec<ArgData> = bound
-        .args
-        .iter()
-        .map(|t| match &t.data {
-            TensorData::Real(x) => ArgData::Real(x),
-            TensorData::Int(x) => ArgData::Int(x),
-            TensorData::Bool(_) => ArgData::Real(&[]),
-        })
-        .collect();
+    let args = bound.arg_data();
     let mut grads: Vec<Vec<f64>> = model
         .grad_function()
         .results

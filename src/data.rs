@@ -43,6 +43,23 @@ pub struct Bound {
     pub args: Vec<Tensor>,
 }
 
+impl Bound {
+    /// The arguments as compiled code takes them, in declaration order. A mask (which
+    /// no argument is) is passed as an empty real array, which the call rejects by its
+    /// length.
+    pub fn arg_data(&self) -> Vec<crate::jit::ArgData<'_>> {
+        use crate::jit::ArgData;
+        self.args
+            .iter()
+            .map(|t| match &t.data {
+                TensorData::Real(x) => ArgData::Real(x),
+                TensorData::Int(x) => ArgData::Int(x),
+                TensorData::Bool(_) => ArgData::Real(&[]),
+            })
+            .collect()
+    }
+}
+
 /// A call-time error: the data does not fit the function. Every message names the
 /// input or param at fault (and the dimension, where one is involved).
 #[derive(Clone, Debug, PartialEq)]

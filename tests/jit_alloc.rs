@@ -9,8 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use gradc::jit::ArgData;
-use gradc::{Model, TensorData};
+use gradc::Model;
 
 struct Counting;
 
@@ -47,15 +46,7 @@ fn allocations(f: impl FnOnce()) -> usize {
 fn check_no_allocation(source: &str) {
     let model = Model::from_source(source).expect("compiles");
     let bound = gradc::data::random_point(model.forward_function(), 3);
-    let args: Vec<ArgData> = bound
-        .args
-        .iter()
-        .map(|t| match &t.data {
-            TensorData::Real(x) => ArgData::Real(x),
-            TensorData::Int(x) => ArgData::Int(x),
-            TensorData::Bool(_) => unreachable!("no mask data"),
-        })
-        .collect();
+    let args = bound.arg_data();
     let (loss, grads) = model.value_and_grad_vec(&bound).expect("call");
     let mut grads: Vec<Vec<f64>> = grads.into_iter().map(|t| vec![0.0; t.len()]).collect();
     let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| g.as_mut_slice()).collect();
