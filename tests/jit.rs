@@ -361,3 +361,15 @@ fn small_integer_powers_are_products_within_two_ulps_of_c_pow() {
         }
     }
 }
+
+#[test]
+fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
+    // Both are computed from exp(-|t|); the loop nest's value numbering keeps one.
+    let source = "input x: [N]\nparam w\nloss = sum(softplus(x * w) + sigmoid(x * w))\n";
+    check_source("softplus and sigmoid", source);
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    let clif = jit::clif_text(&compiled.forward).expect("jit");
+    // One table lookup of exp in the two-lane loop (the one-lane tail calls libm).
+    let lookups = clif.matches("iconst.i64 exp_table").count();
+    assert_eq!(lookups, 1, "{clif}");
+}

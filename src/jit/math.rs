@@ -680,6 +680,15 @@ struct Emitter<'a, 'f> {
     use_fma: bool,
 }
 
+/// A two-lane constant with `bits` in each lane, as one constant-pool entry (a `splat` of
+/// a scalar constant costs three instructions where the IR is not optimised).
+pub(crate) fn vector_const(builder: &mut FunctionBuilder, ty: Type, bits: u64) -> Value {
+    let mut bytes = bits.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&bits.to_le_bytes());
+    let handle = builder.func.dfg.constants.insert(bytes.into());
+    builder.ins().vconst(ty, handle)
+}
+
 impl Emitter<'_, '_> {
     fn is_vector(&self) -> bool {
         self.float_ty.is_vector()
@@ -688,20 +697,18 @@ impl Emitter<'_, '_> {
     // --- Constants and plain arithmetic. ----------------------------------------------
 
     fn float(&mut self, c: f64) -> Value {
-        let scalar = self.builder.ins().f64const(c);
         if self.is_vector() {
-            self.builder.ins().splat(self.float_ty, scalar)
+            vector_const(self.builder, self.float_ty, c.to_bits())
         } else {
-            scalar
+            self.builder.ins().f64const(c)
         }
     }
 
     fn int(&mut self, c: i64) -> Value {
-        let scalar = self.builder.ins().iconst(types::I64, c);
         if self.is_vector() {
-            self.builder.ins().splat(self.int_ty, scalar)
+            vector_const(self.builder, self.int_ty, c as u64)
         } else {
-            scalar
+            self.builder.ins().iconst(types::I64, c)
         }
     }
 

@@ -14,10 +14,11 @@
 //!    sub-range of the nest's outer loop, so [`parallel`] can split it across two
 //!    threads; nests that translate to the same function share one), then the entry
 //!    function running the whole schedule;
-//! 3. **compile** (`compile_function`): Cranelift turns each function into machine code,
-//!    optimised, except an entry without loops of its own, which is compiled quickly
-//!    (`Tier`); this needs no module, so [`compile_pair`] shares the functions of the forward and
-//!    the gradient kernel between two threads ([`helper`]);
+//! 3. **compile** (`compile_function`): Cranelift turns each function into machine code
+//!    (`Tier`): loop nests as emitted, after our own value numbering ([`numbering`]),
+//!    with the thorough register allocator; an entry without loops of its own quickly; any
+//!    other entry optimised. This needs no module, so [`compile_pair`] shares the
+//!    functions of the forward and the gradient kernel between two threads ([`helper`]);
 //! 4. **finish** (`finish_kernel`): the code is defined in the module, relocated and
 //!    made executable.
 //!
@@ -28,6 +29,7 @@
 
 mod helper;
 pub mod math;
+mod numbering;
 mod parallel;
 mod plan;
 mod runtime;
@@ -277,7 +279,7 @@ struct Translated {
     module: JITModule,
     /// Loop nests, then the entry.
     functions: Vec<(FuncId, cranelift::codegen::ir::Function)>,
-    /// How the entry is compiled (the nests always get [`Tier::Optimised`]).
+    /// How the entry is compiled (the nests always get [`Tier::Nest`]).
     entry_tier: Tier,
     entry: FuncId,
     /// The kernel, but for its code (`entry` is a placeholder until finished).
@@ -288,11 +290,15 @@ struct Translated {
 /// How much work Cranelift spends on a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tier {
-    /// Optimised IR and backtracking register allocation: for code that loops.
+    /// Optimised IR and backtracking register allocation: for an entry with loops of
+    /// its own.
     Optimised,
     /// No IR optimisation and single-pass register allocation: for an entry that runs
     /// once per call and hands all its loops to nests, where compile time is all it costs.
     Quick,
+    /// No e-graph (constants stay loads at each use, the emitted order is kept; see
+    /// [`numbering`]) and backtracking register allocation: for loop nests.
+    Nest,
 }
 
 /// Machine code of one function, ready to be defined in its module.
@@ -326,6 +332,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
         ctx.func.signature = range_signature(&module);
         let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
         translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
+        numbering::number_values(&mut ctx.func);
         let key = nest_hash(&ctx.func);
         let same = nests.get(&key).and_then(|candidates| {
             candidates.iter().find_map(|&i| {
@@ -418,7 +425,7 @@ impl Translated {
     /// The tier of each function, by its index in `functions` (the entry is the last).
     fn tier_of(&self) -> impl Fn(usize) -> Tier {
         let (entry, tier) = (self.functions.len() - 1, self.entry_tier);
-        move |f| if f == entry { tier } else { Tier::Optimised }
+        move |f| if f == entry { tier } else { Tier::Nest }
     }
 }
 
@@ -606,7 +613,9 @@ fn index_literals(func: &Function) -> Vec<(i64, Dim)> {
 fn host(tier: Tier) -> Result<&'static OwnedTargetIsa, JitError> {
     static OPTIMISED: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
     static QUICK: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
+    static NEST: OnceLock<Result<OwnedTargetIsa, JitError>> = OnceLock::new();
     match tier {
+        Tier::Nest => NEST.get_or_init(|| host_isa("none", "backtracking")),
         Tier::Optimised => OPTIMISED.get_or_init(|| host_isa("speed", "backtracking")),
         Tier::Quick => QUICK.get_or_init(|| host_isa("none", "single_pass")),
     }

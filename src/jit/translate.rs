@@ -302,6 +302,15 @@ enum StoreKey {
 }
 
 /// The blocks of one counted loop.
+/// What one iteration of an inner loop has computed so far: the members' values and
+/// the operands loaded (each loaded once however many members read it).
+struct Lanes {
+    j: ClifValue,
+    j_bytes: ClifValue,
+    members: HashMap<Value, ClifValue>,
+    loaded: HashMap<usize, ClifValue>,
+}
+
 struct LoopBlocks {
     header: cranelift::codegen::ir::Block,
     exit: cranelift::codegen::ir::Block,
@@ -565,11 +574,10 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// A real constant with `width` lanes.
     fn fconst(&mut self, width: u8, c: f64) -> ClifValue {
-        let x = self.bcx.ins().f64const(c);
         if width == 1 {
-            x
+            self.bcx.ins().f64const(c)
         } else {
-            self.bcx.ins().splat(types::F64X2, x)
+            math::vector_const(&mut self.bcx, types::F64X2, c.to_bits())
         }
     }
 
@@ -1297,21 +1305,18 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// The value of operand `u` of a member, at element `j` of the current row.
-    #[allow(clippy::too_many_arguments)]
+    /// The value of operand `u` of a member, at element `lanes.j` of the current row.
     fn lane_operand(
         &mut self,
         g: usize,
         state: &GroupState,
-        lanes: &HashMap<Value, ClifValue>,
+        lanes: &mut Lanes,
         u: Value,
         width: u8,
-        j: ClifValue,
-        j_bytes: ClifValue,
     ) -> ClifValue {
         let w = self.plan.resolve(u);
         if self.plan.nodes[w.index()] == Node::Member(g) {
-            return lanes[&w];
+            return lanes.members[&w];
         }
         match self.plan.access(self.func, u) {
             Access::Scalar(s) => {
@@ -1333,7 +1338,12 @@ impl<'a, 'b> Translator<'a, 'b> {
                     .iter()
                     .position(|l| *l == spec)
                     .expect("compiler bug: load not collected");
-                self.load_lane(state, k, width, j, j_bytes)
+                if let Some(&x) = lanes.loaded.get(&k) {
+                    return x;
+                }
+                let x = self.load_lane(state, k, width, lanes.j, lanes.j_bytes);
+                lanes.loaded.insert(k, x);
+                x
             }
         }
     }
@@ -1410,11 +1420,16 @@ impl<'a, 'b> Translator<'a, 'b> {
         let func = self.func;
         let group = &plan.groups[g];
         let j_bytes = self.bcx.ins().ishl_imm_s(j, 3);
-        let mut lanes: HashMap<Value, ClifValue> = HashMap::new();
+        let mut lanes = Lanes {
+            j,
+            j_bytes,
+            members: HashMap::new(),
+            loaded: HashMap::new(),
+        };
         for &m in &group.members {
             let op = func.op(m);
             if let Op::Reduce(r, x, _) = *op {
-                let xv = self.lane_operand(g, state, &lanes, x, width, j, j_bytes);
+                let xv = self.lane_operand(g, state, &mut lanes, x, width);
                 let Node::Reduce(_, kind) = plan.nodes[m.index()] else {
                     unreachable!("compiler bug: reduce op without reduce node")
                 };
@@ -1448,16 +1463,16 @@ impl<'a, 'b> Translator<'a, 'b> {
             let inputs: Vec<ClifValue> = op
                 .operands()
                 .iter()
-                .map(|&u| self.lane_operand(g, state, &lanes, u, width, j, j_bytes))
+                .map(|&u| self.lane_operand(g, state, &mut lanes, u, width))
                 .collect();
             let value = self.lower_elementwise(op, &inputs, width);
-            lanes.insert(m, value);
+            lanes.members.insert(m, value);
             if let Some(&(_, row)) = state.stores.get(&StoreKey::Member(m)) {
                 self.store_lane(row, j_bytes, value, width);
             }
         }
         for &(v, r) in &group.copies {
-            let value = self.lane_operand(g, state, &lanes, v, width, j, j_bytes);
+            let value = self.lane_operand(g, state, &mut lanes, v, width);
             let (_, row) = state.stores[&StoreKey::Copy(r)];
             self.store_lane(row, j_bytes, value, width);
         }
