@@ -373,3 +373,20 @@ fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
     let lookups = clif.matches("iconst.i64 exp_table").count();
     assert_eq!(lookups, 1, "{clif}");
 }
+
+#[test]
+fn nests_alike_but_for_one_detail_each_get_their_own_code() {
+    // Nests of one shape share a translation (debug builds translate every nest and
+    // check that the shared one is the same code). Each layer here is a nest of the same
+    // shape as the one before, but for one detail; the products keep them apart.
+    let source = "input x: [B, F]\nparam W: [F, F]\nparam w: [F]\nparam a\n\
+                  let h1 = tanh(x @ W * 0.2 + w)\n\
+                  let h2 = tanh(h1 @ W * 0.2 + w)\n\
+                  let h3 = tanh(h2 @ W * 0.3 + w)\n\
+                  let h4 = sigmoid(h3 @ W * 0.3 + w)\n\
+                  let h5 = tanh(h4 @ W * a + w)\n\
+                  let h6 = tanh(h5 @ W * 0.3 - w)\n\
+                  let h7 = tanh(h6 @ W * 0.3 + h1)\n\
+                  loss = sum(h7) + max(h6) + sum(h5 * h4)\n";
+    check_source("nests alike", source);
+}

@@ -324,25 +324,40 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut clif = want_clif.then(String::new);
     let mut range_fns = HashMap::new();
-    let mut functions = Vec::new();
+    let mut functions: Vec<(FuncId, cranelift::codegen::ir::Function)> = Vec::new();
     // Nests of the same shape translate to the same function: one compiled copy serves
     // all (compared as Cranelift data, found by a hash of it).
     let mut nests: HashMap<u64, Vec<usize>> = HashMap::new();
+    // Nests with the same key (what translation reads of them, see `nest_key`) are
+    // translated once; debug builds translate them all and check that they agree.
+    let mut by_key: HashMap<String, usize> = HashMap::new();
     for g in translate::range_groups(&plan) {
+        let role_key = translate::nest_key(func, &plan, g);
+        let known = by_key.get(&role_key).copied();
+        if let (Some(i), false) = (known, cfg!(debug_assertions)) {
+            range_fns.insert(g, functions[i].0);
+            continue;
+        }
         ctx.func.signature = range_signature(&module);
         let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
         translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
         numbering::number_values(&mut ctx.func);
+        let same_as = |i: &usize| {
+            let nest: &cranelift::codegen::ir::Function = &functions[*i].1;
+            nest.stencil == ctx.func.stencil && nest.params == ctx.func.params
+        };
+        if let Some(i) = known {
+            assert!(
+                same_as(&i),
+                "compiler bug: nest {g} has the key of an earlier nest but not its code"
+            );
+        }
         let key = nest_hash(&ctx.func);
-        let same = nests.get(&key).and_then(|candidates| {
-            candidates.iter().find_map(|&i| {
-                let (id, nest): &(FuncId, cranelift::codegen::ir::Function) = &functions[i];
-                (nest.stencil == ctx.func.stencil && nest.params == ctx.func.params).then_some(*id)
-            })
-        });
-        if let Some(id) = same {
+        let same = known.or_else(|| nests.get(&key)?.iter().copied().find(same_as));
+        if let Some(i) = same {
             module.clear_context(&mut ctx);
-            range_fns.insert(g, id);
+            range_fns.insert(g, functions[i].0);
+            by_key.insert(role_key, i);
             continue;
         }
         // Preemptible, so the entry takes its address as an absolute constant: code
@@ -358,6 +373,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
             clif.push_str(&ctx.func.display().to_string());
         }
         nests.entry(key).or_default().push(functions.len());
+        by_key.insert(role_key, functions.len());
         functions.push((
             id,
             std::mem::replace(&mut ctx.func, cranelift::codegen::ir::Function::new()),

@@ -46,6 +46,7 @@ pub(crate) fn number_values(func: &mut Function) {
                 }
                 Some(&first) => {
                     func.layout.remove_inst(inst);
+                    func.dfg.detach_inst_results(inst);
                     func.dfg.change_to_alias(result, first);
                 }
                 None => {

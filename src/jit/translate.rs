@@ -119,7 +119,7 @@ const MIN_RANGE_ELEMENTS: i64 = 4096;
 /// Emits the range function of group `g` into `bcx` (signature
 /// `super::range_signature`): `(ctx, start, end, partials)` runs the nest's outer range
 /// `[start, end)`. `ctx` holds 8-byte words: the `dims` pointer, the nest's memory
-/// pointers ([`Translator::nest_pointers`] order), then its non-literal scalar
+/// pointers ([`nest_pointers`] order), then its non-literal scalar
 /// operands; `partials` receives each full reduction's result. The code depends only
 /// on the nest's shape, not on which buffers it reads and writes, so nests of the
 /// same shape (the layers of a deep network) compile to identical functions.
@@ -138,6 +138,178 @@ pub(crate) fn translate_range_fn(
     t.bcx.seal_all_blocks();
     let config = t.module.target_config();
     t.bcx.finalize(config);
+}
+
+/// The domain strides of a strided operand of a group (dropping its 1 axes).
+fn domain_strides(func: &Function, u: Value, strides: &[Stride]) -> Vec<Stride> {
+    func.ty(u)
+        .shape
+        .iter()
+        .zip(strides)
+        .filter(|(d, _)| !d.is_one())
+        .map(|(_, s)| *s)
+        .collect()
+}
+
+/// Every operand a group reads from outside itself, in first-use order.
+fn group_reads(func: &Function, plan: &Plan, g: usize) -> Vec<Value> {
+    let group = &plan.groups[g];
+    let mut reads = Vec::new();
+    for &m in &group.members {
+        for u in func.op(m).operands() {
+            if !matches!(plan.nodes[plan.resolve(u).index()], Node::Member(h) if h == g) {
+                reads.push(u);
+            }
+        }
+    }
+    reads.extend(group.copies.iter().map(|&(v, _)| v));
+    reads
+}
+
+/// The memory pointers of group `g`'s nest, each once: its loads' bases, its stored
+/// members, its copy targets.
+fn nest_pointers(func: &Function, plan: &Plan, g: usize) -> Vec<NestPtr> {
+    let (loads, _, _) = group_operands(func, plan, g);
+    let group = &plan.groups[g];
+    let mut pointers: Vec<NestPtr> = Vec::new();
+    let stored = group
+        .members
+        .iter()
+        .filter(|&&m| plan.storage[m.index()].is_some())
+        .map(|&m| NestPtr::Stored(m));
+    let all = loads
+        .iter()
+        .map(|l| NestPtr::Stored(l.base))
+        .chain(stored)
+        .chain(group.copies.iter().map(|&(_, r)| NestPtr::Copy(r)));
+    for p in all {
+        if !pointers.contains(&p) {
+            pointers.push(p);
+        }
+    }
+    pointers
+}
+
+/// The strided operands of a group (deduplicated, first-use order), its scalar
+/// operands, and whether it runs as one flat loop.
+fn group_operands(func: &Function, plan: &Plan, g: usize) -> (Vec<LoadSpec>, Vec<Value>, bool) {
+    let group = &plan.groups[g];
+    let domain = &group.domain;
+    let mut loads: Vec<LoadSpec> = Vec::new();
+    let mut scalar_reads: Vec<Value> = Vec::new();
+    for u in group_reads(func, plan, g) {
+        match plan.access(func, u) {
+            Access::Scalar(s) => {
+                let s = plan.resolve(s);
+                if !scalar_reads.contains(&s) {
+                    scalar_reads.push(s);
+                }
+            }
+            Access::Strided(base, strides) => {
+                let spec = LoadSpec {
+                    base,
+                    strides: domain_strides(func, u, &strides),
+                    elem: plan::elem(func, base),
+                };
+                if !loads.contains(&spec) {
+                    loads.push(spec);
+                }
+            }
+        }
+    }
+    let has_axis_reductions = group.members.iter().any(|&m| {
+        matches!(
+            plan.nodes[m.index()],
+            Node::Reduce(_, ReduceKind::Rows | ReduceKind::Cols)
+        )
+    });
+    // A rank-2 nest whose operands are all dense or constant runs as one flat loop.
+    let flat = domain.len() == 2
+        && !has_axis_reductions
+        && loads.iter().all(|l| {
+            l.strides == [Stride::Dim(domain[1]), Stride::One]
+                || l.strides == [Stride::Zero, Stride::Zero]
+        });
+    (loads, scalar_reads, flat)
+}
+
+/// Everything [`translate_range_fn`] reads of group `g`, with each value named by its
+/// role in the nest (member `i`, load `k`, scalar slot `j`, or a literal): groups with the
+/// same key translate to the same function, so only the first of them is translated.
+pub(crate) fn nest_key(func: &Function, plan: &Plan, g: usize) -> String {
+    use std::fmt::Write;
+    let group = &plan.groups[g];
+    let (loads, scalar_reads, _) = group_operands(func, plan, g);
+    let member = |w: Value| group.members.iter().position(|&m| m == w);
+    let token = |u: Value| -> String {
+        let w = plan.resolve(u);
+        let elem = func.ty(u).elem;
+        if plan.nodes[w.index()] == Node::Member(g) {
+            let i = member(w).expect("compiler bug: member outside its group");
+            return format!("m{i}:{elem:?}");
+        }
+        match plan.access(func, u) {
+            Access::Scalar(s) => {
+                let s = plan.resolve(s);
+                match *func.op(s) {
+                    Op::Const(c) => format!("c{c:?}:{elem:?}"),
+                    Op::ConstInt(n) => format!("i{n}:{elem:?}"),
+                    _ => {
+                        let j = scalar_reads.iter().position(|&r| r == s);
+                        format!("s{j:?}:{:?}:{elem:?}", func.ty(s).elem)
+                    }
+                }
+            }
+            Access::Strided(base, strides) => {
+                let spec = LoadSpec {
+                    base,
+                    strides: domain_strides(func, u, &strides),
+                    elem: plan::elem(func, base),
+                };
+                let k = loads.iter().position(|l| *l == spec);
+                format!("l{k:?}:{elem:?}")
+            }
+        }
+    };
+    let base_of = |v: Value| loads.iter().position(|l| l.base == v);
+    let mut key = format!("{:?};", group.domain);
+    for l in &loads {
+        let _ = write!(key, "L{:?}{:?}b{:?};", l.strides, l.elem, base_of(l.base));
+    }
+    for &s in &scalar_reads {
+        let _ = match *func.op(s) {
+            Op::Const(c) => write!(key, "S{c:?};"),
+            Op::ConstInt(n) => write!(key, "S{n};"),
+            _ => write!(key, "S{:?};", func.ty(s).elem),
+        };
+    }
+    for &m in &group.members {
+        let op = func.op(m);
+        let node = match plan.nodes[m.index()] {
+            Node::Reduce(_, kind) => format!("{kind:?}"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            key,
+            "M{:?}{:?}{node}{};",
+            op.map_operands(|_| Value(0)),
+            func.ty(m),
+            plan.storage[m.index()].is_some()
+        );
+        for u in op.operands() {
+            let _ = write!(key, "{},", token(u));
+        }
+    }
+    for &(v, _) in &group.copies {
+        let _ = write!(key, "C{};", token(v));
+    }
+    for p in nest_pointers(func, plan, g) {
+        let _ = match p {
+            NestPtr::Stored(v) => write!(key, "P{:?}{:?};", member(v), base_of(v)),
+            NestPtr::Copy(r) => write!(key, "P{:?};", group.copies.iter().position(|c| c.1 == r)),
+        };
+    }
+    key
 }
 
 /// A memory pointer a loop nest uses.
@@ -376,7 +548,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The entry block of a range function: unpacks `ctx` into the entry parameters,
     /// the dimensions and the scalar operands of group `g`.
     fn emit_range_entry(&mut self, g: usize) -> NestRange {
-        let (_, scalar_reads, _) = self.group_operands(g);
+        let (_, scalar_reads, _) = group_operands(self.func, self.plan, g);
         let entry = self.bcx.create_block();
         self.bcx.append_block_params_for_function_params(entry);
         self.bcx.switch_to_block(entry);
@@ -387,7 +559,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.params[Param::Dims as usize] = Some(dims_ptr);
         self.load_dims(dims_ptr);
         let mut slot: i32 = 1;
-        for p in self.nest_pointers(g) {
+        for p in nest_pointers(self.func, self.plan, g) {
             let pointer = self
                 .bcx
                 .ins()
@@ -795,58 +967,6 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     // ----- fused loop nests -----
 
-    /// The domain strides of a strided operand of a group (dropping its 1 axes).
-    fn domain_strides(&self, u: Value, strides: &[Stride]) -> Vec<Stride> {
-        self.func
-            .ty(u)
-            .shape
-            .iter()
-            .zip(strides)
-            .filter(|(d, _)| !d.is_one())
-            .map(|(_, s)| *s)
-            .collect()
-    }
-
-    /// Every operand a group reads from outside itself, in first-use order.
-    fn group_reads(&self, g: usize) -> Vec<Value> {
-        let group = &self.plan.groups[g];
-        let mut reads = Vec::new();
-        for &m in &group.members {
-            for u in self.func.op(m).operands() {
-                if !matches!(self.plan.nodes[self.plan.resolve(u).index()], Node::Member(h) if h == g)
-                {
-                    reads.push(u);
-                }
-            }
-        }
-        reads.extend(group.copies.iter().map(|&(v, _)| v));
-        reads
-    }
-
-    /// The memory pointers of group `g`'s nest, each once: its loads' bases, its stored
-    /// members, its copy targets.
-    fn nest_pointers(&self, g: usize) -> Vec<NestPtr> {
-        let (loads, _, _) = self.group_operands(g);
-        let group = &self.plan.groups[g];
-        let mut pointers: Vec<NestPtr> = Vec::new();
-        let stored = group
-            .members
-            .iter()
-            .filter(|&&m| self.plan.storage[m.index()].is_some())
-            .map(|&m| NestPtr::Stored(m));
-        let all = loads
-            .iter()
-            .map(|l| NestPtr::Stored(l.base))
-            .chain(stored)
-            .chain(group.copies.iter().map(|&(_, r)| NestPtr::Copy(r)));
-        for p in all {
-            if !pointers.contains(&p) {
-                pointers.push(p);
-            }
-        }
-        pointers
-    }
-
     /// A memory pointer of a nest: from `ctx` in a range function, else computed.
     fn nest_ptr(&mut self, p: NestPtr) -> ClifValue {
         if let Some(&pointer) = self.nest_ptrs.get(&p) {
@@ -861,51 +981,6 @@ impl<'a, 'b> Translator<'a, 'b> {
                     .load(types::I64, scalar_flags(), results, (8 * r) as i32)
             }
         }
-    }
-
-    /// The strided operands of a group (deduplicated, first-use order), its scalar
-    /// operands, and whether it runs as one flat loop.
-    fn group_operands(&self, g: usize) -> (Vec<LoadSpec>, Vec<Value>, bool) {
-        let plan = self.plan;
-        let func = self.func;
-        let group = &plan.groups[g];
-        let domain = &group.domain;
-        let mut loads: Vec<LoadSpec> = Vec::new();
-        let mut scalar_reads: Vec<Value> = Vec::new();
-        for u in self.group_reads(g) {
-            match plan.access(func, u) {
-                Access::Scalar(s) => {
-                    let s = plan.resolve(s);
-                    if !scalar_reads.contains(&s) {
-                        scalar_reads.push(s);
-                    }
-                }
-                Access::Strided(base, strides) => {
-                    let spec = LoadSpec {
-                        base,
-                        strides: self.domain_strides(u, &strides),
-                        elem: plan::elem(func, base),
-                    };
-                    if !loads.contains(&spec) {
-                        loads.push(spec);
-                    }
-                }
-            }
-        }
-        let has_axis_reductions = group.members.iter().any(|&m| {
-            matches!(
-                plan.nodes[m.index()],
-                Node::Reduce(_, ReduceKind::Rows | ReduceKind::Cols)
-            )
-        });
-        // A rank-2 nest whose operands are all dense or constant runs as one flat loop.
-        let flat = domain.len() == 2
-            && !has_axis_reductions
-            && loads.iter().all(|l| {
-                l.strides == [Stride::Dim(domain[1]), Stride::One]
-                    || l.strides == [Stride::Zero, Stride::Zero]
-            });
-        (loads, scalar_reads, flat)
     }
 
     /// Runs group `g`: inline, or through its range function (which may split it
@@ -924,12 +999,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         let plan = self.plan;
         let func = self.func;
         let group = &plan.groups[g];
-        let (_, scalar_reads, flat) = self.group_operands(g);
+        let (_, scalar_reads, flat) = group_operands(self.func, self.plan, g);
         let passed: Vec<Value> = scalar_reads
             .into_iter()
             .filter(|&s| !is_literal_op(func.op(s)))
             .collect();
-        let pointers = self.nest_pointers(g);
+        let pointers = nest_pointers(self.func, self.plan, g);
         let mut words = vec![self.param(Param::Dims)];
         for &p in &pointers {
             let pointer = self.nest_ptr(p);
@@ -1046,7 +1121,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let domain = group.domain.clone();
         let rank = domain.len();
 
-        let (loads, scalar_reads, flat) = self.group_operands(g);
+        let (loads, scalar_reads, flat) = group_operands(self.func, self.plan, g);
         let inner_stride = |l: &LoadSpec| -> Stride {
             if flat && l.strides[1] == Stride::One {
                 Stride::One
@@ -1330,7 +1405,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             Access::Strided(base, strides) => {
                 let spec = LoadSpec {
                     base,
-                    strides: self.domain_strides(u, &strides),
+                    strides: domain_strides(self.func, u, &strides),
                     elem: plan::elem(self.func, base),
                 };
                 let k = state
