@@ -5,13 +5,13 @@
 //! immediates, result type and operands) is gone, its result an alias of the earlier one.
 //!
 //! Loop nests are compiled without Cranelift's e-graph pass (`Tier::Nest`) because that
-//! pass also merges the constants of a loop body into long-lived registers, which the
-//! register allocator then spills and reloads on every iteration; without it, the body
-//! also keeps the order in which it was emitted, which interleaves unrolled copies. This
-//! pass gives back the part of the e-graph that nests need: the inline math of two
-//! functions of the same argument (softplus and sigmoid of `t` both compute `exp(-|t|)`)
-//! is computed once. Constants are numbered by their value but never merged: each use
-//! keeps its own constant-pool load.
+//! pass also merges the equal constants of a loop body into one long-lived register each,
+//! which the register allocator then spills and reloads on every iteration (the fused
+//! workload's loop body: 42 stack accesses with it, 7 without). This pass gives back the
+//! part of the e-graph that nests need: the inline math of two functions of the same
+//! argument (softplus and sigmoid of `t` both compute `exp(-|t|)`) is computed once.
+//! Constants are numbered by their value but never merged: each use keeps its own
+//! constant-pool load.
 
 use std::collections::HashMap;
 
