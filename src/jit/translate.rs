@@ -406,6 +406,8 @@ struct Translator<'a, 'b> {
     /// Scalar sines and cosines of the same argument, each to the other: with libm calls
     /// one `sincos` call computes both.
     trig_partners: HashMap<Value, Value>,
+    /// The `i64` constants made so far, with the block that holds each.
+    int_constants: HashMap<i64, (cranelift::prelude::Block, ClifValue)>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -432,6 +434,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             dims: Vec::new(),
             scalars: vec![None; func.len()],
             trig_partners: HashMap::new(),
+            int_constants: HashMap::new(),
         }
     }
 }
@@ -616,8 +619,20 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.bcx.inst_results(call).first().copied()
     }
 
+    /// An `i64` constant: one per block and value (straight-line entries would otherwise
+    /// hold dozens of `iconst 1`, each an instruction to compile).
     fn iconst(&mut self, n: i64) -> ClifValue {
-        self.bcx.ins().iconst(types::I64, n)
+        let block = self.bcx.current_block();
+        if let Some(&(b, c)) = self.int_constants.get(&n) {
+            if Some(b) == block {
+                return c;
+            }
+        }
+        let c = self.bcx.ins().iconst(types::I64, n);
+        if let Some(b) = block {
+            self.int_constants.insert(n, (b, c));
+        }
+        c
     }
 
     fn dim(&mut self, d: Dim) -> ClifValue {
@@ -1024,10 +1039,11 @@ impl<'a, 'b> Translator<'a, 'b> {
             8 * words.len() as u32,
             3,
         ));
+        let ctx_addr = self.bcx.ins().stack_addr(types::I64, ctx, 0);
         for (k, &word) in words.iter().enumerate() {
             self.bcx
                 .ins()
-                .stack_store(types::I64, word, ctx, (8 * k) as i32);
+                .store(scalar_flags(), word, ctx_addr, (8 * k) as i32);
         }
         let fulls: Vec<Value> = group
             .members
@@ -1068,7 +1084,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         let work = self.bcx.ins().imul_imm_s(elements, cost);
         let fref = self.module.declare_func_in_func(id, self.bcx.func);
         let address = self.bcx.ins().func_addr(types::I64, fref);
-        let ctx_addr = self.bcx.ins().stack_addr(types::I64, ctx, 0);
         let partials_addr = self.bcx.ins().stack_addr(types::I64, partials, 0);
         let n_partials = self.iconst(fulls.len() as i64);
         self.call(
