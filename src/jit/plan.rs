@@ -130,7 +130,7 @@ pub(crate) enum ReduceKind {
 }
 
 /// Where a stored value lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Storage {
     /// The caller's argument array.
     Arg(u32),

@@ -406,8 +406,9 @@ struct Translator<'a, 'b> {
     /// Scalar sines and cosines of the same argument, each to the other: with libm calls
     /// one `sincos` call computes both.
     trig_partners: HashMap<Value, Value>,
-    /// The `i64` constants made so far, with the block that holds each.
-    int_constants: HashMap<i64, (cranelift::prelude::Block, ClifValue)>,
+    /// Constants and storage pointers made so far, with the block that holds each (reused
+    /// there: straight-line entries would otherwise hold dozens of copies of each).
+    block_values: HashMap<BlockValue, (cranelift::prelude::Block, ClifValue)>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -434,7 +435,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             dims: Vec::new(),
             scalars: vec![None; func.len()],
             trig_partners: HashMap::new(),
-            int_constants: HashMap::new(),
+            block_values: HashMap::new(),
         }
     }
 }
@@ -484,6 +485,14 @@ struct Lanes {
     j_bytes: ClifValue,
     members: HashMap<Value, ClifValue>,
     loaded: HashMap<usize, ClifValue>,
+}
+
+/// What [`Translator::in_block`] reuses within a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum BlockValue {
+    Int(i64),
+    /// The address of a stored value (the pointer tables do not change during a call).
+    Storage(Storage),
 }
 
 struct LoopBlocks {
@@ -619,20 +628,27 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.bcx.inst_results(call).first().copied()
     }
 
-    /// An `i64` constant: one per block and value (straight-line entries would otherwise
-    /// hold dozens of `iconst 1`, each an instruction to compile).
-    fn iconst(&mut self, n: i64) -> ClifValue {
+    /// The value `key` stands for, made by `make` unless the current block has it already.
+    fn in_block(
+        &mut self,
+        key: BlockValue,
+        make: impl FnOnce(&mut Self) -> ClifValue,
+    ) -> ClifValue {
         let block = self.bcx.current_block();
-        if let Some(&(b, c)) = self.int_constants.get(&n) {
+        if let Some(&(b, value)) = self.block_values.get(&key) {
             if Some(b) == block {
-                return c;
+                return value;
             }
         }
-        let c = self.bcx.ins().iconst(types::I64, n);
+        let value = make(self);
         if let Some(b) = block {
-            self.int_constants.insert(n, (b, c));
+            self.block_values.insert(key, (b, value));
         }
-        c
+        value
+    }
+
+    fn iconst(&mut self, n: i64) -> ClifValue {
+        self.in_block(BlockValue::Int(n), |t| t.bcx.ins().iconst(types::I64, n))
     }
 
     fn dim(&mut self, d: Dim) -> ClifValue {
@@ -663,6 +679,12 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn storage_ptr(&mut self, v: Value) -> ClifValue {
         let storage = self.plan.storage[v.index()]
             .unwrap_or_else(|| panic!("compiler bug: {v} is read from memory but not stored"));
+        self.in_block(BlockValue::Storage(storage), |t| {
+            t.load_storage_ptr(storage)
+        })
+    }
+
+    fn load_storage_ptr(&mut self, storage: Storage) -> ClifValue {
         let (table, slot) = match storage {
             Storage::Arg(k) => (Param::Args, k as usize),
             Storage::Result(r) => (Param::Results, r),
