@@ -488,11 +488,13 @@ struct Lanes {
 }
 
 /// What [`Translator::in_block`] reuses within a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum BlockValue {
     Int(i64),
     /// The address of a stored value (the pointer tables do not change during a call).
     Storage(Storage),
+    /// The number of elements of a shape.
+    Numel(Vec<Dim>),
 }
 
 struct LoopBlocks {
@@ -667,12 +669,17 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn numel(&mut self, shape: &[Dim]) -> ClifValue {
-        let mut n = self.iconst(1);
-        for &d in shape {
-            let size = self.dim(d);
-            n = self.bcx.ins().imul(n, size);
-        }
-        n
+        self.in_block(BlockValue::Numel(shape.to_vec()), |t| {
+            let Some((&first, rest)) = shape.split_first() else {
+                return t.iconst(1);
+            };
+            let mut n = t.dim(first);
+            for &d in rest {
+                let size = t.dim(d);
+                n = t.bcx.ins().imul(n, size);
+            }
+            n
+        })
     }
 
     /// The address of a stored value's first element.
