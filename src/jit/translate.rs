@@ -398,6 +398,8 @@ struct Translator<'a, 'b> {
     /// In a range function: the memory pointers of its nest, read from `ctx`.
     nest_ptrs: HashMap<NestPtr, ClifValue>,
     func_refs: HashMap<&'static str, FuncRef>,
+    /// The range functions referred to so far (several nests may share one).
+    nest_refs: HashMap<FuncId, FuncRef>,
     params: [Option<ClifValue>; 5],
     /// The size of every symbolic dimension, loaded at entry.
     dims: Vec<ClifValue>,
@@ -431,6 +433,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             range_fns: HashMap::new(),
             nest_ptrs: HashMap::new(),
             func_refs: HashMap::new(),
+            nest_refs: HashMap::new(),
             params: [None; 5],
             dims: Vec::new(),
             scalars: vec![None; func.len()],
@@ -1111,7 +1114,14 @@ impl<'a, 'b> Translator<'a, 'b> {
             0
         };
         let work = self.bcx.ins().imul_imm_s(elements, cost);
-        let fref = self.module.declare_func_in_func(id, self.bcx.func);
+        let fref = match self.nest_refs.get(&id) {
+            Some(&fref) => fref,
+            None => {
+                let fref = self.module.declare_func_in_func(id, self.bcx.func);
+                self.nest_refs.insert(id, fref);
+                fref
+            }
+        };
         let address = self.bcx.ins().func_addr(types::I64, fref);
         let partials_addr = self.bcx.ins().stack_addr(types::I64, partials, 0);
         let n_partials = self.iconst(fulls.len() as i64);
