@@ -206,11 +206,7 @@ fn group_operands(func: &Function, plan: &Plan, g: usize) -> (Vec<LoadSpec>, Vec
                 }
             }
             Access::Strided(base, strides) => {
-                let spec = LoadSpec {
-                    base,
-                    strides: domain_strides(func, u, &strides),
-                    elem: plan::elem(func, base),
-                };
+                let spec = LoadSpec::of(func, u, base, &strides);
                 if !loads.contains(&spec) {
                     loads.push(spec);
                 }
@@ -261,11 +257,7 @@ pub(crate) fn nest_key(func: &Function, plan: &Plan, g: usize) -> String {
                 }
             }
             Access::Strided(base, strides) => {
-                let spec = LoadSpec {
-                    base,
-                    strides: domain_strides(func, u, &strides),
-                    elem: plan::elem(func, base),
-                };
+                let spec = LoadSpec::of(func, u, base, &strides);
                 let k = loads.iter().position(|l| *l == spec);
                 format!("l{k:?}:{elem:?}")
             }
@@ -450,6 +442,17 @@ struct LoadSpec {
     /// One stride per domain axis.
     strides: Vec<Stride>,
     elem: Elem,
+}
+
+impl LoadSpec {
+    /// How operand `u`, read from `base` with `strides` (one per axis of `u`), is loaded.
+    fn of(func: &Function, u: Value, base: Value, strides: &[Stride]) -> LoadSpec {
+        LoadSpec {
+            base,
+            strides: domain_strides(func, u, strides),
+            elem: plan::elem(func, base),
+        }
+    }
 }
 
 /// What a loop nest needs while its bodies are emitted.
@@ -1457,11 +1460,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
             }
             Access::Strided(base, strides) => {
-                let spec = LoadSpec {
-                    base,
-                    strides: domain_strides(self.func, u, &strides),
-                    elem: plan::elem(self.func, base),
-                };
+                let spec = LoadSpec::of(self.func, u, base, &strides);
                 let k = state
                     .loads
                     .iter()
