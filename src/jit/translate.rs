@@ -166,10 +166,9 @@ fn group_reads(func: &Function, plan: &Plan, g: usize) -> Vec<Value> {
     reads
 }
 
-/// The memory pointers of group `g`'s nest, each once: its loads' bases, its stored
-/// members, its copy targets.
-fn nest_pointers(func: &Function, plan: &Plan, g: usize) -> Vec<NestPtr> {
-    let (loads, _, _) = group_operands(func, plan, g);
+/// The memory pointers of group `g`'s nest (its `loads` from [`group_operands`]), each
+/// once: its loads' bases, its stored members, its copy targets.
+fn nest_pointers(plan: &Plan, g: usize, loads: &[LoadSpec]) -> Vec<NestPtr> {
     let group = &plan.groups[g];
     let mut pointers: Vec<NestPtr> = Vec::new();
     let stored = group
@@ -295,7 +294,7 @@ pub(crate) fn nest_key(func: &Function, plan: &Plan, g: usize) -> String {
     for &(v, _) in &group.copies {
         let _ = write!(key, "C{};", token(v));
     }
-    for p in nest_pointers(func, plan, g) {
+    for p in nest_pointers(plan, g, &loads) {
         let _ = match p {
             NestPtr::Stored(v) => write!(key, "P{:?}{:?};", member(v), base_of(v)),
             NestPtr::Copy(r) => write!(key, "P{:?};", group.copies.iter().position(|c| c.1 == r)),
@@ -568,7 +567,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The entry block of a range function: unpacks `ctx` into the entry parameters,
     /// the dimensions and the scalar operands of group `g`.
     fn emit_range_entry(&mut self, g: usize) -> NestRange {
-        let (_, scalar_reads, _) = group_operands(self.func, self.plan, g);
+        let (loads, scalar_reads, _) = group_operands(self.func, self.plan, g);
         let entry = self.bcx.create_block();
         self.bcx.append_block_params_for_function_params(entry);
         self.bcx.switch_to_block(entry);
@@ -579,7 +578,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.params[Param::Dims as usize] = Some(dims_ptr);
         self.load_dims(dims_ptr);
         let mut slot: i32 = 1;
-        for p in nest_pointers(self.func, self.plan, g) {
+        for p in nest_pointers(self.plan, g, &loads) {
             let pointer = self
                 .bcx
                 .ins()
@@ -1049,12 +1048,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         let plan = self.plan;
         let func = self.func;
         let group = &plan.groups[g];
-        let (_, scalar_reads, flat) = group_operands(self.func, self.plan, g);
+        let (loads, scalar_reads, flat) = group_operands(self.func, self.plan, g);
         let passed: Vec<Value> = scalar_reads
             .into_iter()
             .filter(|&s| !is_literal_op(func.op(s)))
             .collect();
-        let pointers = nest_pointers(self.func, self.plan, g);
+        let pointers = nest_pointers(self.plan, g, &loads);
         let mut words = vec![self.param(Param::Dims)];
         for &p in &pointers {
             let pointer = self.nest_ptr(p);
