@@ -27,6 +27,7 @@
 //! per distinct set of dimensions and cached there, so repeated calls with the same
 //! dimensions do not allocate.
 
+mod fma_order;
 mod helper;
 pub mod math;
 mod numbering;
@@ -342,6 +343,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
         let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
         translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
         numbering::number_values(&mut ctx.func);
+        fma_order::order_fma_operands(&mut ctx.func);
         let same_as = |i: &usize| {
             let nest: &cranelift::codegen::ir::Function = &functions[*i].1;
             nest.stencil == ctx.func.stencil && nest.params == ctx.func.params
@@ -384,6 +386,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     ctx.func.signature = entry_signature(&module);
     let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
     translate::translate(func, &plan, builder, &mut module, &imports, &range_fns);
+    fma_order::order_fma_operands(&mut ctx.func);
     let entry_tier = if ctx.func.layout.blocks().nth(1).is_none() && !range_fns.is_empty() {
         Tier::Quick
     } else {
