@@ -1047,6 +1047,13 @@ impl<'a> Checker<'a> {
                     "a negative index is not allowed: an index literal counts from 0",
                 );
             }
+            // An integer literal beyond `i64` lexes as the real it spells.
+            ExprKind::Real(x) if x.fract() == 0.0 && x.abs() >= i64::MAX as f64 => {
+                return self.error(
+                    index.span,
+                    format!("this index is too large (the largest is {})", i64::MAX),
+                );
+            }
             ExprKind::Real(_) => {
                 return self.error(
                     index.span,

@@ -884,6 +884,17 @@ impl<'a, 'b> Translator<'a, 'b> {
                             let square = self.bcx.ins().fmul(x, x);
                             self.bcx.ins().fdiv(one, square)
                         }
+                        // C's pow: +0 at -0 (where sqrt gives -0, hence the + 0) and
+                        // +inf at -inf (where sqrt gives NaN); sqrt is correctly rounded.
+                        Some(0.5) => {
+                            let root = self.bcx.ins().sqrt(x);
+                            let zero = self.fconst(width, 0.0);
+                            let root = self.bcx.ins().fadd(root, zero);
+                            let minus_inf = self.fconst(width, f64::NEG_INFINITY);
+                            let at_minus_inf = self.bcx.ins().fcmp(FloatCC::Equal, x, minus_inf);
+                            let inf = self.fconst(width, f64::INFINITY);
+                            self.select(width, at_minus_inf, inf, root)
+                        }
                         _ => self.per_lane2("gradc_pow", x, y, width),
                     },
                 }

@@ -17,7 +17,7 @@ use crate::ir::{broadcastable, Axes, BinaryOp, Dim, Op, ReduceOp, UnaryOp, Value
 type Rule = fn(&mut Rewriter, &Op) -> Option<Value>;
 
 use BinaryOp::{Add, Div, Mul, Pow, Sub};
-use UnaryOp::{Exp, Log, Log1p, Neg, Sigmoid, Softplus, Sqrt, Square};
+use UnaryOp::{Exp, Log, Log1p, Neg, Sigmoid, Softplus, Square};
 
 /// The rules, by name, tried in order.
 #[rustfmt::skip]
@@ -48,17 +48,14 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("mul-one-right",      |rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(y, 1.0) => Some(x), _ => None }),
     // 1 * x → x
     ("mul-one-left",       |rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(x, 1.0) => Some(y), _ => None }),
-    // x * 0 → 0  (ignores an infinite or NaN x)
-    ("mul-zero-right",     |rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(y, 0.0) => Some(zeros_like(rw, x)), _ => None }),
-    // 0 * x → 0
-    ("mul-zero-left",      |rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(x, 0.0) => Some(zeros_like(rw, y)), _ => None }),
     // x * -1 → -x
     ("mul-minus-one-right",|rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(y, -1.0) => Some(rw.unary(Neg, x)), _ => None }),
     // -1 * x → -x
     ("mul-minus-one-left", |rw, op| match *op { Op::Binary(Mul, x, y) if rw.is_const(x, -1.0) => Some(rw.unary(Neg, y)), _ => None }),
     // c * x → x * c
     ("mul-const-right",    |rw, op| match *op { Op::Binary(Mul, c, x) if is_const_pair(rw, c, x) => Some(rw.binary(Mul, x, c)), _ => None }),
-    // (x * c) * d → x * (c * d)  (constants only: the product folds)
+    // (x * c) * d → x * (c * d)  when c or d is a power of two and c * d is a normal
+    // number, so that both sides round once, alike (short of an overflow of x * c)
     ("mul-const-const",    |rw, op| match *op { Op::Binary(Mul, xc, d) if rw.const_value(d).is_some() => mul_const_const(rw, xc, d), _ => None }),
     // -x * -y → x * y
     ("mul-neg-neg",        |rw, op| match *op { Op::Binary(Mul, x, y) => { let (x, y) = (neg_operand(rw, x)?, neg_operand(rw, y)?); Some(rw.binary(Mul, x, y)) } _ => None }),
@@ -78,7 +75,7 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("mul-div-const",      |rw, op| match *op { Op::Binary(Mul, q, d) if rw.const_value(d).is_some() => mul_div_const(rw, q, d), _ => None }),
     // x / 1 → x
     ("div-one",            |rw, op| match *op { Op::Binary(Div, x, y) if rw.is_const(y, 1.0) => Some(x), _ => None }),
-    // x / c → x * (1/c)  (may differ in the last bit when 1/c is inexact)
+    // x / c → x * (1/c)  when c is a power of two (so 1/c is exact, and so is the result)
     ("div-const",          |rw, op| match *op { Op::Binary(Div, x, y) => div_const(rw, x, y), _ => None }),
     // c / y → -((-c) / y) for a constant c < 0 (the negation can then cancel)
     ("div-neg-const",      |rw, op| match *op { Op::Binary(Div, c, y) => div_neg_const(rw, c, y), _ => None }),
@@ -90,8 +87,6 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("pow-zero",           |rw, op| match *op { Op::Binary(Pow, x, y) if rw.is_const(y, 0.0) => { let shape = rw.shape(x).clone(); Some(rw.constant(1.0, &shape)) } _ => None }),
     // x ^ 2 → square(x)
     ("pow-two",            |rw, op| match *op { Op::Binary(Pow, x, y) if rw.is_const(y, 2.0) => Some(rw.unary(Square, x)), _ => None }),
-    // x ^ 0.5 → sqrt(x)  (differs for -0 and -inf)
-    ("pow-half",           |rw, op| match *op { Op::Binary(Pow, x, y) if rw.is_const(y, 0.5) => Some(rw.unary(Sqrt, x)), _ => None }),
     // square(-x) → square(x)
     ("square-neg",         |rw, op| match *op { Op::Unary(Square, x) => { let x = negated(rw, x)?; Some(rw.unary(Square, x)) } _ => None }),
     // log1p(exp(x)) → softplus(x)  (one function instead of two, and no overflow for x > 709)
@@ -147,12 +142,6 @@ pub(super) fn rewrite(rw: &mut Rewriter, op: &Op) -> Option<Value> {
         }
     }
     None
-}
-
-/// The zero constant of `x`'s shape.
-fn zeros_like(rw: &mut Rewriter, x: Value) -> Value {
-    let shape = rw.shape(x).clone();
-    rw.constant(0.0, &shape)
 }
 
 /// True if `c` is a constant and `x` is not (so `c ∘ x` should become `x ∘ c`).
@@ -211,14 +200,23 @@ fn mul_const_const(rw: &mut Rewriter, xc: Value, d: Value) -> Option<Value> {
     let Op::Binary(Mul, x, c) = *rw.op(xc) else {
         return None;
     };
-    rw.const_value(c)?;
+    let (c_value, d_value) = (rw.const_value(c)?, rw.const_value(d)?);
+    if !(is_power_of_two(c_value) || is_power_of_two(d_value)) || !(c_value * d_value).is_normal() {
+        return None;
+    }
     let product = rw.binary(Mul, c, d);
     Some(rw.binary(Mul, x, product))
 }
 
+/// Whether `v` is ± a power of two (a normal number with an all-zero mantissa), so that
+/// multiplying by it only moves the exponent.
+fn is_power_of_two(v: f64) -> bool {
+    v.is_normal() && v.to_bits() & ((1 << 52) - 1) == 0
+}
+
 fn div_const(rw: &mut Rewriter, x: Value, y: Value) -> Option<Value> {
     let c = rw.const_value(y)?;
-    if c == 0.0 || !c.is_finite() || rw.const_value(x).is_some() {
+    if !is_power_of_two(c) || !(1.0 / c).is_normal() || rw.const_value(x).is_some() {
         return None;
     }
     let shape = rw.shape(y).clone();

@@ -20,6 +20,12 @@ pub fn lex(source: &str) -> Result<Vec<Spanned>, Vec<Diagnostic>> {
         let range = lexer.span();
         match result {
             Ok(token) => tokens.push((range.start, token, range.end)),
+            // In arithmetic every literal is a real, so an integer too large for an index
+            // is still the real it spells; where an integer is required the parser says so.
+            Err(LexError::IntTooLarge) => match source[range.clone()].parse::<f64>() {
+                Ok(x) if x.is_finite() => tokens.push((range.start, Token::RealLit(x), range.end)),
+                _ => errors.push(lex_error(source, range, LexError::RealTooLarge)),
+            },
             Err(error) => errors.push(lex_error(source, range, error)),
         }
     }
