@@ -566,15 +566,6 @@ impl<'a> Checker<'a> {
                     ),
                 );
                 ok = false;
-            } else if matches!(self.globals.get(param.name.as_str()), Some(Binding::Dim(_))) {
-                self.error::<()>(
-                    param.span,
-                    format!(
-                        "`{}` is already defined as a dimension (values, fns and dimensions share one namespace)",
-                        param.name
-                    ),
-                );
-                ok = false;
             } else if params[..k].iter().any(|p| p.name == param.name) {
                 self.error::<()>(
                     param.span,
