@@ -15,9 +15,16 @@ pub type Spanned = (usize, Token, usize);
 pub fn lex(source: &str) -> Result<Vec<Spanned>, Vec<Diagnostic>> {
     let mut tokens = Vec::new();
     let mut errors = Vec::new();
-    let mut lexer = Token::lexer(source);
+    // A byte-order mark at the start is not part of the text (as rustc reads it).
+    let skipped = if source.starts_with('\u{FEFF}') {
+        '\u{FEFF}'.len_utf8()
+    } else {
+        0
+    };
+    let mut lexer = Token::lexer(&source[skipped..]);
     while let Some(result) = lexer.next() {
         let range = lexer.span();
+        let range = range.start + skipped..range.end + skipped;
         match result {
             Ok(token) => tokens.push((range.start, token, range.end)),
             // In arithmetic every literal is a real, so an integer too large for an index
@@ -84,6 +91,16 @@ mod tests {
     }
 
     #[test]
+    fn a_leading_byte_order_mark_is_skipped_and_spans_stay_on_the_text() {
+        let source = "\u{FEFF}param w";
+        let tokens = lex(source).expect("lexes");
+        assert_eq!(tokens[0].1, Token::Param);
+        assert_eq!(&source[tokens[1].0..tokens[1].2], "w");
+        // Anywhere else it is still an unexpected character.
+        assert!(lex("param \u{FEFF}w").is_err());
+    }
+
+    #[test]
     fn literals_follow_the_spec() {
         assert_eq!(
             kinds("3 0 0.5 5. 1e-3 2.5E+4"),
@@ -120,11 +137,11 @@ mod tests {
 
     #[test]
     fn errors_cover_whole_characters() {
-        let errors = lex("x é\0 99999999999999999999").unwrap_err();
+        let errors = lex("x é\0 1e999").unwrap_err();
         let spans: Vec<Span> = errors.iter().map(|d| d.span).collect();
         assert_eq!(
             spans,
-            vec![Span::new(2, 4), Span::new(4, 5), Span::new(6, 26)]
+            vec![Span::new(2, 4), Span::new(4, 5), Span::new(6, 11)]
         );
     }
 }
