@@ -280,8 +280,44 @@ impl Rng {
 
 const RANDOM_POINTS: usize = 1_000_000;
 
-/// The range over which the sine and cosine bounds are asserted.
-const SIN_COS_RANGE: f64 = 1e8;
+/// Up to this `|x|` the sine and cosine are computed inline; beyond it they call libm
+/// (`SIN_COS_INLINE_MAX` of `gradc::jit::math`).
+const SIN_COS_INLINE_MAX: f64 = 1e8;
+
+/// Huge arguments of the sine and cosine (where the libm fallback takes over), positive and
+/// negative: powers of ten, `f64::MAX`, the neighbours of the bound, and doubles near
+/// multiples of `π/2` at large magnitude (the hardest cases of the argument reduction).
+fn huge_sin_cos_arguments() -> Vec<f64> {
+    let mut points = vec![
+        SIN_COS_INLINE_MAX,
+        f64::from_bits(SIN_COS_INLINE_MAX.to_bits() + 1),
+        1.0000001e8,
+        1e9,
+        1e15,
+        2f64.powi(50),
+        1e16,
+        2f64.powi(53) + 2.0,
+        1e20,
+        1e22,
+        1e100,
+        1e300,
+        f64::MAX,
+        f64::from_bits(f64::MAX.to_bits() - 1),
+        // The double closest to a multiple of π/2 (Kahan–McDonald): |x mod π/2| ≈ 2^-61.
+        6381956970095103.0 * 2f64.powi(797),
+        // Near multiples of π/2 at large magnitude.
+        1e9_f64.round() * std::f64::consts::FRAC_PI_2,
+        123456789012.0 * std::f64::consts::FRAC_PI_2,
+        1e15 * std::f64::consts::FRAC_PI_2,
+        7e17 * std::f64::consts::FRAC_PI_2,
+        1e22 * std::f64::consts::FRAC_PI_2,
+        1e300 * std::f64::consts::FRAC_PI_2,
+        std::f64::consts::PI * 2f64.powi(60),
+    ];
+    let negated: Vec<f64> = points.iter().map(|x| -x).collect();
+    points.extend(negated);
+    points
+}
 
 /// Edge points shared by every function.
 const COMMON_EDGES: [f64; 16] = [
@@ -307,9 +343,7 @@ fn inputs(f: MathFn) -> Vec<f64> {
     let mut rng = Rng(0x5eed ^ f as u64);
     let mut points: Vec<f64> = COMMON_EDGES.to_vec();
     if matches!(f, MathFn::Sin | MathFn::Cos) {
-        // Beyond the documented range (|x| ≤ 1e8) sin and cos are NaN or less accurate;
-        // see `sin_cos_beyond_range`.
-        points.retain(|x| x.is_nan() || x.abs() <= SIN_COS_RANGE);
+        points.extend(huge_sin_cos_arguments());
     }
     points.extend_from_slice(match f {
         MathFn::Exp => &[
@@ -392,7 +426,9 @@ fn inputs(f: MathFn) -> Vec<f64> {
             MathFn::Sin | MathFn::Cos => match choice {
                 c if c < 0.3 => rng.uniform(-10.0, 10.0),
                 c if c < 0.5 => rng.uniform(-1e4, 1e4),
-                c if c < 0.8 => rng.log_uniform_signed(-30.0, 1e8f64.log2()),
+                c if c < 0.75 => rng.log_uniform_signed(-30.0, SIN_COS_INLINE_MAX.log2()),
+                // Huge arguments (the libm fallback), mixed with the others in the vectors.
+                c if c < 0.8 => rng.log_uniform_signed(SIN_COS_INLINE_MAX.log2(), 1023.99),
                 c if c < 0.9 => {
                     // Near multiples of π/2, where the reduction cancels the most.
                     let k = (rng.uniform(-1e6, 1e6)).round();
@@ -587,14 +623,11 @@ const SPECIAL_CASES: &[(MathFn, f64, f64)] = &[
     (MathFn::Sin, f64::INFINITY, f64::NAN),
     (MathFn::Sin, f64::NEG_INFINITY, f64::NAN),
     (MathFn::Sin, f64::NAN, f64::NAN),
-    (MathFn::Sin, 1e300, f64::NAN),
     (MathFn::Cos, 0.0, 1.0),
     (MathFn::Cos, -0.0, 1.0),
     (MathFn::Cos, f64::INFINITY, f64::NAN),
+    (MathFn::Cos, f64::NEG_INFINITY, f64::NAN),
     (MathFn::Cos, f64::NAN, f64::NAN),
-    (MathFn::Cos, -1e300, f64::NAN),
-    (MathFn::Sin, 2e15, f64::NAN),
-    (MathFn::Cos, -2e15, f64::NAN),
 ];
 
 #[test]
@@ -897,6 +930,14 @@ fn workload_body(
     }
 }
 
+/// `sin x + cos x`: the pattern of a sine and its derivative, which share the reduction
+/// and both kernels.
+fn sin_plus_cos(builder: &mut FunctionBuilder, x: Value, options: MathOptions) -> Value {
+    let s = emit_unary_with(builder, MathFn::Sin, x, options);
+    let c = emit_unary_with(builder, MathFn::Cos, x, options);
+    builder.ins().fadd(s, c)
+}
+
 #[test]
 fn bench_workload() {
     if std::env::var_os("GRADC_BENCH_MATH").is_none() {
@@ -935,6 +976,17 @@ fn disassembly() {
     let Some(name) = std::env::var_os("GRADC_MATH_DISASM") else {
         return;
     };
+    if name == "sincos" {
+        let mut module = JITModule::new(JITBuilder::with_isa(host_isa(), default_libcall_names()));
+        let mut ctx: Context = module.make_context();
+        ctx.set_disasm(true);
+        define_loop(&mut module, &mut ctx, true, 1, |builder, _, x| {
+            sin_plus_cos(builder, x, MathOptions::host())
+        });
+        let code = ctx.compiled_code().expect("compiled");
+        println!("{}", code.vcode.as_deref().unwrap_or("no disassembly"));
+        return;
+    }
     let workload = [("workload", false), ("workload_shared", true)]
         .into_iter()
         .find(|(w, _)| *w == name);
@@ -959,34 +1011,199 @@ fn disassembly() {
     println!("{}", code.vcode.as_deref().unwrap_or("no disassembly"));
 }
 
-/// Beyond `|x| ≤ 1e8` the sine and cosine stay within [-1, 1]; with `fma` the reduction stays
-/// exact and the absolute error below 1e-15 up to `2^50`; without it the products `k·Pᵢ`
-/// round and the absolute error grows like `|x|·2^-54` (asserted: `|x|·2^-52`).
+/// Beyond `|x| ≤ 1e8` the sine and cosine are libm's own values, bit for bit (with and
+/// without `fma`, `f64` and `f64x2`), also when the other lane of a vector is small or
+/// not finite; the small lanes keep their inline values.
 #[test]
-fn sin_cos_beyond_range() {
+fn sin_cos_of_huge_arguments_are_libms() {
     let mut rng = Rng(13);
-    let points: Vec<f64> = (0..100_000)
-        .map(|_| rng.log_uniform_signed(SIN_COS_RANGE.log2(), 50.0))
+    let mut huge: Vec<f64> = huge_sin_cos_arguments()
+        .into_iter()
+        .filter(|x| x.abs() > SIN_COS_INLINE_MAX)
         .collect();
+    huge.extend((0..20_000).map(|_| rng.log_uniform_signed(SIN_COS_INLINE_MAX.log2(), 1023.99)));
+    // Each huge value next to a small one, a huge one and an infinity, in both lanes.
+    let small = [0.5, -3.0, 1e-300, -0.0, 1e8, f64::INFINITY, f64::NAN];
+    let mut points = Vec::new();
+    for (i, &x) in huge.iter().enumerate() {
+        let other = small[i % small.len()];
+        points.extend_from_slice(&[x, other, other, x, x, huge[(i + 1) % huge.len()]]);
+    }
     for f in [MathFn::Sin, MathFn::Cos] {
+        let inline = |use_fma: bool, x: f64| {
+            let compiled = compile_math(f, false, MathOptions { use_fma });
+            let mut out = [0.0];
+            compiled.run(&[x], &mut out);
+            out[0]
+        };
         for use_fma in [false, true] {
+            let small_values: Vec<f64> = small.iter().map(|&x| inline(use_fma, x)).collect();
             for vector in [false, true] {
                 let compiled = compile_math(f, vector, MathOptions { use_fma });
                 let mut got = vec![0.0; points.len()];
                 compiled.run(&points, &mut got);
                 for (&x, &g) in points.iter().zip(&got) {
-                    let bound = if use_fma {
-                        1e-15
+                    let want = if x.abs() > SIN_COS_INLINE_MAX || x.is_nan() {
+                        reference(f, x)
                     } else {
-                        x.abs() * 2f64.powi(-52)
+                        small_values[small
+                            .iter()
+                            .position(|s| s.to_bits() == x.to_bits())
+                            .unwrap()]
                     };
-                    let error = (g - reference(f, x)).abs();
+                    let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan());
                     assert!(
-                        g.abs() <= 1.0 && error <= bound,
-                        "{}({x:e}) = {g:e}, error {error:e} > {bound:e} (fma={use_fma})",
+                        same,
+                        "{}({x:e}) = {g:e}, want {want:e} (fma={use_fma}, vector={vector})",
+                        f.name()
+                    );
+                    assert!(
+                        x.is_finite() == g.is_finite(),
+                        "{}({x:e}) = {g:e}",
                         f.name()
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Emits `first(x)`, `second(x)` and, with `between`, the sine of `x + 1` in between, and
+/// returns `second(x)`; also counts the libm fallbacks (calls of the sine) emitted.
+fn compile_pair(
+    first: MathFn,
+    second: MathFn,
+    between: bool,
+    vector: bool,
+    fallbacks: &mut usize,
+) -> CompiledLoop {
+    compile_loop(vector, 1, |builder, _, x| {
+        let options = MathOptions::host();
+        let _ = emit_unary_with(builder, first, x, options);
+        if between {
+            let ty = builder.func.dfg.value_type(x);
+            let one = builder.ins().f64const(1.0);
+            let one = if ty.is_vector() {
+                builder.ins().splat(ty, one)
+            } else {
+                one
+            };
+            let y = builder.ins().fadd(x, one);
+            let _ = emit_unary_with(builder, MathFn::Sin, y, options);
+        }
+        let result = emit_unary_with(builder, second, x, options);
+        let func = &*builder.func;
+        *fallbacks = func
+            .layout
+            .blocks()
+            .filter(|&b| func.layout.is_cold(b))
+            .count();
+        result
+    })
+}
+
+/// A sine and a cosine of one argument (a sine and its derivative) share the reduction, the
+/// kernels and the libm fallback (one cold block), also with other math in between; the
+/// results are those of the functions emitted alone.
+#[test]
+fn sine_and_cosine_of_one_argument_share_their_reduction() {
+    let mut rng = Rng(17);
+    let mut points: Vec<f64> = huge_sin_cos_arguments();
+    points.extend((0..20_000).map(|_| match rng.unit() {
+        c if c < 0.8 => rng.uniform(-100.0, 100.0),
+        _ => rng.log_uniform_signed(-30.0, 1023.99),
+    }));
+    if points.len() % 2 == 1 {
+        points.push(0.25);
+    }
+    for (first, second) in [
+        (MathFn::Sin, MathFn::Cos),
+        (MathFn::Cos, MathFn::Sin),
+        (MathFn::Sin, MathFn::Sin),
+    ] {
+        for between in [false, true] {
+            for vector in [false, true] {
+                let mut fallbacks = 0;
+                let pair = compile_pair(first, second, between, vector, &mut fallbacks);
+                assert_eq!(
+                    fallbacks,
+                    1 + usize::from(between),
+                    "{} then {}: one fallback per argument",
+                    first.name(),
+                    second.name()
+                );
+                let alone = compile_math(second, vector, MathOptions::host());
+                let mut got = vec![0.0; points.len()];
+                let mut want = vec![0.0; points.len()];
+                pair.run(&points, &mut got);
+                alone.run(&points, &mut want);
+                for ((&x, &g), &w) in points.iter().zip(&got).zip(&want) {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{}({x:e}) after {}: {g:e}, alone {w:e}",
+                        second.name(),
+                        first.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// End to end (JIT against the interpreter, which calls `f64::sin`/`f64::cos`): forward
+/// outputs (finite) and the value and gradient of a loss of sines and cosines of huge
+/// arguments agree (the gradient of `sin` is `cos` and of `cos` is `-sin`).
+#[test]
+fn huge_arguments_end_to_end() {
+    let source = "input x: [N]\nparam w: [N]\noutput s = sin(x)\noutput c = cos(x)\n\
+                  loss = sum(sin(w * x) + cos(w * x))\n";
+    let model = gradc::Model::from_source(source).expect("compiles");
+    let mut xs: Vec<f64> = Vec::new();
+    let small = [0.5, -3.0, 1e-300, 1e8, 1e-3, 2.0];
+    for (i, &x) in huge_sin_cos_arguments().iter().enumerate() {
+        xs.push(x);
+        xs.push(small[i % small.len()]);
+    }
+    // An odd length: the one-lane tail sees a huge argument too.
+    xs.push(1e22);
+    let n = xs.len();
+    let bound = model
+        .bind(vec![
+            (
+                "x".to_string(),
+                gradc::tensor::Tensor::real(vec![n], xs.clone()),
+            ),
+            (
+                "w".to_string(),
+                gradc::tensor::Tensor::real(vec![n], vec![1.0; n]),
+            ),
+        ])
+        .expect("binds");
+    for (label, func, jit) in [
+        (
+            "forward",
+            model.forward_function(),
+            model.eval_forward(&bound).expect("forward"),
+        ),
+        (
+            "value and grad",
+            model.grad_function(),
+            model.eval_grad(&bound).expect("grad"),
+        ),
+    ] {
+        let interp = gradc::interp::eval(func, &bound.dims, &bound.args).expect("interpreter");
+        assert_eq!(jit.len(), interp.len());
+        for (result, (j, i)) in jit.iter().zip(&interp).enumerate() {
+            let (j, i) = (j.as_real().expect("real"), i.as_real().expect("real"));
+            assert_eq!(j.len(), i.len());
+            for (k, (&got, &want)) in j.iter().zip(i).enumerate() {
+                // `x·cos x` may overflow in the gradient (`x = f64::MAX`); values never NaN.
+                let finite_ok = got.is_finite() || (label != "forward" && got == want);
+                assert!(
+                    finite_ok && (got == want || (got - want).abs() <= 1e-12 * want.abs().max(1.0)),
+                    "{label}: result {result}[{k}] (x = {:e}): jit {got:e}, interpreter {want:e}",
+                    xs.get(k).copied().unwrap_or(f64::NAN)
+                );
             }
         }
     }

@@ -1,11 +1,16 @@
-//! Branch-free transcendental functions emitted inline as Cranelift IR.
+//! Transcendental functions emitted inline as Cranelift IR.
 //!
 //! In: a [`FunctionBuilder`] positioned inside a block, a [`MathFn`] and an SSA value of type
-//! `f64` or `f64x2`. Out: a value of the same type holding the function of each lane.
+//! `f64` or `f64x2`. Out: a value of the same type holding the function of each lane (for
+//! `sin` and `cos` the builder is left in a new block; see below).
 //!
 //! The emitted code has no calls and no branches: only arithmetic, compares turned into lane
 //! masks, `select`/`bitselect` and bit casts, so it can sit in the body of a vectorised
-//! loop. Every function follows the same plan: reduce the argument with exact (or
+//! loop. The one exception is the sine and cosine of huge arguments (`|x| > 1e8`, where the
+//! inline argument reduction is no longer exact): the inline result is computed for every
+//! lane, then one compare-and-branch (never taken for ordinary arguments) leads to a cold
+//! block that calls the system libm for the lanes beyond the bound and merges its results
+//! with a select. The hot path has no calls. Every function follows the same plan: reduce the argument with exact (or
 //! exactly-compensated) steps, evaluate a short polynomial on the reduced range, rebuild the
 //! result with integer operations on the exponent bits, and patch the special inputs (NaN,
 //! ±inf, ±0, out-of-range) with selects at the end.
@@ -33,8 +38,10 @@
 
 use std::sync::OnceLock;
 
-use cranelift::codegen::ir::{ConstantData, Endianness};
-use cranelift::codegen::isa::TargetIsa;
+use cranelift::codegen::ir::{
+    AbiParam, ConstantData, Endianness, InstructionData, Opcode, Signature,
+};
+use cranelift::codegen::isa::{CallConv, TargetIsa};
 use cranelift::prelude::{
     settings, types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Type, Value,
 };
@@ -53,8 +60,11 @@ use cranelift::prelude::{
 /// | `Tanh`     | 4 ulp     | `f64::tanh` (itself off by up to ~2 ulp)    | all `f64`    |
 /// | `Sigmoid`  | 2 ulp     | `1/(1+e^-x)` refined in double-double       | all `f64`    |
 /// | `Softplus` | 2 ulp     | `max(x,0) + ln_1p(exp(-|x|))` with `std`    | all `f64`    |
-/// | `Sin`      | 1 ulp     | `f64::sin`                                  | `|x| ≤ 1e8`  |
-/// | `Cos`      | 2 ulp     | `f64::cos`                                  | `|x| ≤ 1e8`  |
+/// | `Sin`      | 1 ulp     | `f64::sin`                                  | all `f64`    |
+/// | `Cos`      | 2 ulp     | `f64::cos`                                  | all `f64`    |
+///
+/// For `|x| > 1e8` (and `±inf`) `Sin` and `Cos` call `f64::sin`/`f64::cos` themselves (a
+/// cold branch, see [`MathFn::Sin`]), so there the error is 0 ulp against the reference.
 ///
 /// Checked with mpmath (10^5 of the test points, and the worst points): exp, log and log1p
 /// are within 1.0 ulp of the true value, softplus within 1.23 ulp, tanh within 3.0 ulp (at
@@ -116,13 +126,17 @@ pub enum MathFn {
     /// (three 27-bit parts and a full double, computed by us with mpmath; every `k·Pᵢ` is
     /// exact for `|k| < 2^26`), fdlibm's sine and cosine kernels (S1..S6, C1..C6) on
     /// `|r| ≤ π/4`, and the quadrant `k mod 4` read from the bits of the rounded value to
-    /// pick `±sin r` or `±cos r`. The error bound holds for `|x| ≤ 1e8`; beyond it the
-    /// reduction loses about `log2(|x|/1e8)` bits without `fma` (with `fma` it stays exact up
-    /// to about `2^50`), and for `|x| > 2^50` (where one ulp of `x` is already ≥ 1/4 radian)
-    /// the result is NaN. `sin(±0) = ±0`, `sin(±inf) = NaN`.
+    /// pick `±sin r` or `±cos r`. This inline path is used for `|x| ≤ 1e8`
+    /// (`|k| ≤ 63661977 < 2^26`, so the reduction is exact with or without `fma`). Lanes
+    /// with `|x| > 1e8` (and `±inf`) would need more bits of `π/2` (Payne–Hanek): for them
+    /// the emitted code branches to a cold block that calls `f64::sin` (the system libm) on
+    /// each lane and selects its result for the lanes beyond the bound; the branch is taken
+    /// only when some lane is beyond it, so ordinary arguments never leave the inline path.
+    /// Valid for every `f64`: `sin(±0) = ±0`, `sin(±inf) = sin(NaN) = NaN`, finite inputs
+    /// give finite results.
     Sin,
-    /// Cosine. Same method and range as [`MathFn::Sin`] (the quadrant shifted by one).
-    /// `cos(±inf) = NaN`, NaN for `|x| > 2^50`.
+    /// Cosine. Same method, range and libm fallback (`f64::cos`) as [`MathFn::Sin`] (the
+    /// quadrant shifted by one). `cos(±inf) = cos(NaN) = NaN`.
     Cos,
 }
 
@@ -205,7 +219,10 @@ pub fn emit_unary(builder: &mut FunctionBuilder, f: MathFn, x: Value) -> Value {
     emit_unary_with(builder, f, x, MathOptions::host())
 }
 
-/// Emits `f(x)` for an `f64` or `f64x2` value `x`: branch-free, no calls, same type out.
+/// Emits `f(x)` for an `f64` or `f64x2` value `x`, same type out: branch-free and without
+/// calls, but for [`MathFn::Sin`] and [`MathFn::Cos`], which end with a compare-and-branch
+/// to a cold block calling libm for `|x| > 1e8` and leave the builder in a new block (sealed;
+/// the block the builder was in is ended by the branch).
 ///
 /// # Panics
 ///
@@ -274,8 +291,78 @@ const PIO2_2: f64 = 9.920935739593517e-10;
 const PIO2_3: f64 = 5.721188709663575e-18;
 const PIO2_4: f64 = 1.6446256936324258e-26;
 const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
-/// Beyond this `|x|` the sine and cosine are NaN (see [`MathFn::Sin`]).
-const SIN_COS_MAX_ARG: f64 = 1125899906842624.0; // 2^50
+/// Up to this `|x|` the sine and cosine are computed inline; beyond it (and for `±inf`) the
+/// emitted code calls libm (see [`MathFn::Sin`]). `round(1e8·2/π) = 63661977 < 2^26`, so every
+/// `k·Pᵢ` of the reduction is exact below it, with or without `fma`.
+const SIN_COS_INLINE_MAX: f64 = 1e8;
+
+/// The calling convention of [`libm_sin`] and [`libm_cos`], as Cranelift names it.
+///
+/// On x86-64 they follow the Windows x64 convention (on every OS): it preserves `xmm6`–`xmm15`,
+/// where System V clobbers all 16 vector registers. A call in a loop body, even in a cold
+/// block, makes the register allocator spill every vector value live across it, and with
+/// System V that means spill stores on the hot path (measured: the value-and-grad loop of
+/// `sum(sin(a*x))`, where the sine and cosine share their reduction, ran 1.7x slower). The
+/// wrappers themselves save `xmm6`–`xmm15` around their System V call of libm, on the cold
+/// path only.
+#[cfg(target_arch = "x86_64")]
+fn libm_call_conv() -> CallConv {
+    CallConv::WindowsFastcall
+}
+
+/// The calling convention of [`libm_sin`] and [`libm_cos`]: the host's C convention
+/// (computed once; the JIT'd code runs in this process).
+#[cfg(not(target_arch = "x86_64"))]
+fn libm_call_conv() -> CallConv {
+    static HOST: OnceLock<CallConv> = OnceLock::new();
+    *HOST.get_or_init(|| match cranelift_native::builder() {
+        Ok(isa_builder) => CallConv::triple_default(isa_builder.triple()),
+        Err(_) => CallConv::SystemV,
+    })
+}
+
+/// A libm function as the emitted code calls it (see [`libm_call_conv`]).
+#[cfg(target_arch = "x86_64")]
+type LibmFn = extern "win64" fn(f64) -> f64;
+#[cfg(not(target_arch = "x86_64"))]
+type LibmFn = extern "C" fn(f64) -> f64;
+
+/// The sine of `std` (the system libm), which the emitted code calls for huge arguments.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+extern "win64" fn libm_sin(x: f64) -> f64 {
+    x.sin()
+}
+
+/// The cosine of `std` (the system libm), which the emitted code calls for huge arguments.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+extern "win64" fn libm_cos(x: f64) -> f64 {
+    x.cos()
+}
+
+/// The sine of `std` (the system libm), which the emitted code calls for huge arguments.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(never)]
+extern "C" fn libm_sin(x: f64) -> f64 {
+    x.sin()
+}
+
+/// The cosine of `std` (the system libm), which the emitted code calls for huge arguments.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(never)]
+extern "C" fn libm_cos(x: f64) -> f64 {
+    x.cos()
+}
+
+/// `[libm_sin, libm_cos]`, read through a `static` so that the emitted code and [`tables`]
+/// see one address each (a small function may otherwise get a copy per codegen unit).
+static LIBM_SIN_COS: [LibmFn; 2] = [libm_sin, libm_cos];
+
+/// The address of a libm function, as an `iconst` of the emitted code holds it.
+fn libm_address(f: LibmFn) -> i64 {
+    f as usize as i64
+}
 
 /// fdlibm `k_sin.c` S6..S1: `sin r ≈ r + r³·(S1 + z·(S2 + … + z·S6))`, `z = r²`,
 /// `|r| ≤ π/4`, error 2^-58.
@@ -327,12 +414,15 @@ impl<const N: usize> Table<N> {
     }
 }
 
-/// The tables the emitted code reads, as `(name, address, size in bytes)`: their
-/// addresses change from process to process, so printed CLIF names them instead.
-pub fn tables() -> [(&'static str, i64, usize); 2] {
+/// The tables the emitted code reads and the functions it calls by address, as
+/// `(name, address, size in bytes)` (size 1 for a function): their addresses change from
+/// process to process, so printed CLIF names them instead.
+pub fn tables() -> [(&'static str, i64, usize); 4] {
     [
         ("exp_table", EXP_TABLE.address(), EXP_TABLE.bytes()),
         ("log_table", LOG_TABLE.address(), LOG_TABLE.bytes()),
+        ("libm_sin", libm_address(LIBM_SIN_COS[0]), 1),
+        ("libm_cos", libm_address(LIBM_SIN_COS[1]), 1),
     ]
 }
 
@@ -1283,6 +1373,40 @@ impl Emitter<'_, '_> {
     }
 
     fn sin_cos(&mut self, x: Value, cosine: bool) -> Value {
+        // The reduction and both kernels, shared with an earlier sine or cosine of `x`
+        // whose code dominates this point (the gradient of `sin x` is `cos x`).
+        let [sin_r, cos_r, t] = match self.earlier_sin_cos_kernels(x) {
+            Some(kernels) => kernels,
+            None => self.sin_cos_kernels(x),
+        };
+        // Quadrant q = k mod 4 (k + 1 for the cosine): sin x = [s, c, −s, −c][q].
+        let mut quadrant = self.bits_of(t);
+        if cosine {
+            quadrant = self.iadd_const(quadrant, 1);
+        }
+        let cos_bits = self.bits_of(cos_r);
+        let sin_bits = self.bits_of(sin_r);
+        let chosen_bits = self.select_bits_by_low_bit(quadrant, cos_bits, sin_bits);
+        let sign_source = self.band_const(quadrant, 2);
+        let sign = self.shl(sign_source, 62);
+        let flipped = self.builder.ins().bxor(chosen_bits, sign);
+        let mut result = self.float_from_bits(flipped);
+        if !cosine {
+            // sin(±0) = ±0 (the kernel gives +0 for −0).
+            let is_zero = self.compare_const(FloatCC::Equal, x, 0.0);
+            result = self.select(is_zero, x, result);
+        }
+        result
+    }
+
+    /// `[sin r, cos r, t]` for `x`: `t = k + 1.5·2^52` with `k = round(2x/π)`, `r = x − k·π/2`.
+    /// Lanes with `|x| > SIN_COS_INLINE_MAX` (or `±inf`) get `[sin x, cos x, 1.5·2^52]` from
+    /// libm instead (quadrant 0, so the selection of [`Emitter::sin_cos`] gives libm's value):
+    /// the inline values are computed for every lane, then a branch taken only when some
+    /// lane is that large leads to a cold block calling [`libm_sin`] and [`libm_cos`] per lane
+    /// and merging with selects. Leaves the builder in the (sealed) merge block, whose three
+    /// parameters are returned.
+    fn sin_cos_kernels(&mut self, x: Value) -> [Value; 3] {
         // k = round(2x/π), r = x − k·π/2 in four exact-product steps.
         let (t, neg_k) = self.round_magic(x, TWO_OVER_PI);
         let mut r = x;
@@ -1305,26 +1429,131 @@ impl Emitter<'_, '_> {
         let z2 = self.mul(z, z);
         let tail = self.mul_add(z2, cos_poly, compensation);
         let cos_r = self.add(w, tail);
-        // Quadrant q = k mod 4 (k + 1 for the cosine): sin x = [s, c, −s, −c][q].
-        let mut quadrant = self.bits_of(t);
-        if cosine {
-            quadrant = self.iadd_const(quadrant, 1);
-        }
-        let cos_bits = self.bits_of(cos_r);
-        let sin_bits = self.bits_of(sin_r);
-        let chosen_bits = self.select_bits_by_low_bit(quadrant, cos_bits, sin_bits);
-        let sign_source = self.band_const(quadrant, 2);
-        let sign = self.shl(sign_source, 62);
-        let flipped = self.builder.ins().bxor(chosen_bits, sign);
-        let mut result = self.float_from_bits(flipped);
-        if !cosine {
-            // sin(±0) = ±0 (the kernel gives +0 for −0).
-            let is_zero = self.compare_const(FloatCC::Equal, x, 0.0);
-            result = self.select(is_zero, x, result);
-        }
+
         let abs_x = self.builder.ins().fabs(x);
-        let out_of_range = self.compare_const(FloatCC::GreaterThan, abs_x, SIN_COS_MAX_ARG);
-        self.select_const(out_of_range, f64::NAN, result)
+        let huge = self.compare_const(FloatCC::GreaterThan, abs_x, SIN_COS_INLINE_MAX);
+        let any_lane = if self.is_vector() {
+            self.builder.ins().vany_true(huge.0)
+        } else {
+            huge.0
+        };
+        let cold = self.builder.create_block();
+        let merge = self.builder.create_block();
+        for _ in 0..3 {
+            self.builder.append_block_param(merge, self.float_ty);
+        }
+        self.builder.set_cold_block(cold);
+        self.builder.ins().brif(
+            any_lane,
+            cold,
+            &[],
+            merge,
+            &[sin_r.into(), cos_r.into(), t.into()],
+        );
+        self.builder.seal_block(cold);
+
+        self.builder.switch_to_block(cold);
+        let libm_sin = self.call_per_lane(LIBM_SIN_COS[0], x);
+        let libm_cos = self.call_per_lane(LIBM_SIN_COS[1], x);
+        let magic = self.float(ROUND_MAGIC);
+        let fixed = if self.is_vector() {
+            [
+                self.select(huge, libm_sin, sin_r),
+                self.select(huge, libm_cos, cos_r),
+                self.select(huge, magic, t),
+            ]
+        } else {
+            // The branch was taken, so the one lane is huge.
+            [libm_sin, libm_cos, magic]
+        };
+        let args = fixed.map(|value| value.into());
+        self.builder.ins().jump(merge, &args);
+        self.builder.seal_block(merge);
+        self.builder.switch_to_block(merge);
+        let params = self.builder.block_params(merge);
+        [params[0], params[1], params[2]]
+    }
+
+    /// `callee(x)` for each lane of `x`, by indirect calls (see [`libm_call_conv`]).
+    fn call_per_lane(&mut self, callee: LibmFn, x: Value) -> Value {
+        let mut signature = Signature::new(libm_call_conv());
+        signature.params.push(AbiParam::new(types::F64));
+        signature.returns.push(AbiParam::new(types::F64));
+        let signature = self.builder.import_signature(signature);
+        let address = self.builder.ins().iconst(types::I64, libm_address(callee));
+        let call = |builder: &mut FunctionBuilder, lane_value: Value| {
+            let inst = builder
+                .ins()
+                .call_indirect(signature, address, &[lane_value]);
+            builder.inst_results(inst)[0]
+        };
+        if !self.is_vector() {
+            return call(self.builder, x);
+        }
+        let low = self.builder.ins().extractlane(x, 0);
+        let high = self.builder.ins().extractlane(x, 1);
+        let low = call(self.builder, low);
+        let high = call(self.builder, high);
+        let both = self.builder.ins().splat(self.float_ty, low);
+        self.builder.ins().insertlane(both, high, 1)
+    }
+
+    /// The parameters `[sin r, cos r, t]` of the merge block of an earlier
+    /// [`Emitter::sin_cos_kernels`] of `x`, if the current block is that merge block or
+    /// follows it through the merge blocks of later ones (each merge block is dominated by
+    /// the block that branches to it, so the values are available here).
+    ///
+    /// Nests are compiled without Cranelift's e-graph pass, and their value numbering
+    /// (`super::numbering`) works within a block: without this, `cos x` after `sin x` (a
+    /// sine and its derivative) would compute the reduction and both kernels again in the
+    /// merge block (measured: 1.7x the time of the value-and-grad loop of `sum(sin(a*x))`).
+    ///
+    /// The merge block is recognised by its predecessor: a block ending in
+    /// `brif c, cold, merge(sin r, cos r, t)` whose `cold` target calls [`libm_sin`] on `x`
+    /// (or on a lane of it). Only this module emits calls of that address.
+    fn earlier_sin_cos_kernels(&self, x: Value) -> Option<[Value; 3]> {
+        let func = &*self.builder.func;
+        let pool = &func.dfg.value_lists;
+        let sin_address = libm_address(LIBM_SIN_COS[0]);
+        let mut block = self.builder.current_block()?;
+        loop {
+            // The block branching to `block` as the fall-through of a sine/cosine fallback.
+            let (branching, cold) = func.layout.blocks().find_map(|b| {
+                let last = func.layout.last_inst(b)?;
+                match func.dfg.insts[last] {
+                    InstructionData::Brif {
+                        opcode: Opcode::Brif,
+                        blocks: [then_call, else_call],
+                        ..
+                    } if else_call.block(pool) == block => Some((b, then_call.block(pool))),
+                    _ => None,
+                }
+            })?;
+            if func.dfg.num_block_params(block) != 3 {
+                return None;
+            }
+            let mut calls_of_sin = func.layout.block_insts(cold).filter(|&inst| {
+                func.dfg.insts[inst].opcode() == Opcode::CallIndirect
+                    && matches!(
+                        func.dfg.value_def(func.dfg.inst_args(inst)[0]).inst()
+                            .map(|def| func.dfg.insts[def]),
+                        Some(InstructionData::UnaryImm { opcode: Opcode::Iconst, imm })
+                            if imm.bits() == sin_address
+                    )
+            });
+            let first_call = calls_of_sin.next()?;
+            let argument = func.dfg.inst_args(first_call)[1];
+            let of_x = argument == x
+                || func.dfg.value_def(argument).inst().is_some_and(|def| {
+                    func.dfg.insts[def].opcode() == Opcode::Extractlane
+                        && func.dfg.inst_args(def)[0] == x
+                });
+            if of_x {
+                let params = func.dfg.block_params(block);
+                return Some([params[0], params[1], params[2]]);
+            }
+            block = branching;
+        }
     }
 }
 
