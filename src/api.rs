@@ -257,9 +257,10 @@ impl Model {
             return crate::interp::eval(func, &bound.dims, &bound.args).map_err(ModelError::Eval);
         };
         let kernel = if grad { &kernels.1 } else { &kernels.0 };
+        kernel.check_dims(&bound.dims)?;
         let mut outputs: Vec<Vec<f64>> = (0..kernel.n_results())
-            .map(|r| vec![0.0; kernel.result_len(r, &bound.dims)])
-            .collect();
+            .map(|r| zeros(kernel.result_len(r, &bound.dims)))
+            .collect::<Result<_, _>>()?;
         let args = arg_data(bound)?;
         {
             let mut slices: Vec<&mut [f64]> =
@@ -335,7 +336,9 @@ impl Model {
 
     /// Prepares repeated calls at fixed dimension sizes (`dims` indexed like the
     /// function's dimensions, e.g. `bound.dims`): the returned [`Call`] owns a
-    /// workspace and checks only slice lengths and index ranges per call.
+    /// workspace and checks only slice lengths and index ranges per call. An error if
+    /// a value of either function would be too large at these sizes
+    /// ([`CallError::TooLarge`]) or the workspace cannot be allocated.
     pub fn prepare(&self, dims: &[usize]) -> Result<Call<'_>, ModelError> {
         if dims.len() != self.forward_fn.dims.len() {
             return Err(ModelError::BadCall(format!(
@@ -345,13 +348,22 @@ impl Model {
                 self.forward_fn.dims.join(", ")
             )));
         }
+        data::check_sizes(&self.forward_fn, dims)?;
+        data::check_sizes(&self.grad_fn, dims)?;
+        let mut workspace = Workspace::new();
         let (arg_lens, grad_lens) = match &self.kernels {
-            Some((_, kernel)) => (
-                kernel.arg_lens(dims),
-                (1..kernel.n_results())
-                    .map(|r| kernel.result_len(r, dims))
-                    .collect(),
-            ),
+            Some((forward, kernel)) => {
+                for k in [forward, kernel] {
+                    k.check_dims(dims)?;
+                    k.reserve(dims, &mut workspace)?;
+                }
+                (
+                    kernel.arg_lens(dims),
+                    (1..kernel.n_results())
+                        .map(|r| kernel.result_len(r, dims))
+                        .collect(),
+                )
+            }
             None => (Vec::new(), Vec::new()),
         };
         Ok(Call {
@@ -359,7 +371,7 @@ impl Model {
             arg_lens,
             grad_lens,
             dims: dims.to_vec(),
-            workspace: Workspace::new(),
+            workspace,
             forward_results: Vec::new(),
             scratch_args: Vec::new(),
             scratch_results: Vec::new(),
@@ -487,8 +499,8 @@ impl<'m> Call<'m> {
             Some((kernel, _)) => {
                 if self.forward_results.len() != kernel.n_results() {
                     self.forward_results = (0..kernel.n_results())
-                        .map(|r| vec![0.0; kernel.result_len(r, &self.dims)])
-                        .collect();
+                        .map(|r| zeros(kernel.result_len(r, &self.dims)))
+                        .collect::<Result<_, _>>()?;
                 }
                 self.check_lens(args)?;
                 kernel.check_indices(&self.dims, args)?;
@@ -565,20 +577,31 @@ fn arg_address(a: &ArgData<'_>) -> usize {
     }
 }
 
+/// The size of a dimension whose shape passed [`data::check_sizes`].
 fn dim_size(d: crate::ir::Dim, dims: &[usize]) -> usize {
-    match d {
-        crate::ir::Dim::Const(n) => n as usize,
-        crate::ir::Dim::Sym(v) => dims[v.0 as usize],
-    }
+    crate::shape::dim_size(d, dims).unwrap_or(0)
 }
 
-/// Re-checks a bound made elsewhere (it may come from another function's binder).
+/// `n` zeros, or an error if they cannot be allocated (`n` is bounded by
+/// [`crate::shape::MAX_ELEMENTS`], but 16 GiB may still be more than the host has).
+fn zeros(n: usize) -> Result<Vec<f64>, ModelError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        ModelError::BadCall(format!("cannot allocate a result buffer of {n} elements"))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Re-checks a bound made elsewhere (it may come from another function's binder): its
+/// counts, the size of every value `func` computes, and every index.
 fn check_bound(func: &Function, bound: &Bound) -> Result<(), ModelError> {
     if bound.dims.len() != func.dims.len() || bound.args.len() != func.args.len() {
         return Err(ModelError::BadCall(
             "the data was bound for another model".to_string(),
         ));
     }
+    data::check_sizes(func, &bound.dims)?;
     data::check_indices(func, bound)?;
     Ok(())
 }

@@ -31,7 +31,10 @@ use std::fmt;
 
 use serde_json::{Map, Number, Value as Json};
 
-use crate::ir::{index_checks, ArgDecl, Dim, Elem, Function, IndexCheck, Op, ResultRole};
+use crate::ir::{
+    index_checks, ArgDecl, ArgRole, Dim, Elem, Function, IndexCheck, Op, ResultRole, Value,
+};
+use crate::shape::{checked_len, checked_numel, MAX_ELEMENTS};
 use crate::tensor::{Tensor, TensorData};
 
 /// Data bound to a function: ready to evaluate.
@@ -180,6 +183,19 @@ pub enum CallError {
         /// What it indexes, with the bound and its dimension: `` `w` with 3 elements (V) ``.
         target: String,
     },
+    /// A value the function would compute (or an argument) whose shape has more
+    /// elements, or a larger dimension, than [`MAX_ELEMENTS`]: a huge literal dimension
+    /// (`onehot(l, 100000000000)`, `param w: [100000000000]`) or a product of sizes that
+    /// would overflow.
+    TooLarge {
+        /// What: `` input `x` ``, `` `onehot` of `labels` ``, `a value computed from
+        /// `x``...
+        what: String,
+        /// The shape with its symbolic sizes: `[B, 100000000000] with B = 2`.
+        shape: String,
+        /// The sizes of the shape.
+        sizes: Vec<u64>,
+    },
     /// An index element outside the rows of what it indexes.
     IndexOutOfRange {
         /// The index: `` `labels`[4] `` or `` `i` `` for a scalar.
@@ -279,6 +295,17 @@ impl fmt::Display for CallError {
                 value,
                 target,
             } => write!(f, "{index} = {value} is out of range for {target}"),
+            CallError::TooLarge { what, shape, sizes } => {
+                write!(f, "{what} is too large to evaluate: shape {shape} has ")?;
+                match sizes.iter().find(|&&size| size > MAX_ELEMENTS as u64) {
+                    Some(size) => write!(f, "a dimension of {size}")?,
+                    None => {
+                        let count = sizes.iter().fold(1u128, |n, &s| n.saturating_mul(s.into()));
+                        write!(f, "{count} elements")?
+                    }
+                }
+                write!(f, ", more than the limit of {MAX_ELEMENTS}")
+            }
         }
     }
 }
@@ -453,9 +480,114 @@ pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
         args.push(Tensor { shape: sizes, data });
     }
     let dims = binder.finish(&unknown_columns)?;
+    check_sizes(func, &dims)?;
     let bound = Bound { dims, args };
     check_indices(func, &bound)?;
     Ok(bound)
+}
+
+/// Parses `DATA.json` text. A number too large for an f64 (`1e400`, as `f64::from_str`
+/// and Python's `json` read it) is accepted as an infinity, which the data format
+/// writes as the string `"Infinity"` (`"-Infinity"`): `serde_json` refuses such numbers,
+/// so after it fails they are rewritten as those strings and the text is parsed again
+/// (text without them parses in one pass, as fast as `serde_json::from_str`). The
+/// error is `serde_json`'s message, with its position in `text`.
+pub fn parse_json(text: &str) -> Result<Json, String> {
+    let first = match serde_json::from_str(text) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let Some((rewritten, replacements)) = infinities_as_strings(text) else {
+        return Err(first.to_string());
+    };
+    serde_json::from_str(&rewritten).map_err(|e| {
+        // Back to the columns of `text`: the replacements earlier on the error's line
+        // made it longer.
+        let shift: usize = replacements
+            .iter()
+            .filter(|r| r.line == e.line() && r.column < e.column())
+            .map(|r| r.added)
+            .sum();
+        let message = e.to_string();
+        match message.rsplit_once(" at line ") {
+            Some((what, _)) if e.line() > 0 => format!(
+                "{what} at line {} column {}",
+                e.line(),
+                e.column().saturating_sub(shift)
+            ),
+            _ => message,
+        }
+    })
+}
+
+/// Where [`infinities_as_strings`] replaced a number: the line (1-based) and the column
+/// (bytes before it on its line) in the rewritten text, and the bytes it added.
+struct Replacement {
+    line: usize,
+    column: usize,
+    added: usize,
+}
+
+/// `text` with every number literal outside strings that overflows an f64 replaced by
+/// `"Infinity"` or `"-Infinity"`, and where; `None` if there is none.
+fn infinities_as_strings(text: &str) -> Option<(String, Vec<Replacement>)> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut replacements = Vec::new();
+    let (mut line, mut line_start) = (1usize, 0usize);
+    let (mut copied, mut i) = (0usize, 0usize);
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                b'\n' => (line, line_start) = (line + 1, out.len() + (i + 1 - copied)),
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'\n' => (line, line_start) = (line + 1, out.len() + (i + 1 - copied)),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let literal = &text[start..i];
+                if let Ok(x) = literal.parse::<f64>() {
+                    if x.is_infinite() {
+                        out.push_str(&text[copied..start]);
+                        let replacement = if x > 0.0 {
+                            "\"Infinity\""
+                        } else {
+                            "\"-Infinity\""
+                        };
+                        replacements.push(Replacement {
+                            line,
+                            column: out.len() - line_start,
+                            added: replacement.len().saturating_sub(literal.len()),
+                        });
+                        out.push_str(replacement);
+                        copied = i;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if replacements.is_empty() {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some((out, replacements))
 }
 
 /// What a JSON value is, for messages: `a number`, `a list of rows`...
@@ -650,7 +782,11 @@ pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bou
             TensorData::Int(v) => (Elem::Int, v.len()),
             TensorData::Bool(v) => (Elem::Bool, v.len()),
         };
-        if len != tensor.shape.iter().product::<usize>() {
+        let expected = tensor
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &size| n.checked_mul(size));
+        if expected != Some(len) {
             return Err(CallError::Malformed {
                 name: decl.name.clone(),
                 shape: tensor.shape.clone(),
@@ -677,9 +813,132 @@ pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bou
         args.push(tensor);
     }
     let dims = binder.finish(&[])?;
+    check_sizes(func, &dims)?;
     let bound = Bound { dims, args };
     check_indices(func, &bound)?;
     Ok(bound)
+}
+
+/// Verifies that every argument and every value `func` computes has at most
+/// [`MAX_ELEMENTS`] elements and no larger dimension under the dimension sizes `dims`
+/// (indexed by `DimVar`), the limit the interpreter and the JIT also enforce: so that no
+/// size computed from the shapes overflows and no buffer is too large to allocate. The
+/// error names the argument, output or value at fault and its shape.
+pub fn check_sizes(func: &Function, dims: &[usize]) -> Result<(), CallError> {
+    if let Some(dim) = func.dims.get(dims.len()) {
+        return Err(CallError::UnboundDim {
+            dim: dim.clone(),
+            reason: None,
+        });
+    }
+    let fits = |shape: &[Dim]| checked_numel(shape, dims).is_some();
+    for decl in &func.args {
+        if !fits(&decl.ty.shape) {
+            let role = match decl.role {
+                ArgRole::Input => "input",
+                ArgRole::Param => "param",
+            };
+            let what = format!("{role} `{}`", decl.name);
+            return Err(too_large(func, dims, what, &decl.ty.shape));
+        }
+    }
+    for (k, inst) in func.insts.iter().enumerate() {
+        if !fits(&inst.ty.shape) {
+            let what = describe_value(func, Value(k as u32));
+            return Err(too_large(func, dims, what, &inst.ty.shape));
+        }
+    }
+    Ok(())
+}
+
+fn too_large(func: &Function, dims: &[usize], what: String, shape: &[Dim]) -> CallError {
+    let sizes: Vec<u64> = shape
+        .iter()
+        .map(|&d| match d {
+            Dim::Const(n) => n,
+            Dim::Sym(v) => dims.get(v.0 as usize).map_or(0, |&n| n as u64),
+        })
+        .collect();
+    let mut text = crate::shape::shape_text(&func.dims, shape);
+    let mut bindings: Vec<String> = Vec::new();
+    for (&d, size) in shape.iter().zip(&sizes) {
+        let binding = format!("{} = {size}", func.dim_name(d));
+        if matches!(d, Dim::Sym(_)) && !bindings.contains(&binding) {
+            bindings.push(binding);
+        }
+    }
+    if !bindings.is_empty() {
+        text = format!("{text} with {}", bindings.join(", "));
+    }
+    CallError::TooLarge {
+        what,
+        shape: text,
+        sizes,
+    }
+}
+
+/// A value of `func` for messages: `` input `x` ``, `` output `o` ``, `` `onehot` of
+/// `labels` ``, or `` a value computed from `x` and `w` `` (the arguments it depends
+/// on).
+fn describe_value(func: &Function, v: Value) -> String {
+    let arg_name = |v: Value| match func.op(v) {
+        Op::Arg(k) => func.args.get(*k as usize).map(|a| a.name.as_str()),
+        _ => None,
+    };
+    if let Op::Arg(k) = func.op(v) {
+        if let Some(decl) = func.args.get(*k as usize) {
+            let role = match decl.role {
+                ArgRole::Input => "input",
+                ArgRole::Param => "param",
+            };
+            return format!("{role} `{}`", decl.name);
+        }
+    }
+    if let Some(r) = func.results.iter().find(|r| r.value == v) {
+        match r.role {
+            ResultRole::Output => return format!("output `{}`", r.name),
+            ResultRole::Grad(_) => return format!("the gradient of `{}`", r.name),
+            ResultRole::Loss => {}
+        }
+    }
+    if let Op::OneHot(labels, _) = func.op(v) {
+        return match arg_name(*labels) {
+            Some(name) => format!("`onehot` of `{name}`"),
+            None => "a `onehot` value".to_string(),
+        };
+    }
+    // The arguments `v` depends on, in declaration order.
+    let mut needed = vec![false; v.index() + 1];
+    needed[v.index()] = true;
+    let mut uses = vec![false; func.args.len()];
+    for k in (0..=v.index()).rev() {
+        if !needed[k] {
+            continue;
+        }
+        let op = &func.insts[k].op;
+        if let Op::Arg(a) = op {
+            if let Some(slot) = uses.get_mut(*a as usize) {
+                *slot = true;
+            }
+        }
+        for operand in op.operands() {
+            if let Some(slot) = needed.get_mut(operand.index()) {
+                *slot = true;
+            }
+        }
+    }
+    let names: Vec<String> = func
+        .args
+        .iter()
+        .zip(&uses)
+        .filter(|(_, &used)| used)
+        .map(|(a, _)| format!("`{}`", a.name))
+        .collect();
+    match names.as_slice() {
+        [] => "a value".to_string(),
+        [one] => format!("a value computed from {one}"),
+        [init @ .., last] => format!("a value computed from {} and {last}", init.join(", ")),
+    }
 }
 
 /// Verifies that every index element of `bound` lies in range for every index operand
@@ -929,8 +1188,19 @@ pub enum RealSampling {
 
 /// A deterministic random point ([`RealSampling::Signed`]) for `gradcheck` without
 /// data: see [`random_point_with`].
+///
+/// # Panics
+/// If a value of the function is too large at that point (see [`try_random_point_with`]).
 pub fn random_point(func: &Function, seed: u64) -> Bound {
     random_point_with(func, seed, RealSampling::Signed)
+}
+
+/// [`try_random_point_with`] for functions known to be small (tests, benchmarks).
+///
+/// # Panics
+/// If a value of the function is too large at that point (a huge literal dimension).
+pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> Bound {
+    try_random_point_with(func, seed, sampling).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A deterministic random point: each symbolic dimension gets a distinct small size
@@ -939,8 +1209,14 @@ pub fn random_point(func: &Function, seed: u64) -> Bound {
 /// `int` argument is uniform in `0..bound` for the smallest bound of its index checks
 /// (`0..4` if it is not an index). A dimension indexed by a literal (`e[5]`) is made
 /// large enough for it. The result always passes [`check_indices`] unless a literal
-/// dimension of size 0 is indexed.
-pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> Bound {
+/// dimension of size 0 is indexed. A [`CallError::TooLarge`] if a value of the function
+/// would be too large at that point (a huge literal dimension), checked before
+/// anything is allocated.
+pub fn try_random_point_with(
+    func: &Function,
+    seed: u64,
+    sampling: RealSampling,
+) -> Result<Bound, CallError> {
     let mut rng = SplitMix64::new(seed);
     // A seeded Fisher–Yates shuffle of the sizes 2, 3, ... over the dimensions.
     let mut dims: Vec<usize> = (0..func.dims.len()).map(|k| k + 2).collect();
@@ -954,22 +1230,43 @@ pub fn random_point_with(func: &Function, seed: u64, sampling: RealSampling) -> 
 /// A deterministic random point at the dimension sizes `sizes` (indexed like
 /// `func.dims`), drawn as [`random_point_with`] draws its values; a dimension indexed by
 /// a literal is still made large enough for it.
+///
+/// # Panics
+/// If a value of the function is too large at that point (see [`try_random_point_at`]).
 pub fn random_point_at(
     func: &Function,
     sizes: &[usize],
     seed: u64,
     sampling: RealSampling,
 ) -> Bound {
+    try_random_point_at(func, sizes, seed, sampling).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`random_point_at`], with a [`CallError`] instead of a panic when `sizes` has the
+/// wrong length or a value of the function would be too large at that point.
+pub fn try_random_point_at(
+    func: &Function,
+    sizes: &[usize],
+    seed: u64,
+    sampling: RealSampling,
+) -> Result<Bound, CallError> {
     random_args(func, sizes.to_vec(), &mut SplitMix64::new(seed), sampling)
 }
 
-/// The values of a random point at `dims` (widened for literal indices).
+/// The values of a random point at `dims` (widened for literal indices), after
+/// [`check_sizes`].
 fn random_args(
     func: &Function,
     mut dims: Vec<usize>,
     rng: &mut SplitMix64,
     sampling: RealSampling,
-) -> Bound {
+) -> Result<Bound, CallError> {
+    if let Some(dim) = func.dims.get(dims.len()) {
+        return Err(CallError::UnboundDim {
+            dim: dim.clone(),
+            reason: None,
+        });
+    }
     // A literal index `e[2]` needs its dimension to have more than 2 rows.
     let checks = index_checks(func);
     for check in &checks {
@@ -979,14 +1276,13 @@ fn random_args(
             *size = (*size).max(needed);
         }
     }
-    let size = |d: Dim| match d {
-        Dim::Const(n) => n as usize,
-        Dim::Sym(v) => dims[v.0 as usize],
-    };
+    // Every size below is at most `MAX_ELEMENTS` from here on.
+    check_sizes(func, &dims)?;
+    let size = |d: Dim| crate::shape::dim_size(d, &dims).unwrap_or(0);
     let mut args = Vec::with_capacity(func.args.len());
     for (k, decl) in func.args.iter().enumerate() {
         let shape: Vec<usize> = decl.ty.shape.iter().map(|&d| size(d)).collect();
-        let n: usize = shape.iter().product();
+        let n = checked_len(shape.iter().copied()).unwrap_or(0);
         let tensor = match decl.ty.elem {
             Elem::Int => {
                 let limit = checks
@@ -1020,5 +1316,5 @@ fn random_args(
         };
         args.push(tensor);
     }
-    Bound { dims, args }
+    Ok(Bound { dims, args })
 }

@@ -47,7 +47,7 @@
 
 use std::fmt;
 
-use crate::data::{random_point_with, Bound, RealSampling, SplitMix64};
+use crate::data::{try_random_point_with, Bound, RealSampling, SplitMix64};
 use crate::ir::{Function, ResultRole};
 use crate::tensor::{Tensor, TensorData};
 
@@ -198,7 +198,7 @@ pub fn gradcheck(
     gradcheck_with(forward, grad, bound, eval, GradcheckOptions::default())
 }
 
-/// [`gradcheck`] at a deterministic random point ([`random_point_with`]): signed values
+/// [`gradcheck`] at a deterministic random point ([`try_random_point_with`]): signed values
 /// first, and positive values if the loss is not finite there (a `log` or `sqrt` of a
 /// param or input). Returns the point used with the report.
 pub fn gradcheck_random(
@@ -208,12 +208,14 @@ pub fn gradcheck_random(
     eval: impl Fn(&Function, &Bound) -> Result<Vec<Tensor>, String>,
     options: GradcheckOptions,
 ) -> Result<(Bound, GradcheckReport), String> {
-    let signed = random_point_with(forward, seed, RealSampling::Signed);
+    let point =
+        |sampling| try_random_point_with(forward, seed, sampling).map_err(|e| e.to_string());
+    let signed = point(RealSampling::Signed)?;
     if loss_at(forward, &signed, &eval)?.is_finite() {
         let report = gradcheck_with(forward, grad, &signed, &eval, options)?;
         return Ok((signed, report));
     }
-    let positive = random_point_with(forward, seed, RealSampling::Positive);
+    let positive = point(RealSampling::Positive)?;
     let report = gradcheck_with(forward, grad, &positive, &eval, options)?;
     Ok((positive, report))
 }

@@ -27,6 +27,7 @@
 //! set.
 
 use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value};
+use crate::shape::{self, checked_len, MAX_ELEMENTS};
 use crate::tensor::{Tensor, TensorData};
 
 /// Evaluates `func` with dimension sizes `dims` (indexed by `DimVar`) and arguments
@@ -117,36 +118,29 @@ fn last_uses(func: &Function) -> Vec<usize> {
     last
 }
 
-/// The most elements a value may have (16 GiB of f64): a larger one is an error, not
-/// an allocation failure (`column(a) * row(b)` of two long vectors can ask for it).
-const MAX_ELEMENTS: usize = 1 << 31;
-
-/// The sizes of a symbolic shape.
+/// The sizes of a symbolic shape, if it is not too large to evaluate: every dimension
+/// and the element count at most [`MAX_ELEMENTS`] (16 GiB of f64), so that a large value
+/// (`column(a) * row(b)` of two long vectors, `onehot(l, 100000000000)`) is an error, not
+/// an allocation failure or an overflowed size. The JIT and the data binders check
+/// the same limit.
 fn concrete_shape(shape: &[Dim], dims: &[usize]) -> Result<Vec<usize>, String> {
     let sizes: Vec<usize> = shape
         .iter()
         .map(|d| dim_size(*d, dims))
         .collect::<Result<_, _>>()?;
-    let count = sizes
-        .iter()
-        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-        .filter(|&n| n <= MAX_ELEMENTS);
-    if count.is_none() {
+    if checked_len(sizes.iter().copied()).is_none() {
         return Err(format!(
-            "a value of shape {sizes:?} is too large to evaluate"
+            "a value of shape {sizes:?} is too large to evaluate (more than {MAX_ELEMENTS} elements)"
         ));
     }
     Ok(sizes)
 }
 
 fn dim_size(d: Dim, dims: &[usize]) -> Result<usize, String> {
-    match d {
-        Dim::Const(n) => usize::try_from(n).map_err(|_| format!("dimension {n} too large")),
-        Dim::Sym(DimVar(v)) => dims
-            .get(v as usize)
-            .copied()
-            .ok_or_else(|| format!("unknown dimension #{v}")),
-    }
+    shape::dim_size(d, dims).ok_or_else(|| match d {
+        Dim::Const(n) => format!("dimension {n} too large"),
+        Dim::Sym(DimVar(v)) => format!("unknown dimension #{v}"),
+    })
 }
 
 fn elem_of(t: &Tensor) -> Elem {

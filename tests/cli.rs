@@ -419,3 +419,146 @@ fn bench_reports_errors_and_warnings_like_every_command() {
     assert!(stderr(&out).contains("warning: param `u` does not affect the loss"));
     assert_eq!(json(&out)["loss"].as_f64(), Some(14.0));
 }
+
+/// Runs `gradc ARGS` and checks that it failed cleanly: exit status 1 (not a panic's
+/// 101, an abort's 134 or a segfault's 139), nothing on stdout, one `error: ` message
+/// containing every one of `parts`.
+fn assert_clean_error(args: &[&str], parts: &[&str]) {
+    let out = gradc(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert_eq!(stdout(&out), "", "{args:?}");
+    for part in parts {
+        assert!(
+            err.contains(part),
+            "{args:?} should mention {part:?}: {err}"
+        );
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn a_huge_onehot_width_is_a_call_time_error_on_every_path() {
+    // 2^62 columns once overflowed the JIT's sizes (a segfault), 10^11 failed to
+    // allocate (an abort), i64::MAX overflowed a `Vec` capacity (a panic).
+    let data = scratch("onehot.data.json", r#"{"lab": [1, 2], "w": 1}"#);
+    let data = path_str(&data);
+    for (k, width) in ["4611686018427387904", "100000000000", "2000000000"]
+        .iter()
+        .enumerate()
+    {
+        let file = scratch(
+            &format!("onehot{k}.loss"),
+            &format!("input lab: int[B]\nparam w\nloss = w * sum(onehot(lab, {width}))\n"),
+        );
+        let file = path_str(&file);
+        let parts = ["`onehot` of `lab`", "too large", width, "B = 2"];
+        assert_clean_error(&["run", file, "--data", data], &parts);
+        assert_clean_error(&["run", file, "--data", data, "--forward"], &parts);
+        assert_clean_error(&["run", file, "--data", data, "--interp"], &parts);
+        assert_clean_error(&["gradcheck", file, "--data", data], &parts);
+    }
+    let file = scratch(
+        "onehot_output.loss",
+        "input lab: int[B]\nparam w\nloss = w\noutput o = onehot(lab, 9223372036854775807)\n",
+    );
+    assert_clean_error(
+        &["run", path_str(&file), "--data", data],
+        &["output `o`", "too large", "9223372036854775807"],
+    );
+}
+
+#[test]
+fn a_huge_literal_dimension_of_empty_data_is_a_call_time_error() {
+    let data = scratch("empty.data.json", r#"{"x": [], "w": 1}"#);
+    let data = path_str(&data);
+    for (k, width) in ["4611686018427387904", "100000000000"].iter().enumerate() {
+        for (j, body) in [
+            "loss = w * sum(sum(x, 0))\n",
+            "loss = w\noutput o = sum(x, 0)\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let file = scratch(
+                &format!("empty{k}_{j}.loss"),
+                &format!("input x: [N, {width}]\nparam w\n{body}"),
+            );
+            let file = path_str(&file);
+            let parts = ["input `x`", "too large", width, "N = 0"];
+            assert_clean_error(&["run", file, "--data", data], &parts);
+            assert_clean_error(&["run", file, "--data", data, "--interp"], &parts);
+        }
+    }
+}
+
+#[test]
+fn gradcheck_at_a_random_point_refuses_a_huge_param() {
+    // 10^11 elements failed to allocate; 2^62 x 4 wrapped to 0 elements and "passed".
+    for (k, shape) in ["[100000000000]", "[4611686018427387904, 4]"]
+        .iter()
+        .enumerate()
+    {
+        let file = scratch(
+            &format!("huge_param{k}.loss"),
+            &format!("param w: {shape}\nloss = sum(w)\n"),
+        );
+        assert_clean_error(
+            &["gradcheck", path_str(&file)],
+            &["param `w`", "too large", shape],
+        );
+    }
+}
+
+#[test]
+fn a_real_accepts_a_number_beyond_the_f64_range_as_an_infinity() {
+    let file = scratch(
+        "overflow.loss",
+        "input x: [N]\ninput k: int[N]\nparam w\nloss = w * sum(x)\noutput o = x\n",
+    );
+    let file = path_str(&file);
+    let data = scratch(
+        "overflow.data.json",
+        r#"{"x": [1e400, -1e400, 1e-400], "k": [2, 2.0, 0], "w": 1e400}"#,
+    );
+    let result = json(&gradc(&[
+        "run",
+        file,
+        "--data",
+        path_str(&data),
+        "--forward",
+    ]));
+    assert_eq!(
+        result["outputs"]["o"],
+        serde_json::json!(["Infinity", "-Infinity", 0.0])
+    );
+    assert_eq!(result["loss"], Value::String("NaN".into()));
+    // An int still takes integers only, and a syntax error after such a number is
+    // reported at its position in the file.
+    let data = scratch(
+        "overflow_int.data.json",
+        r#"{"x": [1, 2], "k": [1e400, 2], "w": 1}"#,
+    );
+    assert_clean_error(
+        &["run", file, "--data", path_str(&data)],
+        &["`k`", "integers"],
+    );
+    let data = scratch(
+        "overflow_int2.data.json",
+        r#"{"x": [1, 2], "k": [2.5, 2], "w": 1}"#,
+    );
+    assert_clean_error(&["run", file, "--data", path_str(&data)], &["`k`", "2.5"]);
+    let data = scratch(
+        "overflow_syntax.data.json",
+        r#"{"x": [1e400, 2], "k": [1, 2] "w": 1}"#,
+    );
+    assert_clean_error(
+        &["run", file, "--data", path_str(&data)],
+        &["not valid JSON", "line 1 column 31"],
+    );
+}

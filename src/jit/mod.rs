@@ -50,6 +50,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 
 use crate::ir::{self, Dim, Elem, Function, Op};
+use crate::shape::{checked_numel, MAX_ELEMENTS};
 
 /// Why a function could not be compiled, or a call was refused.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,6 +133,11 @@ pub struct Kernel {
     /// (literal index, exclusive bound) for every literal index.
     index_literals: Vec<(i64, Dim)>,
     buffers: Vec<BufferDecl>,
+    /// Every distinct shape of a value the code computes or reads (arguments, results,
+    /// intermediate values, fused or stored): a call checks each against
+    /// [`MAX_ELEMENTS`] before the code runs, so no size the code derives from the
+    /// dimensions overflows and no loop runs past the memory it addresses.
+    shapes: Vec<Vec<Dim>>,
 }
 
 impl fmt::Debug for Kernel {
@@ -429,6 +435,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
                 last: b.last,
             })
             .collect(),
+        shapes: value_shapes(func),
     };
     Ok(Translated {
         module,
@@ -730,22 +737,36 @@ fn range_signature(module: &JITModule) -> Signature {
     sig
 }
 
-/// The number of elements of a shape under the bound dimension sizes.
+/// The distinct shapes of the arguments and of every value of `func`.
+fn value_shapes(func: &Function) -> Vec<Vec<Dim>> {
+    let mut shapes: Vec<Vec<Dim>> = Vec::new();
+    let all = func
+        .args
+        .iter()
+        .map(|a| &a.ty.shape)
+        .chain(func.insts.iter().map(|i| &i.ty.shape));
+    for shape in all {
+        if !shape.is_empty() && !shapes.contains(shape) {
+            shapes.push(shape.clone());
+        }
+    }
+    shapes
+}
+
+/// The number of elements of a shape under the bound dimension sizes; `usize::MAX` for
+/// a shape too large to count (a call with such dimensions is refused, see
+/// [`Kernel::check_dims`]) or a dimension `dims` does not have.
 pub fn numel(shape: &[Dim], dims: &[usize]) -> usize {
     shape
         .iter()
-        .map(|d| match *d {
-            Dim::Const(n) => n as usize,
-            Dim::Sym(v) => dims[v.0 as usize],
+        .try_fold(1usize, |n, &d| {
+            crate::shape::dim_size(d, dims).and_then(|size| n.checked_mul(size))
         })
-        .product()
+        .unwrap_or(usize::MAX)
 }
 
 fn dim_size(d: Dim, dims: &[usize]) -> usize {
-    match d {
-        Dim::Const(n) => n as usize,
-        Dim::Sym(v) => dims[v.0 as usize],
-    }
+    crate::shape::dim_size(d, dims).unwrap_or(usize::MAX)
 }
 
 impl Kernel {
@@ -764,9 +785,55 @@ impl Kernel {
         self.results.len()
     }
 
-    /// Arena bytes a call with these dimensions needs.
+    /// Arena bytes a call with these dimensions needs (`usize::MAX` if they are too
+    /// large, see [`Kernel::check_dims`]).
     pub fn arena_bytes(&self, dims: &[usize]) -> usize {
         layout(&self.buffers, dims).1
+    }
+
+    /// Checks the number of dimensions and that every value the code computes or
+    /// reads has at most [`MAX_ELEMENTS`] elements and no larger dimension under
+    /// `dims` (the limit the interpreter enforces): after this, no size derived from
+    /// `dims` overflows. Does not allocate.
+    pub fn check_dims(&self, dims: &[usize]) -> Result<(), JitError> {
+        if dims.len() != self.n_dims {
+            return Err(JitError::BadCall(format!(
+                "{} dimensions given, {} expected",
+                dims.len(),
+                self.n_dims
+            )));
+        }
+        if let Some(&d) = dims.iter().find(|&&d| d > MAX_ELEMENTS) {
+            return Err(JitError::BadCall(format!(
+                "a dimension of size {d} is too large (more than {MAX_ELEMENTS})"
+            )));
+        }
+        for shape in &self.shapes {
+            if checked_numel(shape, dims).is_none() {
+                let sizes: Vec<u64> = shape
+                    .iter()
+                    .map(|&d| match d {
+                        Dim::Const(n) => n,
+                        Dim::Sym(v) => dims[v.0 as usize] as u64,
+                    })
+                    .collect();
+                return Err(JitError::BadCall(format!(
+                    "a value of shape {sizes:?} is too large to evaluate (more than \
+                     {MAX_ELEMENTS} elements)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows `workspace` for a call at `dims` (already checked by
+    /// [`Kernel::check_dims`]), reporting an allocation failure as an error rather than
+    /// aborting; the call then finds its arena ready.
+    pub fn reserve(&self, dims: &[usize], workspace: &mut Workspace) -> Result<(), JitError> {
+        if self.buffers.is_empty() {
+            return Ok(());
+        }
+        workspace.layout_index(self, dims).map(|_| ())
     }
 
     /// Runs the kernel after checking everything the machine code relies on: the
@@ -780,6 +847,7 @@ impl Kernel {
         workspace: &mut Workspace,
     ) -> Result<(), JitError> {
         self.check_call(dims, args, results)?;
+        self.reserve(dims, workspace)?;
         workspace.arg_ptrs.clear();
         workspace.arg_ptrs.extend(args.iter().map(|a| match a {
             ArgData::Real(x) => x.as_ptr() as usize,
@@ -830,16 +898,7 @@ impl Kernel {
     /// lengths and index ranges.
     pub fn check_args(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
         let bad = |msg: String| Err(JitError::BadCall(msg));
-        if dims.len() != self.n_dims {
-            return bad(format!(
-                "{} dimensions given, {} expected",
-                dims.len(),
-                self.n_dims
-            ));
-        }
-        if dims.iter().any(|&d| d > isize::MAX as usize / 8) {
-            return bad("a dimension is too large".into());
-        }
+        self.check_dims(dims)?;
         if args.len() != self.args.len() {
             return bad(format!(
                 "{} arguments given, {} expected",
@@ -929,7 +988,12 @@ impl Kernel {
 fn layout(buffers: &[BufferDecl], dims: &[usize]) -> (Vec<i64>, usize) {
     let sizes: Vec<usize> = buffers
         .iter()
-        .map(|b| (numel(&b.shape, dims) * 8).div_ceil(64) * 64)
+        .map(|b| {
+            numel(&b.shape, dims)
+                .checked_mul(8)
+                .and_then(|bytes| bytes.checked_next_multiple_of(64))
+                .unwrap_or(usize::MAX)
+        })
         .collect();
     let mut order: Vec<usize> = (0..buffers.len()).collect();
     order.sort_by_key(|&k| (std::cmp::Reverse(sizes[k]), k));
@@ -942,18 +1006,21 @@ fn layout(buffers: &[BufferDecl], dims: &[usize]) -> (Vec<i64>, usize) {
             .filter(|&&p| {
                 buffers[p].first <= buffers[k].last && buffers[k].first <= buffers[p].last
             })
-            .map(|&p| (offsets[p] as usize, offsets[p] as usize + sizes[p]))
+            .map(|&p| {
+                let start = offsets[p] as usize;
+                (start, start.saturating_add(sizes[p]))
+            })
             .collect();
         busy.sort_unstable();
         let mut offset = 0usize;
         for (start, end) in busy {
-            if offset + sizes[k] <= start {
+            if offset.saturating_add(sizes[k]) <= start {
                 break;
             }
             offset = offset.max(end);
         }
         offsets[k] = offset as i64;
-        total = total.max(offset + sizes[k]);
+        total = total.max(offset.saturating_add(sizes[k]));
         placed.push(k);
     }
     (offsets, total)
@@ -1006,32 +1073,49 @@ impl Workspace {
         self.arena.len() * std::mem::size_of::<Line>()
     }
 
-    /// The arena base and the buffer offsets for `kernel` at `dims`, growing the arena
-    /// if needed (allocates only for a layout not seen before).
-    fn prepare(&mut self, kernel: &Kernel, dims: &[usize]) -> (*mut u8, *const i64) {
-        let found = self
+    /// The index of the cached layout of `kernel` at `dims`, computing it and growing
+    /// the arena if needed (allocates only for a layout not seen before); an error if
+    /// the arena cannot be allocated. `dims` must have passed [`Kernel::check_dims`].
+    fn layout_index(&mut self, kernel: &Kernel, dims: &[usize]) -> Result<usize, JitError> {
+        if let Some(k) = self
             .layouts
             .iter()
-            .position(|l| l.kernel_id == kernel.id && l.dims == dims);
-        let index = match found {
-            Some(k) => k,
-            None => {
-                let (offsets, bytes) = layout(&kernel.buffers, dims);
-                let lines = bytes.div_ceil(64);
-                if self.arena.len() < lines {
-                    self.arena.resize(lines, Line([0; 64]));
-                }
-                if self.layouts.len() == MAX_CACHED_LAYOUTS {
-                    self.layouts.remove(0);
-                }
-                self.layouts.push(CachedLayout {
-                    kernel_id: kernel.id,
-                    dims: dims.to_vec(),
-                    offsets,
-                });
-                self.layouts.len() - 1
-            }
-        };
+            .position(|l| l.kernel_id == kernel.id && l.dims == dims)
+        {
+            return Ok(k);
+        }
+        let (offsets, bytes) = layout(&kernel.buffers, dims);
+        let lines = bytes.div_ceil(64);
+        if self.arena.len() < lines {
+            let more = lines - self.arena.len();
+            self.arena.try_reserve_exact(more).map_err(|_| {
+                JitError::BadCall(format!(
+                    "cannot allocate {bytes} bytes of workspace for the intermediate values"
+                ))
+            })?;
+            self.arena.resize(lines, Line([0; 64]));
+        }
+        if self.layouts.len() == MAX_CACHED_LAYOUTS {
+            self.layouts.remove(0);
+        }
+        self.layouts.push(CachedLayout {
+            kernel_id: kernel.id,
+            dims: dims.to_vec(),
+            offsets,
+        });
+        Ok(self.layouts.len() - 1)
+    }
+
+    /// The arena base and the buffer offsets for `kernel` at `dims`, growing the arena
+    /// if needed (see [`Workspace::layout_index`]; checked callers have reserved it
+    /// with [`Kernel::reserve`] already).
+    ///
+    /// # Panics
+    /// If the arena cannot be allocated.
+    fn prepare(&mut self, kernel: &Kernel, dims: &[usize]) -> (*mut u8, *const i64) {
+        let index = self
+            .layout_index(kernel, dims)
+            .unwrap_or_else(|e| panic!("{e}"));
         (
             self.arena.as_mut_ptr() as *mut u8,
             self.layouts[index].offsets.as_ptr(),

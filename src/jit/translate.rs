@@ -95,10 +95,12 @@ pub(crate) fn range_groups(plan: &Plan) -> Vec<usize> {
                 .domain
                 .iter()
                 .map(|d| match d {
-                    Dim::Const(n) => *n as i64,
+                    Dim::Const(n) => i64::try_from(*n).unwrap_or(i64::MAX),
                     Dim::Sym(_) => 1,
                 })
-                .product();
+                // A huge literal size is refused at call time; here it only must not
+                // overflow.
+                .fold(1i64, i64::saturating_mul);
             symbolic || elements >= MIN_RANGE_ELEMENTS
         })
         .collect()

@@ -1,0 +1,207 @@
+//! Sizes at call time: a shape whose element count (or a dimension) is beyond the limit
+//! every evaluator shares (`gradc::shape::MAX_ELEMENTS`) is an `Err` naming what is too
+//! large, from the binders, `Model::prepare`, every call, `Kernel::call` and the random
+//! point of `gradcheck` — never a panic, an allocation failure, a wrapped size or native
+//! code running off its buffers. Each test runs its calls under `catch_unwind` so that a
+//! panic fails it with a message rather than aborting the run.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use gradc::api::{CompileOptions, Engine, ModelError};
+use gradc::data::{parse_json, try_random_point_with, CallError, RealSampling};
+use gradc::jit::ArgData;
+use gradc::shape::MAX_ELEMENTS;
+use gradc::{Model, Tensor};
+use serde_json::json;
+
+/// `f()`, failing the test if it panics.
+fn no_panic<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| panic!("{what} panicked"))
+}
+
+fn both_engines(source: &str) -> Vec<Model> {
+    [Engine::Jit, Engine::Interpreter]
+        .into_iter()
+        .map(|engine| {
+            let options = CompileOptions {
+                engine,
+                ..Default::default()
+            };
+            Model::with_options(source, options).expect("compiles")
+        })
+        .collect()
+}
+
+fn assert_too_large(err: &ModelError, parts: &[&str]) {
+    assert!(
+        matches!(err, ModelError::Call(CallError::TooLarge { .. })),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("too large"), "{message}");
+    for part in parts {
+        assert!(message.contains(part), "should mention {part:?}: {message}");
+    }
+}
+
+const ONEHOT: &str = "input lab: int[B]\nparam w\nloss = w * sum(onehot(lab, K))\n";
+
+#[test]
+fn a_huge_onehot_width_is_refused_by_bind_prepare_and_every_call() {
+    for width in ["4611686018427387904", "100000000000", "9223372036854775807"] {
+        for model in both_engines(&ONEHOT.replace('K', width)) {
+            let data = json!({"lab": [1, 2], "w": 1});
+            let err = no_panic("bind_json", || model.bind_json(&data)).unwrap_err();
+            assert_too_large(&err, &["`onehot` of `lab`", width, "B = 2"]);
+            let named = vec![
+                ("lab".to_string(), Tensor::int(vec![2], vec![1, 2])),
+                ("w".to_string(), Tensor::scalar(1.0)),
+            ];
+            let err = no_panic("bind", || model.bind(named)).unwrap_err();
+            assert_too_large(&err, &["`onehot` of `lab`", width]);
+            let err = no_panic("prepare", || model.prepare(&[2]).map(|_| ())).unwrap_err();
+            assert_too_large(&err, &["`onehot` of `lab`", width]);
+        }
+    }
+}
+
+#[test]
+fn a_bound_made_for_a_small_model_is_rechecked_by_a_large_one() {
+    // Same arguments, so the small model's binding is accepted as the large one's data:
+    // the large model must still check its own values before allocating or calling.
+    let small = Model::from_source(&ONEHOT.replace('K', "4")).unwrap();
+    let bound = small.bind_json(&json!({"lab": [1, 2], "w": 1})).unwrap();
+    for model in both_engines(&ONEHOT.replace('K', "4611686018427387904")) {
+        let err = no_panic("eval_forward", || model.eval_forward(&bound)).unwrap_err();
+        assert_too_large(&err, &["`onehot` of `lab`"]);
+        let err = no_panic("value_and_grad_vec", || model.value_and_grad_vec(&bound)).unwrap_err();
+        assert_too_large(&err, &["`onehot` of `lab`"]);
+        let mut dw = [0.0];
+        let err = no_panic("value_and_grad", || {
+            model.value_and_grad(&bound, &mut [&mut dw])
+        })
+        .unwrap_err();
+        assert_too_large(&err, &["`onehot` of `lab`"]);
+    }
+}
+
+#[test]
+fn a_kernel_refuses_dimensions_that_make_a_value_too_large() {
+    let compiled = gradc::driver::compile(&ONEHOT.replace('K', "100000000000")).unwrap();
+    let kernel = gradc::jit::compile(&compiled.forward).unwrap();
+    let mut loss = [0.0];
+    let mut workspace = gradc::jit::Workspace::new();
+    let err = no_panic("Kernel::call", || {
+        kernel.call(
+            &[2],
+            &[ArgData::Int(&[1, 2]), ArgData::Real(&[1.0])],
+            &mut [&mut loss],
+            &mut workspace,
+        )
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(workspace.arena_bytes(), 0, "nothing allocated");
+    // A dimension beyond the limit, even where the product of the sizes wraps to 0.
+    let compiled = gradc::driver::compile("input x: [N, 4]\nparam w\nloss = w * sum(x)\n").unwrap();
+    let kernel = gradc::jit::compile(&compiled.forward).unwrap();
+    for n in [MAX_ELEMENTS + 1, 1 << 62, usize::MAX] {
+        let err = no_panic("check_dims", || kernel.check_dims(&[n])).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{n}: {err}");
+    }
+}
+
+#[test]
+fn an_empty_input_with_a_huge_literal_dimension_is_refused() {
+    let source = "input x: [N, 4611686018427387904]\nparam w\nloss = w\noutput o = sum(x, 0)\n";
+    for model in both_engines(source) {
+        let err = no_panic("bind_json", || model.bind_json(&json!({"x": [], "w": 1}))).unwrap_err();
+        assert_too_large(&err, &["input `x`", "4611686018427387904", "N = 0"]);
+    }
+    // A tensor whose claimed shape overflows `usize` is malformed, not 0 elements.
+    let model = Model::from_source("input x: [N, M]\nparam w\nloss = w * sum(x)\n").unwrap();
+    let named = vec![
+        ("x".to_string(), Tensor::real(vec![0, 0], vec![])),
+        ("w".to_string(), Tensor::scalar(1.0)),
+    ];
+    assert!(model.bind(named).is_ok());
+    let named = vec![
+        (
+            "x".to_string(),
+            Tensor {
+                shape: vec![1 << 32, 1 << 32],
+                data: gradc::TensorData::Real(vec![]),
+            },
+        ),
+        ("w".to_string(), Tensor::scalar(1.0)),
+    ];
+    let err = no_panic("bind", || model.bind(named)).unwrap_err();
+    assert!(
+        matches!(err, ModelError::Call(CallError::Malformed { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_random_point_of_a_huge_param_is_an_error() {
+    for shape in ["[100000000000]", "[4611686018427387904, 4]"] {
+        let source = format!("param w: {shape}\nloss = sum(w)\n");
+        let compiled = gradc::driver::compile(&source).unwrap();
+        let err = no_panic("try_random_point_with", || {
+            try_random_point_with(&compiled.forward, 0, RealSampling::Signed)
+        })
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, CallError::TooLarge { .. }), "{err:?}");
+        assert!(message.contains("param `w`"), "{message}");
+        let err = no_panic("gradcheck_random", || {
+            gradc::gradcheck::gradcheck_random(
+                &compiled.forward,
+                &compiled.grad,
+                0,
+                |func, bound| gradc::interp::eval(func, &bound.dims, &bound.args),
+                Default::default(),
+            )
+        })
+        .unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+    }
+}
+
+#[test]
+fn values_at_the_limit_still_evaluate() {
+    // The limit is on values, not on how they are written: a literal dimension that is
+    // large but fits is fine, and so is an empty input whose other dimension fits.
+    let model =
+        Model::from_source("input x: [N, 1000]\nparam w\nloss = w * sum(sum(x, 0))\n").unwrap();
+    let bound = model.bind_json(&json!({"x": [], "w": 2})).unwrap();
+    assert_eq!(model.forward(&bound).unwrap().loss, 0.0);
+}
+
+#[test]
+fn data_json_accepts_numbers_beyond_the_f64_range_as_infinities() {
+    let value = parse_json(r#"{"a": [1e400, -1e400, 1e-400, 2], "s": "1e400"}"#).unwrap();
+    assert_eq!(
+        value,
+        json!({"a": ["Infinity", "-Infinity", 0.0, 2], "s": "1e400"})
+    );
+    // Text without them parses exactly as serde_json parses it.
+    let text = r#"{"a": [0.1, 2, 2.0, -0.0, 1.7976931348623157e308, 5e-324]}"#;
+    assert_eq!(
+        parse_json(text).unwrap(),
+        serde_json::from_str::<serde_json::Value>(text).unwrap()
+    );
+    // Errors keep serde_json's message and the position in the original text.
+    let err = parse_json("{\"a\": [1e400, 2]\n, \"b\": 1e999 x}").unwrap_err();
+    assert_eq!(err, "expected `,` or `}` at line 2 column 14");
+    assert!(parse_json("[1e400").unwrap_err().contains("EOF"));
+    // Bound to a model: reals take them, ints do not.
+    let model =
+        Model::from_source("input x: [N]\ninput k: int[N]\nparam w\nloss = w * sum(x)\n").unwrap();
+    let data = parse_json(r#"{"x": [1e400, 1], "k": [2, 2.0], "w": 1}"#).unwrap();
+    let bound = model.bind_json(&data).unwrap();
+    assert_eq!(bound.args[0].as_real().unwrap(), &[f64::INFINITY, 1.0]);
+    let data = parse_json(r#"{"x": [1, 1], "k": [1e400, 2], "w": 1}"#).unwrap();
+    let err = model.bind_json(&data).unwrap_err();
+    assert!(err.to_string().contains("`k` must hold integers"), "{err}");
+}
