@@ -198,7 +198,7 @@ fn render_failure(source: &Source, failure: Failure) -> Failure {
 
 fn report(source: &Source, diags: &[Diagnostic]) {
     if !diags.is_empty() {
-        eprint!("{}", diag::render(&source.path, &source.text, diags));
+        print_err(&diag::render(&source.path, &source.text, diags));
     }
 }
 
@@ -253,7 +253,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Source(_)) => ExitCode::from(1),
         Err(Failure::Message(message)) => {
-            eprintln!("error: {message}");
+            print_err(&format!("error: {message}\n"));
             ExitCode::from(1)
         }
     }
@@ -271,12 +271,27 @@ fn write_output(out: Option<&PathBuf>, text: &str) -> Result<(), Failure> {
     match out {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| Failure::Message(format!("cannot write `{}`: {e}", path.display()))),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`gradc ... | head`) is not an error worth a message.
-            let _ = stdout.write_all(text.as_bytes());
-            Ok(())
+        None => print_out(text),
+    }
+}
+
+/// Writes `text` to stderr; when even that fails, the exit status is all that is left.
+fn print_err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes `text` to stdout. A reader that has gone (`gradc ... | head`) is not an error
+/// worth a message, but a stdout that cannot take the text (a full disk) is.
+fn print_out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Message(format!("cannot write to stdout: {e}")))
         }
+        _ => Ok(()),
     }
 }
 
@@ -449,13 +464,12 @@ fn gradcheck_command(
             report
         }
     };
-    print!("{report}");
+    print_out(&report.to_string())?;
     if report.passed(tolerance) {
-        println!(
-            "gradcheck passed: worst relative error {:.3e} <= tolerance {tolerance:e}",
+        print_out(&format!(
+            "gradcheck passed: worst relative error {:.3e} <= tolerance {tolerance:e}\n",
             report.worst_error()
-        );
-        Ok(())
+        ))
     } else {
         Err(Failure::Message(format!(
             "gradcheck failed: worst relative error {:.3e} > tolerance {tolerance:e}",
@@ -507,7 +521,7 @@ fn train_command(
             || step == settings.steps
             || (settings.every > 0 && step % settings.every == 0);
         if report {
-            println!("step {step:>6}  loss {last_loss:.10e}");
+            print_out(&format!("step {step:>6}  loss {last_loss:.10e}\n"))?;
         }
         if !last_loss.is_finite() {
             return Err(Failure::Message(format!(
@@ -548,10 +562,10 @@ fn train_command(
         }
         let text = data::format_json(&serde_json::Value::Object(object));
         write_output(Some(path), &format!("{text}\n"))?;
-        eprintln!(
-            "wrote the trained params to `{}` (final loss {last_loss:e})",
+        print_err(&format!(
+            "wrote the trained params to `{}` (final loss {last_loss:e})\n",
             path.display()
-        );
+        ));
     }
     Ok(())
 }

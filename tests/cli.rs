@@ -562,3 +562,52 @@ fn a_real_accepts_a_number_beyond_the_f64_range_as_an_infinity() {
         &["not valid JSON", "line 1 column 31"],
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stdout_that_cannot_take_the_output_is_an_error() {
+    let (loss, data) = example("logreg");
+    for args in [
+        vec!["run", &loss, "--data", &data],
+        vec!["compile", &loss, "--emit", "grad-ir"],
+        vec!["gradcheck", &loss, "--data", &data],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full opens");
+        let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(full)
+            .output()
+            .expect("the gradc binary runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("error: cannot write to stdout"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_reader_that_has_gone_is_not_an_error() {
+    let (loss, data) = example("mlp");
+    for args in [
+        vec!["compile", &loss, "--emit", "clif"],
+        vec!["gradcheck", &loss, "--data", &data],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the gradc binary runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("gradc finishes");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
