@@ -113,6 +113,17 @@ impl NodeKind {
             NodeKind::Where(m, a, b) => vec![m, a, b],
         }
     }
+
+    /// The operands a gradient flows back to: not a comparison's, a `where` mask, indices
+    /// or labels, whose derivative is zero wherever it exists.
+    pub fn differentiable_operands(&self) -> Vec<NodeId> {
+        match *self {
+            NodeKind::Compare(..) | NodeKind::OneHot(..) => Vec::new(),
+            NodeKind::Where(_, a, b) => vec![a, b],
+            NodeKind::Gather(table, _) | NodeKind::Pick(table, _) => vec![table],
+            _ => self.operands(),
+        }
+    }
 }
 
 /// One node: what it computes and its type.
@@ -1435,6 +1446,26 @@ impl<'a> Checker<'a> {
 
     // ----- the end -----
 
+    /// Which args `loss` reaches by following `edges` back from it.
+    fn reaching_args(&self, loss: NodeId, edges: fn(&NodeKind) -> Vec<NodeId>) -> Vec<bool> {
+        let mut reached = vec![false; self.nodes.len()];
+        reached[loss.0 as usize] = true;
+        let mut args = vec![false; self.args.len()];
+        for index in (0..self.nodes.len()).rev() {
+            if !reached[index] {
+                continue;
+            }
+            let kind = &self.nodes[index].kind;
+            if let NodeKind::Arg(k) = kind {
+                args[*k as usize] = true;
+            }
+            for operand in edges(kind) {
+                reached[operand.0 as usize] = true;
+            }
+        }
+        args
+    }
+
     fn finish(mut self, file: &ast::File) -> (Option<Checked>, Vec<Diagnostic>) {
         if !self.loss_seen {
             self.error::<()>(
@@ -1446,32 +1477,27 @@ impl<'a> Checker<'a> {
             Some(loss) if !self.has_errors() => loss,
             _ => return (None, self.diags),
         };
-        // Warn about params the loss does not depend on (their gradient is zero).
-        let mut reached = vec![false; self.nodes.len()];
-        reached[loss.0 as usize] = true;
-        let mut used_args = vec![false; self.args.len()];
-        for index in (0..self.nodes.len()).rev() {
-            if !reached[index] {
+        // Warn about params whose gradient is zero: those the loss does not depend on, and
+        // those it depends on only through comparisons (piecewise constant).
+        let affects = self.reaching_args(loss, NodeKind::operands);
+        let differentiates = self.reaching_args(loss, NodeKind::differentiable_operands);
+        for (k, arg) in self.args.iter().enumerate() {
+            if arg.role != ArgRole::Param || differentiates[k] {
                 continue;
             }
-            let kind = &self.nodes[index].kind;
-            if let NodeKind::Arg(k) = kind {
-                used_args[*k as usize] = true;
-            }
-            for operand in kind.operands() {
-                reached[operand.0 as usize] = true;
-            }
-        }
-        for (k, arg) in self.args.iter().enumerate() {
-            if arg.role == ArgRole::Param && !used_args[k] {
-                self.diags.push(Diagnostic::warning(
-                    self.arg_spans[k],
-                    format!(
-                        "param `{}` does not affect the loss; its gradient is zero",
-                        arg.name
-                    ),
-                ));
-            }
+            let message = if affects[k] {
+                format!(
+                    "param `{}` reaches the loss only through comparisons; its gradient is zero",
+                    arg.name
+                )
+            } else {
+                format!(
+                    "param `{}` does not affect the loss; its gradient is zero",
+                    arg.name
+                )
+            };
+            self.diags
+                .push(Diagnostic::warning(self.arg_spans[k], message));
         }
         let checked = Checked {
             dims: self.dims,

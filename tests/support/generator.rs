@@ -326,7 +326,7 @@ struct Expr {
     shape: Shape,
     bounds: Bounds,
     /// Params (by index in declaration order) and `fn` parameters (`FN_PARAM + k`)
-    /// the text mentions, directly or through names.
+    /// the text's gradient flows to, directly or through names (not through masks).
     deps: BTreeSet<u32>,
 }
 
@@ -1656,7 +1656,8 @@ impl<'t> Generator<'t> {
     }
 
     fn where_(&mut self, target: &Shape, d: u32) -> Option<Expr> {
-        let (mask, mask_shape, mask_deps) = self.mask(target)?;
+        // A gradient does not flow into the mask: a param it alone reads has none.
+        let (mask, mask_shape, _) = self.mask(target)?;
         let subs = self.sub_shapes(target);
         let sa = subs[self.tape.below(subs.len())].clone();
         let sb = subs[self.tape.below(subs.len())].clone();
@@ -1672,7 +1673,7 @@ impl<'t> Generator<'t> {
             format!("where({mask}, {}, {})", a.text, b.text),
             target.clone(),
             a.bounds.hull(b.bounds),
-            union(&union(&a.deps, &b.deps), &mask_deps),
+            union(&a.deps, &b.deps),
         ))
     }
 
