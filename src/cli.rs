@@ -361,8 +361,7 @@ fn summary(compiled: &Compiled, compile_ms: f64) -> String {
 fn read_data(path: &PathBuf) -> Result<serde_json::Value, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    data::parse_json(&text)
-        .map_err(|e| Failure::Message(format!("`{}` is not valid JSON: {e}", path.display())))
+    data::parse_json(&text).map_err(|e| Failure::Message(format!("`{}`: {e}", path.display())))
 }
 
 fn bind(func: &ir::Function, data: &serde_json::Value) -> Result<Bound, Failure> {

@@ -149,8 +149,17 @@ pub enum CallError {
         /// What was found (JSON text).
         found: String,
     },
-    /// An element of an `int` argument that is not an integer (in the i64 range).
+    /// An element of an `int` argument that is not an integer.
     NotAnInteger {
+        /// The argument's name.
+        name: String,
+        /// Where, e.g. `element 4`.
+        element: String,
+        /// What was found (JSON text).
+        found: String,
+    },
+    /// An element of an `int` argument that is an integer beyond the i64 range.
+    IntegerTooLarge {
         /// The argument's name.
         name: String,
         /// Where, e.g. `element 4`.
@@ -272,6 +281,14 @@ impl fmt::Display for CallError {
             } => write!(
                 f,
                 "`{name}` must hold integers (it is declared int), {element} is {found}"
+            ),
+            CallError::IntegerTooLarge {
+                name,
+                element,
+                found,
+            } => write!(
+                f,
+                "`{name}` must hold integers that fit in 64 bits (it is declared int), {element} is {found}"
             ),
             CallError::WrongElem {
                 name,
@@ -486,21 +503,52 @@ pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
     Ok(bound)
 }
 
-/// Parses `DATA.json` text. A number too large for an f64 (`1e400`, as `f64::from_str`
-/// and Python's `json` read it) is accepted as an infinity, which the data format
-/// writes as the string `"Infinity"` (`"-Infinity"`): `serde_json` refuses such numbers,
-/// so after it fails they are rewritten as those strings and the text is parsed again
-/// (text without them parses in one pass, as fast as `serde_json::from_str`). The
-/// error is `serde_json`'s message, with its position in `text`.
-pub fn parse_json(text: &str) -> Result<Json, String> {
-    let first = match serde_json::from_str(text) {
+/// Why `DATA.json` text was refused by [`parse_json`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonError {
+    /// Not JSON: `serde_json`'s message, with its position in the text.
+    Syntax(String),
+    /// A name given twice in the top-level object (JSON allows it, but which value was
+    /// meant is anyone's guess).
+    Duplicate {
+        /// The name.
+        name: String,
+        /// The 1-based line of its second appearance.
+        line: usize,
+        /// The column where the name ends there.
+        column: usize,
+    },
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonError::Syntax(message) => write!(f, "not valid JSON: {message}"),
+            JsonError::Duplicate { name, line, column } => write!(
+                f,
+                "`{name}` is given twice (again at line {line} column {column})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Parses `DATA.json` text: JSON whose top-level object names each thing once. A number
+/// too large for an f64 (`1e400`, as `f64::from_str` and Python's `json` read it) is
+/// accepted as an infinity, which the data format writes as the string `"Infinity"`
+/// (`"-Infinity"`): `serde_json` refuses such numbers, so after it fails they are
+/// rewritten as those strings and the text is parsed again (text without them parses in
+/// one pass). Positions in errors are positions in `text`.
+pub fn parse_json(text: &str) -> Result<Json, JsonError> {
+    let first = match parse_unique_keys(text) {
         Ok(value) => return Ok(value),
         Err(e) => e,
     };
     let Some((rewritten, replacements)) = infinities_as_strings(text) else {
-        return Err(first.to_string());
+        return Err(json_error(first, 0));
     };
-    serde_json::from_str(&rewritten).map_err(|e| {
+    parse_unique_keys(&rewritten).map_err(|e| {
         // Back to the columns of `text`: the replacements earlier on the error's line
         // made it longer.
         let shift: usize = replacements
@@ -508,16 +556,101 @@ pub fn parse_json(text: &str) -> Result<Json, String> {
             .filter(|r| r.line == e.line() && r.column < e.column())
             .map(|r| r.added)
             .sum();
-        let message = e.to_string();
-        match message.rsplit_once(" at line ") {
-            Some((what, _)) if e.line() > 0 => format!(
-                "{what} at line {} column {}",
-                e.line(),
-                e.column().saturating_sub(shift)
-            ),
-            _ => message,
-        }
+        json_error(e, shift)
     })
+}
+
+/// A `serde_json` error as a [`JsonError`], its column moved `shift` bytes left.
+fn json_error(e: serde_json::Error, shift: usize) -> JsonError {
+    let message = e.to_string();
+    let what = match message.rsplit_once(" at line ") {
+        Some((what, _)) if e.line() > 0 => what.to_string(),
+        _ => return JsonError::Syntax(message),
+    };
+    let (line, column) = (e.line(), e.column().saturating_sub(shift));
+    match what.strip_prefix(DUPLICATE) {
+        Some(name) if e.classify() == serde_json::error::Category::Data => JsonError::Duplicate {
+            name: name.to_string(),
+            line,
+            column,
+        },
+        _ => JsonError::Syntax(format!("{what} at line {line} column {column}")),
+    }
+}
+
+/// How [`TopLevelVisitor`] tells a name given twice, before the name.
+const DUPLICATE: &str = "duplicate name: ";
+
+/// `text` as JSON, refusing a key given twice in the top-level object.
+fn parse_unique_keys(text: &str) -> Result<Json, serde_json::Error> {
+    match serde_json::from_str(text)? {
+        TopLevel::Object(map) => Ok(Json::Object(map)),
+        // Not an object: the binder says so; parse it plainly to show what it is.
+        TopLevel::Other => serde_json::from_str(text),
+    }
+}
+
+/// A JSON document's top level: an object with unique keys, or something else.
+enum TopLevel {
+    Object(Map<String, Json>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<TopLevel, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{key}")));
+            }
+            let value = entries.next_value::<Json>()?;
+            map.insert(key, value);
+        }
+        Ok(TopLevel::Object(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<TopLevel, A::Error> {
+        while items.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
 }
 
 /// Where [`infinities_as_strings`] replaced a number: the line (1-based) and the column
@@ -716,12 +849,24 @@ fn json_elements(
             for (flat, element) in elements.iter().enumerate() {
                 let n = match element {
                     Json::Number(n) => json_integer(n),
-                    _ => None,
+                    _ => Err(false),
                 };
-                out.push(n.ok_or_else(|| CallError::NotAnInteger {
-                    name: decl.name.clone(),
-                    element: position(flat),
-                    found: element.to_string(),
+                out.push(n.map_err(|integral| {
+                    let (name, element, found) =
+                        (decl.name.clone(), position(flat), element.to_string());
+                    if integral {
+                        CallError::IntegerTooLarge {
+                            name,
+                            element,
+                            found,
+                        }
+                    } else {
+                        CallError::NotAnInteger {
+                            name,
+                            element,
+                            found,
+                        }
+                    }
                 })?);
             }
             Ok(TensorData::Int(out))
@@ -733,18 +878,28 @@ fn json_elements(
     }
 }
 
-/// A JSON number as an i64, if it is integral (`2` or `2.0`) and in range.
-fn json_integer(n: &Number) -> Option<i64> {
+/// A JSON number as an i64, if it is integral (`2` or `2.0`) and in range; otherwise
+/// whether it is integral (too large) or not.
+fn json_integer(n: &Number) -> Result<i64, bool> {
     if let Some(i) = n.as_i64() {
-        return Some(i);
+        return Ok(i);
     }
     if n.is_u64() {
-        return None;
+        return Err(true);
     }
-    let x = n.as_f64()?;
+    let Some(x) = n.as_f64() else {
+        return Err(false);
+    };
     // 2^63 is exactly representable; every integral f64 in [-2^63, 2^63) fits an i64.
     let limit = 9_223_372_036_854_775_808.0;
-    (x.fract() == 0.0 && x >= -limit && x < limit).then_some(x as i64)
+    if x.fract() != 0.0 || !x.is_finite() {
+        return Err(false);
+    }
+    if x >= -limit && x < limit {
+        Ok(x as i64)
+    } else {
+        Err(true)
+    }
 }
 
 /// Binds named tensors (the Rust API) to the arguments of `func`, with the same

@@ -8,7 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gradc::api::{CompileOptions, Engine, ModelError};
-use gradc::data::{parse_json, try_random_point_with, CallError, RealSampling};
+use gradc::data::{parse_json, try_random_point_with, CallError, JsonError, RealSampling};
 use gradc::jit::ArgData;
 use gradc::shape::MAX_ELEMENTS;
 use gradc::{Model, Tensor};
@@ -193,8 +193,24 @@ fn data_json_accepts_numbers_beyond_the_f64_range_as_infinities() {
     );
     // Errors keep serde_json's message and the position in the original text.
     let err = parse_json("{\"a\": [1e400, 2]\n, \"b\": 1e999 x}").unwrap_err();
-    assert_eq!(err, "expected `,` or `}` at line 2 column 14");
-    assert!(parse_json("[1e400").unwrap_err().contains("EOF"));
+    assert_eq!(
+        err,
+        JsonError::Syntax("expected `,` or `}` at line 2 column 14".into())
+    );
+    assert!(parse_json("[1e400")
+        .unwrap_err()
+        .to_string()
+        .contains("EOF"));
+    // A name given twice is found after the rewrite too, at its column in the text.
+    let err = parse_json("{\"a\": [1e400, 2],\n \"a\": 1e999}").unwrap_err();
+    assert_eq!(
+        err,
+        JsonError::Duplicate {
+            name: "a".into(),
+            line: 2,
+            column: 4
+        }
+    );
     // Bound to a model: reals take them, ints do not.
     let model =
         Model::from_source("input x: [N]\ninput k: int[N]\nparam w\nloss = w * sum(x)\n").unwrap();
