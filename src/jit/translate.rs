@@ -930,8 +930,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// A transcendental function: inline branch-free code from [`math`] (one lane or
-    /// two), or with `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
+    /// A transcendental function: inline code from [`math`] (one lane or two; branch-free
+    /// but for sin and cos of arguments beyond 1e8, which take a cold libm block), or with
+    /// `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
     fn math(&mut self, u: UnaryOp, x: ClifValue, width: u8) -> ClifValue {
         if INLINE_MATH && (width == 2 || !self.call_scalar_math) {
             let f = match u {

@@ -14,7 +14,9 @@
 //! - products of at least [`PARALLEL_MACS`] multiply-adds run on the calling thread and
 //!   the helper thread ([`crate::jit::helper`]): both pack panels of B into one shared
 //!   buffer, then take blocks of rows of A in turn (so on a loaded machine a late
-//!   helper costs little, and B is packed once however many blocks there are).
+//!   helper costs little, and B is packed once however many blocks there are); a
+//!   product with too few rows for that (mlp's `h @ W2`, transposed to 10 × 128) is
+//!   split into two halves of its columns instead.
 //!
 //! Invariants: packing buffers are thread-local and only grow, so steady-state calls do
 //! not allocate. The caller guarantees that every pointer addresses the elements the
@@ -189,6 +191,13 @@ pub unsafe fn matmul(
         unsafe { packed_on_two_threads(m, n, k, dst, a, b) };
         return;
     }
+    if strategy == Strategy::Parallel && n >= 2 * NR {
+        // Too few rows for row units (mlp's `h @ W2`, 128 × 10, transposed): two halves of
+        // the columns, each packed by its own thread.
+        // SAFETY: forwarded contract.
+        unsafe { packed_column_halves(m, n, k, dst, a, b) };
+        return;
+    }
     // SAFETY: forwarded contract.
     unsafe { packed(m, n, k, dst, a, b) };
 }
@@ -330,6 +339,30 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
                 blocks_done[unit].store(p + 1, Ordering::Release);
             }
         });
+    });
+}
+
+/// [`packed`] on the calling thread and the helper, one half of the columns each (the
+/// first half a whole number of register tiles), each half claimed by whichever thread
+/// gets to it first.
+///
+/// # Safety
+/// As [`packed`].
+unsafe fn packed_column_halves(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Operand) {
+    let half = (n / 2).next_multiple_of(NR).min(n);
+    let next = AtomicUsize::new(0);
+    run_on_two_threads(&|| {
+        while let chunk @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
+            let (j0, cols) = if chunk == 0 {
+                (0, half)
+            } else {
+                (half, n - half)
+            };
+            if cols > 0 {
+                // SAFETY: the halves are disjoint columns of dst, inside b.
+                unsafe { packed(m, cols, k, dst.at(0, j0), a, b.at(0, j0)) };
+            }
+        }
     });
 }
 
@@ -946,5 +979,7 @@ mod tests {
         check(3001, 17, 33);
         check(17, 3001, 33);
         check(150, 40, 600);
+        // Too few rows (after transposing) for row units: halves of the columns.
+        check(128, 10, 256);
     }
 }
