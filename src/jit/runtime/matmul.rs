@@ -793,6 +793,16 @@ pub unsafe fn small(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Op
     {
         static AVX2: OnceLock<bool> = OnceLock::new();
         if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+            if n == 1 && a.cs == 1 && (b.rs == 1 || k == 1) && m >= 4 {
+                // SAFETY: as below; rows of a and the column b are contiguous.
+                unsafe { matrix_vector_avx2(m, k, dst, a, b.ptr) };
+                return;
+            }
+            if n == 1 && a.rs == 1 && dst.rs == 1 {
+                // SAFETY: as below; columns of a and dst are contiguous.
+                unsafe { column_sweep_avx2(m, k, dst.ptr, a, b) };
+                return;
+            }
             // SAFETY: the host has AVX2; the data contract is the caller's.
             unsafe { small_avx2(m, n, k, dst, a, b) };
             return;
@@ -800,6 +810,104 @@ pub unsafe fn small(m: usize, n: usize, k: usize, dst: Output, a: Operand, b: Op
     }
     // SAFETY: the data contract is the caller's.
     unsafe { small_generic(m, n, k, dst, a, b) };
+}
+
+/// `dst[:, 0] = a @ b` for contiguous rows of `a` and a contiguous column `b`, four rows
+/// at a time so that their dot products overlap. Each dot product is summed as
+/// [`small_generic`] sums it (four partial sums of `p mod 4`, combined pairwise, then
+/// the tail in order), so the bits do not depend on which path ran.
+///
+/// # Safety
+/// The host must have AVX2; otherwise as [`small`] with `n = 1`, `a.cs = 1` and `k`
+/// contiguous values at `b`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn matrix_vector_avx2(m: usize, k: usize, dst: Output, a: Operand, b: *const f64) {
+    use std::arch::x86_64::{
+        __m256d, _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd, _mm256_storeu_pd,
+    };
+    let chunks = k / 4;
+    // SAFETY (every access): rows i < m of a hold k values, b holds k, dst m rows.
+    unsafe {
+        let finish = |acc: __m256d, row: *const f64| {
+            let mut p = [0.0f64; 4];
+            _mm256_storeu_pd(p.as_mut_ptr(), acc);
+            let mut sum = (p[0] + p[1]) + (p[2] + p[3]);
+            for q in 4 * chunks..k {
+                sum += *row.add(q) * *b.add(q);
+            }
+            sum
+        };
+        let mut i = 0;
+        while i < m {
+            // The last block of four overlaps the one before when m is not a multiple of
+            // four (m ≥ 4): its rows are recomputed to the same bits.
+            let i0 = i.min(m - 4);
+            let rows = [0, 1, 2, 3].map(|r| a.at(i0 + r, 0).ptr);
+            let mut acc = [_mm256_setzero_pd(); 4];
+            for c in 0..chunks {
+                let bv = _mm256_loadu_pd(b.add(4 * c));
+                for r in 0..4 {
+                    let av = _mm256_loadu_pd(rows[r].add(4 * c));
+                    acc[r] = _mm256_add_pd(acc[r], _mm256_mul_pd(av, bv));
+                }
+            }
+            for r in 0..4 {
+                *dst.at(i0 + r, 0).ptr = finish(acc[r], rows[r]);
+            }
+            i = i0 + 4;
+        }
+    }
+}
+
+/// `dst[:] = Σ_p a[:, p] · b[p]` for contiguous columns of `a` and `dst`, with blocks of
+/// up to sixteen rows of `dst` kept in registers across the whole sum. Each element is
+/// summed in `p` order, as [`small_generic`]'s column sweep sums it.
+///
+/// # Safety
+/// The host must have AVX2; otherwise as [`small`] with `n = 1`, `a.rs = 1` and
+/// `m` contiguous values at `dst`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn column_sweep_avx2(m: usize, k: usize, dst: *mut f64, a: Operand, b: Operand) {
+    use std::arch::x86_64::{
+        _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd,
+        _mm256_storeu_pd,
+    };
+    // SAFETY (every access): rows i < m of each column p < k of a, b's k values, dst's m.
+    unsafe {
+        let mut i = 0;
+        while i + 16 <= m {
+            let mut acc = [_mm256_setzero_pd(); 4];
+            for p in 0..k {
+                let bp = _mm256_set1_pd(*b.at(p, 0).ptr);
+                let col = a.at(i, p).ptr;
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_add_pd(*acc, _mm256_mul_pd(_mm256_loadu_pd(col.add(4 * v)), bp));
+                }
+            }
+            for (v, acc) in acc.iter().enumerate() {
+                _mm256_storeu_pd(dst.add(i + 4 * v), *acc);
+            }
+            i += 16;
+        }
+        while i + 4 <= m {
+            let mut acc = _mm256_setzero_pd();
+            for p in 0..k {
+                let bp = _mm256_set1_pd(*b.at(p, 0).ptr);
+                acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_loadu_pd(a.at(i, p).ptr), bp));
+            }
+            _mm256_storeu_pd(dst.add(i), acc);
+            i += 4;
+        }
+        for i in i..m {
+            let mut sum = 0.0;
+            for p in 0..k {
+                sum += *a.at(i, p).ptr * *b.at(p, 0).ptr;
+            }
+            *dst.add(i) = sum;
+        }
+    }
 }
 
 /// [`small_generic`] compiled with AVX2 enabled.
@@ -956,6 +1064,48 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_vector_kernels_give_the_plain_loops_bits() {
+        for &(m, k) in &[
+            (4, 20),
+            (17, 3),
+            (65, 1000),
+            (1000, 20),
+            (20, 1000),
+            (33, 7),
+        ] {
+            let a = values((m * 7 + k) as u64, m * k);
+            let b = values((k * 3 + 1) as u64, k);
+            // a row-major (dot products) and column-major (column sweep).
+            for (a_rs, a_cs) in [(k as isize, 1), (1, m as isize)] {
+                let a = Operand {
+                    ptr: a.as_ptr(),
+                    rs: a_rs,
+                    cs: a_cs,
+                };
+                let b = Operand {
+                    ptr: b.as_ptr(),
+                    rs: 1,
+                    cs: 1,
+                };
+                let mut fast = vec![f64::NAN; m];
+                let mut plain = vec![f64::NAN; m];
+                let out = |d: &mut Vec<f64>| Output {
+                    ptr: d.as_mut_ptr(),
+                    rs: 1,
+                    cs: 1,
+                };
+                // SAFETY: the buffers hold the sizes and strides given.
+                unsafe {
+                    small(m, 1, k, out(&mut fast), a, b);
+                    small_generic(m, 1, k, out(&mut plain), a, b);
+                }
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&plain), "{m}x{k} a=({a_rs},{a_cs})");
             }
         }
     }
