@@ -2,7 +2,7 @@
 //! the `gemm` crate (one thread, two threads), `matrixmultiply` (one thread), gradc's
 //! plain loops, gradc's packed kernel (one thread, two threads).
 //!
-//! `cargo run --release --example gemm_shapes [rounds]`. Candidates run interleaved,
+//! `cargo run --release --example gemm_shapes [rounds] [name filter]`. Candidates run interleaved,
 //! round after round; prints the minimum and median µs per call of each.
 //! Transposed operands are passed as strides, as the JIT does.
 
@@ -163,7 +163,8 @@ fn main() {
         print!(" {c:>15}");
     }
     println!();
-    for s in SHAPES {
+    let filter = std::env::args().nth(2).unwrap_or_default();
+    for s in SHAPES.iter().filter(|s| s.name.contains(filter.as_str())) {
         let a: Vec<f64> = (0..s.m * s.k)
             .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
             .collect();
