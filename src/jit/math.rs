@@ -1050,8 +1050,13 @@ impl Emitter<'_, '_> {
     /// `(t, -k)` where `t = x·factor + 1.5·2^52` holds `k` in its low mantissa bits and `-k`
     /// is a float.
     fn round_magic(&mut self, x: Value, factor: f64) -> (Value, Value) {
+        self.round_magic_offset(x, factor, 0)
+    }
+
+    /// [`Self::round_magic`] with `offset` added to the integer held in `t` (not to `-k`).
+    fn round_magic_offset(&mut self, x: Value, factor: f64, offset: i32) -> (Value, Value) {
         let factor = self.float(factor);
-        let magic = self.float(ROUND_MAGIC);
+        let magic = self.float(ROUND_MAGIC + f64::from(offset));
         let t = self.mul_add(x, factor, magic);
         let neg_k = self.sub(magic, t);
         (t, neg_k)
@@ -1197,8 +1202,13 @@ impl Emitter<'_, '_> {
     /// Tang's reduction for `x ∈ [-746, 710]` or NaN: `e^x = 2^k·s·(1 + tmp)` with the
     /// pieces of [`ExpParts`].
     fn exp_parts(&mut self, x: Value) -> ExpParts {
+        self.exp_parts_offset(x, 0)
+    }
+
+    /// [`Self::exp_parts`] with `t` holding `128·(k + k_offset) + j` rather than `128·k + j`.
+    fn exp_parts_offset(&mut self, x: Value, k_offset: i32) -> ExpParts {
         // x = (128·k + j)·ln2/128 + r, |r| ≤ ln2/256 (+ a rounding).
-        let (t, neg_kd) = self.round_magic(x, EXP_INV_LN2_N);
+        let (t, neg_kd) = self.round_magic_offset(x, EXP_INV_LN2_N, k_offset << EXP_TABLE_BITS);
         let ln2_hi = self.float(EXP_LN2_HI_N);
         let ln2_lo = self.float(EXP_LN2_LO_N);
         let r_hi = self.mul_add(neg_kd, ln2_hi, x);
@@ -1255,6 +1265,22 @@ impl Emitter<'_, '_> {
         let scale2 = self.pow2_from_magic(k2_bits);
         let scaled = self.mul_add(scale1, tmp, scale1);
         self.mul(scaled, scale2)
+    }
+
+    /// `e^x` for `x ∈ [-746, 0]` or NaN (sigmoid's and softplus's `e^-|x|`): one scale
+    /// factor `s·2^(k+64)`, normal for every such `k`, then `·2^-64`, which rounds a
+    /// subnormal result once, as [`Self::exp_of_clamped`]'s second factor does (the same
+    /// bits, in four fewer instructions).
+    fn exp_of_nonpositive(&mut self, x: Value) -> Value {
+        let parts = self.exp_parts_offset(x, 64);
+        let tmp = self.exp_tmp(&parts);
+        // (t >> 7) << 52 = (k + 64) << 52: the magic constant's bits vanish (see above).
+        let k_bits = self.ushr(parts.t_bits, EXP_TABLE_BITS);
+        let k_field = self.shl(k_bits, 52);
+        let scale_bits = self.iadd(parts.s_bits, k_field);
+        let scale = self.float_from_bits(scale_bits);
+        let scaled = self.mul_add(scale, tmp, scale);
+        self.mul_const(scaled, 2f64.powi(-64))
     }
 
     fn log(&mut self, x: Value) -> Value {
@@ -1323,7 +1349,7 @@ impl Emitter<'_, '_> {
     fn sigmoid(&mut self, x: Value) -> Value {
         let neg_abs_x = self.neg_abs(x);
         let neg_abs_x = self.max_const_keep_nan(neg_abs_x, EXP_MIN_ARG);
-        let e = self.exp_of_clamped(neg_abs_x);
+        let e = self.exp_of_nonpositive(neg_abs_x);
         let is_negative = self.compare_const(FloatCC::LessThan, x, 0.0);
         let one = self.float(1.0);
         let numerator = self.select(is_negative, e, one);
@@ -1334,7 +1360,7 @@ impl Emitter<'_, '_> {
     fn softplus(&mut self, x: Value) -> Value {
         let neg_abs_x = self.neg_abs(x);
         let neg_abs_x = self.max_const_keep_nan(neg_abs_x, EXP_MIN_ARG);
-        let e = self.exp_of_clamped(neg_abs_x);
+        let e = self.exp_of_nonpositive(neg_abs_x);
         // u = 1 + e ∈ [1, 2] with its exact error (Fast2Sum: 1 ≥ e).
         let one = self.float(1.0);
         let u = self.add(one, e);
