@@ -375,6 +375,19 @@ fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
 }
 
 #[test]
+fn functions_of_a_value_and_its_negation_share_one_exponential() {
+    // exp(-|-t|) is exp(-|t|): the binary cross-entropy's softplus(z) and softplus(-z),
+    // and the sigmoids of its gradient, need one exponential between them.
+    let source = "input x: [N]\nparam w\nlet z = x * w\n\
+                  loss = sum(softplus(z) + softplus(-z) + sigmoid(z) * sigmoid(-z))\n";
+    check_source("softplus and sigmoid of z and -z", source);
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    let clif = jit::clif_text(&compiled.forward).expect("jit");
+    let lookups = clif.matches("iconst.i64 exp_table").count();
+    assert_eq!(lookups, 1, "{clif}");
+}
+
+#[test]
 fn nests_alike_but_for_one_detail_each_get_their_own_code() {
     // Nests of one shape share a translation (debug builds translate every nest and
     // check that the shared one is the same code). Each layer here is a nest of the same

@@ -39,7 +39,7 @@
 use std::sync::OnceLock;
 
 use cranelift::codegen::ir::{
-    AbiParam, ConstantData, Endianness, InstructionData, Opcode, Signature,
+    AbiParam, ConstantData, Endianness, InstructionData, Opcode, Signature, ValueDef,
 };
 use cranelift::codegen::isa::{CallConv, TargetIsa};
 use cranelift::prelude::{
@@ -1021,12 +1021,26 @@ impl Emitter<'_, '_> {
         self.float_from_bits(magnitude)
     }
 
-    /// `−|x|` by setting the sign bit (one `or` instead of `fabs` and `fneg`).
+    /// `−|x|` by setting the sign bit (one `or` instead of `fabs` and `fneg`). Of `−y` it
+    /// is `−|y|`, bit for bit (NaNs included), so `sigmoid(−z)` and `softplus(−z)` share
+    /// the `exp(−|z|)` of `sigmoid(z)` and `softplus(z)` once values are numbered.
     fn neg_abs(&mut self, x: Value) -> Value {
+        let x = self.unnegated(x);
         let bits = self.bits_of(x);
         let sign = self.int(SIGN_BIT);
         let negative = self.builder.ins().bor(bits, sign);
         self.float_from_bits(negative)
+    }
+
+    /// `y` when `x` is `fneg y`, else `x`.
+    fn unnegated(&self, x: Value) -> Value {
+        let dfg = &self.builder.func.dfg;
+        match dfg.value_def(x) {
+            ValueDef::Result(inst, 0) if dfg.insts[inst].opcode() == Opcode::Fneg => {
+                dfg.inst_args(inst)[0]
+            }
+            _ => x,
+        }
     }
 
     /// `min(x, c)`, but NaN when `x` is NaN. Written `c < x ? c : x` so that x64 lowers it
