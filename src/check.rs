@@ -11,7 +11,7 @@
 //! expression whose check failed yields `None` ("poisoned") after its error has been
 //! reported, and anything built on it is skipped silently, so one mistake gives one
 //! error. Work is bounded (`MAX_STEPS`, `MAX_DEPTH`) so no input can hang the checker
-//! or overflow the compiler thread's stack.
+//! or exhaust memory with stack.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,7 +26,7 @@ const MAX_STEPS: u64 = 3_000_000;
 
 /// The deepest expression nesting (including inlined `fn` bodies) the checker accepts.
 /// Each level costs a few stack frames (at most about 5 KiB measured in a debug
-/// build), so the compiler thread's 2 GiB stack holds this many with room to spare.
+/// build), on stack segments grown as needed (see [`crate::stack`]).
 /// Left-associative chains of `+ - * / @` and chains of unary minus are walked in
 /// loops and do not count.
 const MAX_DEPTH: usize = 150_000;
@@ -750,7 +750,7 @@ impl<'a> Checker<'a> {
             );
         }
         self.depth += 1;
-        let result = self.expr_inner(expr, env);
+        let result = crate::stack::with_room(|| self.expr_inner(expr, env));
         self.depth -= 1;
         result
     }

@@ -9,10 +9,6 @@ use crate::ir::{Function, Op};
 use crate::syntax::ast;
 use crate::{autodiff, check, lower, simplify, syntax};
 
-/// Stack for the compiler thread: deeply nested input recurses deeply in the checker
-/// and lowering; the pages are only committed when touched.
-const COMPILER_STACK_BYTES: usize = 2 << 30;
-
 /// Everything the compiler derives from one `.loss` file.
 #[derive(Clone, Debug)]
 pub struct Compiled {
@@ -56,24 +52,16 @@ impl Compiled {
 /// Runs the pipeline on `source`. Errors are returned as diagnostics (with any
 /// warnings found before them); this never panics on any input.
 pub fn compile(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("gradc-compiler".into())
-            .stack_size(COMPILER_STACK_BYTES)
-            .spawn_scoped(scope, || compile_on_this_thread(source));
-        match worker {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err(vec![Diagnostic::error(
-                    crate::Span::default(),
-                    "internal compiler error (please report it with the input file)",
-                )])
-            }),
-            Err(_) => compile_on_this_thread(source),
-        }
+    // A compiler bug must not take the caller down: it becomes an error like any other.
+    std::panic::catch_unwind(|| run_pipeline(source)).unwrap_or_else(|_| {
+        Err(vec![Diagnostic::error(
+            crate::Span::default(),
+            "internal compiler error (please report it with the input file)",
+        )])
     })
 }
 
-fn compile_on_this_thread(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
+fn run_pipeline(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
     let ast = syntax::parse(source)?;
     let (checked, diagnostics) = check::check(&ast);
     let checked = match checked {

@@ -125,7 +125,8 @@ impl Writer<'_> {
                 return Text::atom(String::new());
             }
         }
-        self.body(v)
+        // Inlined bodies nest as deeply as the program does.
+        crate::stack::with_room(|| self.body(v))
     }
 
     /// Skips the ops that the language does implicitly (broadcasting).

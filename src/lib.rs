@@ -34,6 +34,7 @@ pub mod jit;
 pub mod lower;
 pub mod shape;
 pub mod simplify;
+mod stack;
 pub mod syntax;
 pub mod tensor;
 

@@ -102,6 +102,27 @@ fn deep_negation() {
 }
 
 #[test]
+fn deep_input_compiles_and_prints_on_a_small_stack() {
+    // The recursive stages grow their stack as they go: no thread of their own needed.
+    let depth = 20_000;
+    let source = format!(
+        "param x\nloss = {}x{}\n",
+        "sin(".repeat(depth),
+        ")".repeat(depth)
+    );
+    let worker = std::thread::Builder::new()
+        .stack_size(128 << 10)
+        .spawn(move || {
+            let compiled = compile_cleanly(&source).expect("deep sin chain compiles");
+            assert_eq!(compiled.ast_text().matches("(sin ").count(), depth);
+            // d loss / d x = cos(sin(...)) * ... * cos(x): one cosine per level.
+            assert_eq!(compiled.grad_equations().matches("cos(").count(), depth);
+        })
+        .expect("spawns");
+    worker.join().expect("no stack overflow");
+}
+
+#[test]
 fn deep_unbalanced_nesting_is_a_clean_error() {
     let source = format!("param x\nloss = {}x\n", "(".repeat(100_000));
     let diags = compile_cleanly(&source).expect_err("unbalanced");

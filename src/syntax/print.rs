@@ -76,10 +76,10 @@ fn binop_text(op: BinOp) -> &'static str {
     }
 }
 
-/// One expression as an s-expression. Iterative over left-nested chains would be
-/// nicer for huge inputs; the driver runs on a large stack, which covers it.
+/// One expression as an s-expression (on stack grown as deep nesting needs, see
+/// [`crate::stack`]).
 pub fn print_expr(expr: &Expr) -> String {
-    match &expr.kind {
+    crate::stack::with_room(|| match &expr.kind {
         ExprKind::Int(n) => n.to_string(),
         ExprKind::Real(x) => format!("{x:?}"),
         ExprKind::Name(n) => n.clone(),
@@ -100,5 +100,5 @@ pub fn print_expr(expr: &Expr) -> String {
             format!("(index {} {})", print_expr(base), print_expr(index))
         }
         ExprKind::Transpose(x) => format!("(T {})", print_expr(x)),
-    }
+    })
 }
