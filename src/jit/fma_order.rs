@@ -11,25 +11,32 @@
 //! loaded for the one use all the time (the fused workload's loop body had 11 such
 //! copies per iteration).
 
-use std::collections::HashMap;
-
+use cranelift::codegen::entity::SecondaryMap;
 use cranelift::codegen::ir::{Block, Function, Inst, Opcode, Value};
+
+/// Where a value is used: not at all, in one block (with the last instruction using it
+/// there), or in several blocks.
+#[derive(Clone, Copy, Default)]
+enum Uses {
+    #[default]
+    Unused,
+    InOneBlock(Block, Inst),
+    InSeveralBlocks,
+}
 
 /// Swaps the factors of every `fma` of `func` whose first factor lives on past it and
 /// whose second factor does not.
 pub(crate) fn order_fma_operands(func: &mut Function) {
-    // Per value: the block of every use and the last instruction using it there.
-    let mut last_use: HashMap<Value, (Block, Inst)> = HashMap::new();
-    let mut used_elsewhere: std::collections::HashSet<Value> = Default::default();
+    // Dense tables (a loop body has hundreds of values): no hashing.
+    let mut uses: SecondaryMap<Value, Uses> = SecondaryMap::with_capacity(func.dfg.num_values());
     for block in func.layout.blocks() {
         for inst in func.layout.block_insts(block) {
             for v in func.dfg.inst_values(inst) {
-                match last_use.insert(v, (block, inst)) {
-                    Some((other, _)) if other != block => {
-                        used_elsewhere.insert(v);
-                    }
-                    _ => {}
-                }
+                uses[v] = match uses[v] {
+                    Uses::Unused => Uses::InOneBlock(block, inst),
+                    Uses::InOneBlock(other, _) if other == block => Uses::InOneBlock(block, inst),
+                    _ => Uses::InSeveralBlocks,
+                };
             }
         }
     }
@@ -40,9 +47,7 @@ pub(crate) fn order_fma_operands(func: &mut Function) {
             }
             _ => false,
         };
-        defined_here
-            && !used_elsewhere.contains(&v)
-            && last_use.get(&v).is_some_and(|&(_, last)| last == inst)
+        defined_here && matches!(uses[v], Uses::InOneBlock(_, last) if last == inst)
     };
     let fmas: Vec<Inst> = func
         .layout

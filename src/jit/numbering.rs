@@ -13,25 +13,29 @@
 //! Constants are numbered by their value but never merged: each use keeps its own
 //! constant-pool load.
 
-use std::collections::HashMap;
-
+use cranelift::codegen::entity::{packed_option::PackedOption, SecondaryMap};
 use cranelift::codegen::ir::{self, Function, Inst, InstructionData, Opcode, Type, Value};
+
+/// Per value, the value it is keyed by when it is not itself: the first equal constant
+/// or computation of its block. Dense (no hashing): a loop body has hundreds of values.
+type Numbers = SecondaryMap<Value, PackedOption<Value>>;
 
 /// Replaces repeated pure computations within each block of `func` by their first
 /// occurrence.
 pub(crate) fn number_values(func: &mut Function) {
-    // The value each value is keyed by: itself, or the first equal constant or
-    // computation of its block.
-    let mut number: HashMap<Value, Value> = HashMap::new();
+    // Aliases left by the function builder are resolved first; those this pass makes
+    // are looked through by `number` and resolved at the end.
+    func.dfg.resolve_all_aliases();
+    let mut number: Numbers = SecondaryMap::with_capacity(func.dfg.num_values());
     let blocks: Vec<ir::Block> = func.layout.blocks().collect();
     let mut insts: Vec<Inst> = Vec::new();
     let mut repeated_constants: Vec<Inst> = Vec::new();
+    let mut seen: rustc_hash::FxHashMap<(InstructionData, Type), Value> = Default::default();
     for block in blocks {
-        let mut seen: rustc_hash::FxHashMap<(InstructionData, Type), Value> = Default::default();
+        seen.clear();
         insts.clear();
         insts.extend(func.layout.block_insts(block));
         for &inst in &insts {
-            resolve_operands(func, inst);
             let Some((key, ty, result)) = numbered_form(func, inst, &number) else {
                 continue;
             };
@@ -41,10 +45,11 @@ pub(crate) fn number_values(func: &mut Function) {
             );
             match seen.get(&(key, ty)) {
                 Some(&first) if is_constant => {
-                    number.insert(result, first);
+                    number[result] = first.into();
                     repeated_constants.push(inst);
                 }
                 Some(&first) => {
+                    number[result] = first.into();
                     func.layout.remove_inst(inst);
                     func.dfg.detach_inst_results(inst);
                     func.dfg.change_to_alias(result, first);
@@ -61,27 +66,19 @@ pub(crate) fn number_values(func: &mut Function) {
 
 /// Removes those of `candidates` (pure, one result) whose result nothing uses.
 fn remove_unused(func: &mut Function, candidates: &[Inst]) {
-    let mut used: std::collections::HashSet<Value> = std::collections::HashSet::new();
+    let mut used: SecondaryMap<Value, bool> = SecondaryMap::with_capacity(func.dfg.num_values());
     for block in func.layout.blocks() {
         for inst in func.layout.block_insts(block) {
-            used.extend(func.dfg.inst_values(inst));
+            for v in func.dfg.inst_values(inst) {
+                used[v] = true;
+            }
         }
     }
     for &inst in candidates {
-        if !used.contains(&func.dfg.first_result(inst)) {
+        if !used[func.dfg.first_result(inst)] {
             func.layout.remove_inst(inst);
         }
     }
-}
-
-/// Points the operands of `inst` past aliases made by earlier merges.
-fn resolve_operands(func: &mut Function, inst: Inst) {
-    let resolved: Vec<Value> = func
-        .dfg
-        .inst_values(inst)
-        .map(|v| func.dfg.resolve_aliases(v))
-        .collect();
-    func.dfg.overwrite_inst_values(inst, resolved.into_iter());
 }
 
 /// `inst` with its operands replaced by their numbers, its result type and its result,
@@ -90,7 +87,7 @@ fn resolve_operands(func: &mut Function, inst: Inst) {
 fn numbered_form(
     func: &mut Function,
     inst: Inst,
-    number: &HashMap<Value, Value>,
+    number: &Numbers,
 ) -> Option<(InstructionData, Type, Value)> {
     let data = func.dfg.insts[inst];
     let fixed_operands = matches!(
@@ -143,7 +140,7 @@ fn numbered_form(
         &mut dfg.value_lists,
         &mut dfg.jump_tables,
         &mut dfg.exception_tables,
-        |v| number.get(&v).copied().unwrap_or(v),
+        |v| number[v].expand().unwrap_or(v),
     );
     Some((key, ty, result))
 }
