@@ -472,18 +472,18 @@ unsafe fn block_tiles(
         let b_panel = unsafe { b_block.add(jr * panel_stride) };
         for ir in (0..mr).step_by(MR) {
             let a_panel = a_pack[ir * depth..].as_ptr();
-            // SAFETY: panels hold `depth` steps; the tile is inside dst.
+            let tile = dst.at(ir, jr);
+            // SAFETY: panels hold `depth` steps; the tile is inside dst. A last panel of
+            // fewer rows gets a kernel of that many (its padding rows cost nothing).
             unsafe {
-                kernel(
-                    depth,
-                    a_panel,
-                    b_panel,
-                    b_step,
-                    dst.at(ir, jr),
-                    MR.min(mr - ir),
-                    nr,
-                    accumulate,
-                )
+                match MR.min(mr - ir) {
+                    6 => kernel::<6>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                    5 => kernel::<5>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                    4 => kernel::<4>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                    3 => kernel::<3>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                    2 => kernel::<2>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                    _ => kernel::<1>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                }
             };
         }
     }
@@ -693,31 +693,31 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
     }
 }
 
-/// The 6×8 register kernel: `tile (+)= a_panel @ b_panel` over `kc` steps, writing the
-/// `mr × nr` corner of the tile (accumulating into it when `accumulate`). Step `p` of
-/// the B panel is the `NR` values at `b_panel + p · b_step` (`NR` when packed, the row
-/// stride when read in place).
+/// The `R`×8 register kernel (`R` ≤ 6 = `MR`): `tile (+)= a_panel @ b_panel` over `kc`
+/// steps, writing the `R × nr` corner of the tile (accumulating into it when
+/// `accumulate`). Step `p` of the A panel is the `MR` values at `a_panel + p · MR` (of
+/// which the first `R` are read); step `p` of the B panel is the `NR` values at
+/// `b_panel + p · b_step` (`NR` when packed, the row stride when read in place).
 ///
 /// # Safety
 /// The A panel holds `kc` packed steps, the B panel `kc` steps of `NR` readable values;
-/// the `mr × nr` tile is inside the output.
+/// the `R × nr` tile is inside the output.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel(
+unsafe fn kernel<const R: usize>(
     kc: usize,
     a_panel: *const f64,
     b_panel: *const f64,
     b_step: usize,
     tile: Output,
-    mr: usize,
     nr: usize,
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_pd(); NV]; MR];
+    let mut acc = [[_mm256_setzero_pd(); NV]; R];
     let (mut a_p, mut b_p) = (a_panel, b_panel);
     // Four steps per iteration (then the rest): less loop overhead per multiply-add.
-    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; NV]; MR]| {
+    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; NV]; R]| {
         // SAFETY: the panels hold kc steps of MR and NR values.
         unsafe {
             let mut b_v = [_mm256_setzero_pd(); NV];
@@ -753,7 +753,7 @@ unsafe fn kernel(
     }
     // SAFETY: the tile is inside the output.
     unsafe {
-        if mr == MR && nr == NR && tile.cs == 1 {
+        if nr == NR && tile.cs == 1 {
             for (i, row) in acc.iter().enumerate() {
                 let c = tile.ptr.offset(i as isize * tile.rs);
                 for (v, &value) in row.iter().enumerate() {
@@ -767,16 +767,15 @@ unsafe fn kernel(
                 }
             }
         } else {
-            let mut values = [0.0f64; MR * NR];
-            for (i, row) in acc.iter().enumerate() {
+            let mut values = [[0.0f64; NR]; R];
+            for (row, out) in acc.iter().zip(values.iter_mut()) {
                 for (v, &value) in row.iter().enumerate() {
-                    _mm256_storeu_pd(values.as_mut_ptr().add(i * NR + 4 * v), value);
+                    _mm256_storeu_pd(out.as_mut_ptr().add(4 * v), value);
                 }
             }
-            for i in 0..mr {
-                for j in 0..nr {
+            for (i, out) in values.iter().enumerate() {
+                for (j, &v) in out.iter().enumerate().take(nr) {
                     let c = tile.at(i, j).ptr;
-                    let v = values[i * NR + j];
                     *c = if accumulate { *c + v } else { v };
                 }
             }
