@@ -474,15 +474,23 @@ unsafe fn block_tiles(
             let a_panel = a_pack[ir * depth..].as_ptr();
             let tile = dst.at(ir, jr);
             // SAFETY: panels hold `depth` steps; the tile is inside dst. A last panel of
-            // fewer rows gets a kernel of that many (its padding rows cost nothing).
+            // fewer rows, or of at most four columns, gets a kernel of that size (its
+            // padding costs nothing).
             unsafe {
-                match MR.min(mr - ir) {
-                    6 => kernel::<6>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
-                    5 => kernel::<5>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
-                    4 => kernel::<4>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
-                    3 => kernel::<3>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
-                    2 => kernel::<2>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
-                    _ => kernel::<1>(depth, a_panel, b_panel, b_step, tile, nr, accumulate),
+                let args = (depth, a_panel, b_panel, b_step, tile, nr, accumulate);
+                match (MR.min(mr - ir), nr > 4) {
+                    (6, true) => call_kernel::<6, NV>(args),
+                    (5, true) => call_kernel::<5, NV>(args),
+                    (4, true) => call_kernel::<4, NV>(args),
+                    (3, true) => call_kernel::<3, NV>(args),
+                    (2, true) => call_kernel::<2, NV>(args),
+                    (_, true) => call_kernel::<1, NV>(args),
+                    (6, false) => call_kernel::<6, 1>(args),
+                    (5, false) => call_kernel::<5, 1>(args),
+                    (4, false) => call_kernel::<4, 1>(args),
+                    (3, false) => call_kernel::<3, 1>(args),
+                    (2, false) => call_kernel::<2, 1>(args),
+                    (_, false) => call_kernel::<1, 1>(args),
                 }
             };
         }
@@ -693,18 +701,36 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
     }
 }
 
-/// The `R`×8 register kernel (`R` ≤ 6 = `MR`): `tile (+)= a_panel @ b_panel` over `kc`
-/// steps, writing the `R × nr` corner of the tile (accumulating into it when
-/// `accumulate`). Step `p` of the A panel is the `MR` values at `a_panel + p · MR` (of
-/// which the first `R` are read); step `p` of the B panel is the `NR` values at
-/// `b_panel + p · b_step` (`NR` when packed, the row stride when read in place).
+/// The arguments of [`kernel`] after its sizes: `(kc, a_panel, b_panel, b_step, tile,
+/// nr, accumulate)`.
+type KernelArgs = (usize, *const f64, *const f64, usize, Output, usize, bool);
+
+/// [`kernel`] with its arguments as one tuple (so that a `match` over sizes stays short).
 ///
 /// # Safety
-/// The A panel holds `kc` packed steps, the B panel `kc` steps of `NR` readable values;
+/// As [`kernel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn call_kernel<const R: usize, const V: usize>(args: KernelArgs) {
+    let (kc, a_panel, b_panel, b_step, tile, nr, accumulate) = args;
+    // SAFETY: forwarded contract.
+    unsafe { kernel::<R, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate) }
+}
+
+/// The `R`×`4V` register kernel (`R` ≤ `MR` = 6, `V` ≤ `NV` = 2): `tile (+)= a_panel @
+/// b_panel` over `kc` steps, writing the `R × nr` corner of the tile (`nr` ≤ `4V`;
+/// accumulating into it when `accumulate`). Step `p` of the A panel is the `MR` values at
+/// `a_panel + p · MR` (of which the first `R` are read); step `p` of the B panel is the
+/// `NR` values at `b_panel + p · b_step` (`NR` when packed, the row stride when read in
+/// place; the first `4V` are read).
+///
+/// # Safety
+/// The A panel holds `kc` packed steps, the B panel `kc` steps of `4V` readable values;
 /// the `R × nr` tile is inside the output.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const R: usize>(
+unsafe fn kernel<const R: usize, const V: usize>(
     kc: usize,
     a_panel: *const f64,
     b_panel: *const f64,
@@ -714,13 +740,13 @@ unsafe fn kernel<const R: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_pd(); NV]; R];
+    let mut acc = [[_mm256_setzero_pd(); V]; R];
     let (mut a_p, mut b_p) = (a_panel, b_panel);
     // Four steps per iteration (then the rest): less loop overhead per multiply-add.
-    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; NV]; R]| {
+    let step = |a_p: *const f64, b_p: *const f64, acc: &mut [[__m256d; V]; R]| {
         // SAFETY: the panels hold kc steps of MR and NR values.
         unsafe {
-            let mut b_v = [_mm256_setzero_pd(); NV];
+            let mut b_v = [_mm256_setzero_pd(); V];
             for (v, b) in b_v.iter_mut().enumerate() {
                 *b = _mm256_loadu_pd(b_p.add(4 * v));
             }
@@ -753,7 +779,7 @@ unsafe fn kernel<const R: usize>(
     }
     // SAFETY: the tile is inside the output.
     unsafe {
-        if nr == NR && tile.cs == 1 {
+        if nr == 4 * V && tile.cs == 1 {
             for (i, row) in acc.iter().enumerate() {
                 let c = tile.ptr.offset(i as isize * tile.rs);
                 for (v, &value) in row.iter().enumerate() {
