@@ -23,6 +23,7 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module};
 
 use super::math::{self, MathFn, MathOptions};
+use super::parallel;
 use super::plan::{self, Access, Item, Node, Plan, ReduceKind, ResultWrite, Storage, Stride};
 use super::runtime;
 use crate::ir::{BinaryOp, CmpOp, Dim, Elem, Function, Op, ReduceOp, UnaryOp, Value};
@@ -1057,7 +1058,7 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Calls the range function of group `g` through the runtime's parallel loop:
     /// stores its context (entry parameters and scalar operands) on the stack, and
-    /// combines the two chunks' partial reductions in a fixed order.
+    /// combines the chunks' partial reductions in a fixed order.
     fn emit_range_call(&mut self, g: usize, id: FuncId) {
         let plan = self.plan;
         let func = self.func;
@@ -1099,20 +1100,25 @@ impl<'a, 'b> Translator<'a, 'b> {
             .copied()
             .filter(|&m| plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Full))
             .collect();
+        let chunks = parallel::CHUNKS;
         let partials = self.bcx.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            (16 * fulls.len()).max(8) as u32,
+            (8 * chunks * fulls.len()).max(8) as u32,
             3,
         ));
-        // Chunk 1's partials start as the identity, for calls that run one chunk.
+        // The partials of chunks 1 and up start as the identity, for calls that run the
+        // nest whole (chunk 0 then holds everything).
         for (k, &m) in fulls.iter().enumerate() {
             let Op::Reduce(op, _, _) = *func.op(m) else {
                 unreachable!("compiler bug: accumulator of a non-reduction")
             };
             let init = self.fconst(1, plan::reduce_init(op));
-            self.bcx
-                .ins()
-                .stack_store(types::I64, init, partials, (8 * (fulls.len() + k)) as i32);
+            for c in 1..chunks {
+                let at = 8 * (c * fulls.len() + k);
+                self.bcx
+                    .ins()
+                    .stack_store(types::I64, init, partials, at as i32);
+            }
         }
         let domain = group.domain.clone();
         let len = if domain.len() == 1 {
@@ -1149,17 +1155,19 @@ impl<'a, 'b> Translator<'a, 'b> {
             let Op::Reduce(op, _, _) = *func.op(m) else {
                 unreachable!("compiler bug: accumulator of a non-reduction")
             };
-            let first = self
-                .bcx
-                .ins()
-                .stack_load(types::I64, types::F64, partials, (8 * k) as i32);
-            let second = self.bcx.ins().stack_load(
-                types::I64,
-                types::F64,
-                partials,
-                (8 * (fulls.len() + k)) as i32,
-            );
-            let total = self.combine(op, first, second);
+            // In chunk order, whichever thread ran each: the same bits on every call.
+            let mut total =
+                self.bcx
+                    .ins()
+                    .stack_load(types::I64, types::F64, partials, (8 * k) as i32);
+            for c in 1..chunks {
+                let at = 8 * (c * fulls.len() + k);
+                let part = self
+                    .bcx
+                    .ins()
+                    .stack_load(types::I64, types::F64, partials, at as i32);
+                total = self.combine(op, total, part);
+            }
             self.scalars[m.index()] = Some(total);
         }
     }
