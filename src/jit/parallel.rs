@@ -78,7 +78,7 @@ pub(crate) const CHUNKS: usize = 8;
 /// Work units from which a split nest is cut into [`CHUNKS`] chunks rather than two
 /// halves (about 4 ms of one thread). With eight, a thread slowed down by other load
 /// holds up the call by at most an eighth of the work: fused's forward, with a busy
-/// loop sharing the second CPU, 20.1 → 16.0 ms. Below it each extra chunk's call cost
+/// loop sharing the second CPU, 20.5 → 17.0 ms. Below it each extra chunk's call cost
 /// shows: mlp, nlm and glove were 1–3% slower on a quiet machine with eight chunks.
 pub(crate) const MANY_CHUNKS_WORK: i64 = 1 << 22;
 
@@ -133,7 +133,6 @@ pub(crate) unsafe fn run_split(
         end: len,
         partials,
     };
-
     // Each chunk is claimed once, by whichever thread gets to it first; either way it
     // writes the same partials.
     let chunks = chunk_count(work);
