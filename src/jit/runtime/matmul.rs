@@ -478,19 +478,11 @@ unsafe fn block_tiles(
             // padding costs nothing).
             unsafe {
                 let args = (depth, a_panel, b_panel, b_step, tile, nr, accumulate);
-                match (MR.min(mr - ir), nr > 4) {
-                    (6, true) => call_kernel::<6, NV>(args),
-                    (5, true) => call_kernel::<5, NV>(args),
-                    (4, true) => call_kernel::<4, NV>(args),
-                    (3, true) => call_kernel::<3, NV>(args),
-                    (2, true) => call_kernel::<2, NV>(args),
-                    (_, true) => call_kernel::<1, NV>(args),
-                    (6, false) => call_kernel::<6, 1>(args),
-                    (5, false) => call_kernel::<5, 1>(args),
-                    (4, false) => call_kernel::<4, 1>(args),
-                    (3, false) => call_kernel::<3, 1>(args),
-                    (2, false) => call_kernel::<2, 1>(args),
-                    (_, false) => call_kernel::<1, 1>(args),
+                let rows = MR.min(mr - ir);
+                if nr > 4 {
+                    kernel_of_rows::<NV>(rows, args)
+                } else {
+                    kernel_of_rows::<1>(rows, args)
                 }
             };
         }
@@ -705,17 +697,27 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
 /// nr, accumulate)`.
 type KernelArgs = (usize, *const f64, *const f64, usize, Output, usize, bool);
 
-/// [`kernel`] with its arguments as one tuple (so that a `match` over sizes stays short).
+/// [`kernel`] of `rows` rows (1 to `MR`) and `V` four-lane vectors per row, its other
+/// arguments as one tuple.
 ///
 /// # Safety
-/// As [`kernel`].
+/// As [`kernel`] with `R = rows`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn call_kernel<const R: usize, const V: usize>(args: KernelArgs) {
+unsafe fn kernel_of_rows<const V: usize>(rows: usize, args: KernelArgs) {
     let (kc, a_panel, b_panel, b_step, tile, nr, accumulate) = args;
     // SAFETY: forwarded contract.
-    unsafe { kernel::<R, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate) }
+    unsafe {
+        match rows {
+            6.. => kernel::<6, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            5 => kernel::<5, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            4 => kernel::<4, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            3 => kernel::<3, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            2 => kernel::<2, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            _ => kernel::<1, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+        }
+    }
 }
 
 /// The `R`×`4V` register kernel (`R` ≤ `MR` = 6, `V` ≤ `NV` = 2): `tile (+)= a_panel @
