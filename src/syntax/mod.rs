@@ -1,9 +1,10 @@
 //! Source text → AST: the facade over the logos lexer and the lalrpop grammar.
 //!
 //! In: the text of a `.loss` file. Out: an [`ast::File`] whose nodes carry byte spans,
-//! or diagnostics: every lexical error, or the first syntax error (saying what was
-//! expected and what was found). The generated parser is table-driven (an explicit
-//! stack, no recursion), so nesting depth cannot overflow the call stack here.
+//! or diagnostics: every lexical error, or every syntax error (saying what was expected
+//! and what was found), at most one per statement. The generated parser is table-driven
+//! (an explicit stack, no recursion), so nesting depth cannot overflow the call stack
+//! here.
 
 pub mod ast;
 pub mod lexer;
@@ -21,11 +22,44 @@ lalrpop_util::lalrpop_mod!(
 );
 
 /// Parses a whole `.loss` file.
+///
+/// Every statement starts with a keyword that appears nowhere else, so each statement's
+/// tokens are parsed on their own: a syntax error in one statement is reported, and
+/// the next statement is parsed as if it had not happened (as rustc recovers at item
+/// boundaries). The messages are the ones a parse of the whole file would give.
 pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
     let tokens = lexer::lex(source)?;
-    let items = grammar::ItemsParser::new()
-        .parse(tokens.into_iter().map(Ok::<_, Diagnostic>))
-        .map_err(|error| vec![syntax_error(source, error)])?;
+    let parser = grammar::ItemsParser::new();
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    let mut rest = &tokens[..];
+    while !rest.is_empty() {
+        // The statement runs up to the next statement keyword (after its own).
+        let end = 1 + rest[1..]
+            .iter()
+            .position(|(_, token, _)| token.starts_statement())
+            .unwrap_or(rest.len() - 1);
+        let (statement, next) = rest.split_at(end);
+        match parser.parse(statement.iter().cloned().map(Ok::<_, Diagnostic>)) {
+            Ok(parsed) => items.extend(parsed),
+            // The statement stops short: what the whole file's parse would have found is
+            // the keyword of the next statement.
+            Err(ParseError::UnrecognizedEof { expected, .. }) if !next.is_empty() => {
+                errors.push(syntax_error(
+                    source,
+                    ParseError::UnrecognizedToken {
+                        token: next[0].clone(),
+                        expected,
+                    },
+                ))
+            }
+            Err(error) => errors.push(syntax_error(source, error)),
+        }
+        rest = next;
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(ast::File {
         items,
         eof: end_of_file(source),
@@ -174,6 +208,63 @@ mod tests {
         let file = parse("param x\n# the end\n\n").expect("parses");
         assert_eq!(file.eof, Span::new(17, 17));
         assert_eq!(parse("").expect("parses").eof, Span::new(0, 0));
+    }
+
+    /// The error a parse of the whole file at once gives (no recovery).
+    fn whole_file_error(source: &str) -> Diagnostic {
+        let tokens = lexer::lex(source).expect("lexes");
+        let error = grammar::ItemsParser::new()
+            .parse(tokens.into_iter().map(Ok::<_, Diagnostic>))
+            .expect_err("a syntax error");
+        syntax_error(source, error)
+    }
+
+    #[test]
+    fn the_first_error_is_the_one_a_parse_of_the_whole_file_gives() {
+        let mut sources: Vec<String> = [
+            "param w: [N\nlet y = w\nloss = sum(y)",
+            "let y = (x + 1\noutput p = y\nloss = 1",
+            "let y = x +\nfn f(a) = a\nloss = y",
+            "param x\nloss = x +\n",
+            "param x: [N,\nparam y\nloss = 0",
+            "input x: int\nlet\nloss = 0",
+            "garbage here\nparam x\nloss = x",
+            "fn f(a, b = a\ninput q\nloss = 0",
+            "loss = 0 < x < 1\nparam x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/err");
+        for entry in std::fs::read_dir(fixtures).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("syntax_") {
+                sources.push(std::fs::read_to_string(&path).expect("readable"));
+            }
+        }
+        for source in &sources {
+            assert_eq!(first_error(source), whole_file_error(source), "{source}");
+        }
+    }
+
+    #[test]
+    fn every_statement_with_a_syntax_error_is_reported_once() {
+        let errors = parse("input x: [N\nparam w: [N]\nlet y = x * * w\nlet z = 1\nloss = z +")
+            .expect_err("syntax errors");
+        let at: Vec<u32> = errors.iter().map(|e| e.span.start).collect();
+        // `param` after `[N`, the second `*`, the end of the file.
+        assert_eq!(at, vec![12, 37, 61], "{errors:?}");
+        assert!(errors[0].message.contains("found keyword `param`"));
+        assert!(errors[2].message.contains("found end of file"));
+    }
+
+    #[test]
+    fn statements_after_a_broken_one_parse_normally() {
+        // With `let y = ) 1` skipped, the rest is well-formed: exactly one error.
+        let errors = parse("param x\nlet y = ) 1\nlet z = x * 2\nloss = z").expect_err("one error");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].span, Span::new(16, 17));
     }
 
     #[test]

@@ -159,6 +159,14 @@ impl Token {
         }
     }
 
+    /// Whether the token is a keyword that starts a statement (and appears nowhere else).
+    pub fn starts_statement(&self) -> bool {
+        matches!(
+            self,
+            Token::Input | Token::Param | Token::Let | Token::Fn | Token::Loss | Token::Output
+        )
+    }
+
     /// The fixed text of a keyword or punctuation token (empty for the others).
     pub fn text(&self) -> &'static str {
         match self {
