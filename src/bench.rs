@@ -84,6 +84,11 @@ pub struct BenchReport {
     pub forward: Timing,
     /// Details of the value-and-gradient timing.
     pub value_and_grad: Timing,
+    /// CPUs this process may run on.
+    pub cpus_available: usize,
+    /// Threads the compiled code may use (the calling thread, and one helper thread
+    /// for big loop nests and matrix products when there are two CPUs).
+    pub threads: usize,
 }
 
 impl BenchReport {
@@ -110,6 +115,15 @@ impl BenchReport {
             "grad_ir_ops": self.grad_ir_ops,
             "forward": timing(&self.forward),
             "value_and_grad": timing(&self.value_and_grad),
+            // The peer harness lists each system's threading from this key.
+            "threads": {
+                "cpus_available": self.cpus_available,
+                "gradc_threads": if self.threads > 1 {
+                    "the calling thread and one helper thread (big loop nests and matrix products are split between them)"
+                } else {
+                    "the calling thread only"
+                },
+            },
         })
     }
 }
@@ -176,6 +190,8 @@ pub fn bench_with(
         grad_ir_ops: driver::op_count(&compiled.grad),
         forward,
         value_and_grad,
+        cpus_available: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: crate::jit::threads(),
     })
 }
 

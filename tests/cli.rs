@@ -381,6 +381,26 @@ fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
         (parts - total).abs() <= 1e-9 * total.max(1.0),
         "{parts} vs {total}"
     );
+    // The harness lists how each system used the machine.
+    let cpus = report["threads"]["cpus_available"].as_u64().unwrap_or(0);
+    assert!(cpus >= 1, "{report}");
+    assert!(report["threads"]["gradc_threads"].is_string(), "{report}");
+}
+
+#[test]
+fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
+    let (loss_file, data) = example("neuron");
+    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["bench", &loss_file, "--data", &data, "--json"])
+        .env("GRADC_THREADS", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the gradc binary runs");
+    let report = json(&out);
+    assert_eq!(
+        report["threads"]["gradc_threads"], "the calling thread only",
+        "{report}"
+    );
 }
 
 #[test]

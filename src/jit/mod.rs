@@ -29,6 +29,7 @@
 
 mod fma_order;
 mod helper;
+pub use helper::threads;
 pub mod math;
 mod numbering;
 mod parallel;
