@@ -12,6 +12,8 @@
 //!
 //! LINE and COL are 1-based and COL counts characters, not bytes.
 
+use codespan_reporting::files::SimpleFile;
+
 /// A half-open byte range `start..end` in the source text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Span {
@@ -98,18 +100,17 @@ impl Diagnostic {
 /// characters). The caret line covers the span on its first line (at least one caret;
 /// a span running past the end of its line is cut there).
 pub fn render(path: &str, source: &str, diags: &[Diagnostic]) -> String {
-    let blocks: Vec<String> = diags
-        .iter()
-        .map(|diag| render_one(path, source, diag))
-        .collect();
+    // One index of line starts for all diagnostics (a file may have thousands).
+    let file = SimpleFile::new(path, source);
+    let blocks: Vec<String> = diags.iter().map(|diag| render_one(&file, diag)).collect();
     blocks.join("\n")
 }
 
 /// One diagnostic, ending with a newline.
-fn render_one(path: &str, source: &str, diag: &Diagnostic) -> String {
-    use codespan_reporting::files::{Files, SimpleFile};
+fn render_one(file: &SimpleFile<&str, &str>, diag: &Diagnostic) -> String {
+    use codespan_reporting::files::Files;
 
-    let file = SimpleFile::new(path, source);
+    let (path, source) = (*file.name(), *file.source());
     let start = clamp_to_char_boundary(source, diag.span.start as usize);
     let end = clamp_to_char_boundary(source, (diag.span.end as usize).max(start));
     let severity = match diag.severity {

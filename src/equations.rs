@@ -5,18 +5,32 @@
 //! `d loss / d P = EXPR` per param in argument order. Deterministic.
 //!
 //! Expressions are written in the language's own syntax with minimal parentheses
-//! (spec §3 precedence): single-use intermediates are inlined; implicit broadcasts are
-//! left out (the language broadcasts by itself); reshapes read as `column(v)`, `row(v)`,
-//! or disappear into the vector forms of `@` (`X @ w`, `X.T @ g`); a product with a
-//! reciprocal reads as a division; `square(x)` reads as `x ^ 2`; a zero gradient is `0`.
+//! (spec §3 precedence): single-use intermediates are inlined (up to [`MAX_INLINE_DEPTH`]
+//! levels deep; a deeper one gets a `let`, so the text grows linearly with the program);
+//! broadcasts are left out where the language broadcasts by itself, and written
+//! `broadcast(x, [N, M])` where the value depends on them (under a reduction, say:
+//! `sum(broadcast(c, [N]))` is `N * c`, `sum(c)` would be `c`); reshapes read as
+//! `column(v)`, `row(v)`, or disappear into the vector forms of `@` (`X @ w`, `X.T @ g`);
+//! a product with a reciprocal reads as a division; `square(x)` reads as `x ^ 2`; a zero
+//! gradient is `0`. A right-hand side broadcasts to its param's shape (`d loss / d w = 1`
+//! for every element of `w`). Two forms are not in the language: `broadcast` and
+//! `scatter_add(u, i, V)` (the adjoint of the gather `E[i]`).
 //!
-//! Rendering runs twice over the same code: a counting pass that records how often each
-//! value is referred to by the rendered text, then the writing pass.
+//! Rendering runs three times over the same code: a counting pass that records how often
+//! each value is referred to by the rendered text, a pass that finds the values nested
+//! too deep once the shared ones are named, then the writing pass.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::ir::{Axes, BinaryOp, CmpOp, Dim, Function, Op, ReduceOp, ResultRole, UnaryOp, Value};
+use crate::ir::{
+    Axes, BinaryOp, CmpOp, Dim, Function, Op, ReduceOp, ResultRole, Shape, UnaryOp, Value,
+};
+
+/// How many levels of single-use intermediates are written inline before one gets a
+/// `let` (each level copies the text below it once, so this bounds the work per
+/// character).
+const MAX_INLINE_DEPTH: usize = 32;
 
 /// The `--emit grad` text of a gradient function.
 pub fn equations(grad: &Function) -> String {
@@ -29,16 +43,19 @@ pub fn equations(grad: &Function) -> String {
 
     let mut writer = Writer {
         func: grad,
-        counting: true,
+        pass: Pass::Count,
         uses: HashMap::new(),
         names: HashMap::new(),
         users: users(grad),
+        written_shapes: written_shapes(grad),
+        depth: 0,
+        deep: Vec::new(),
     };
     for (_, value) in &roots {
         writer.sub(*value, Prec::Lowest);
     }
 
-    // Intermediates referred to more than once get a `let`, in evaluation order.
+    // Intermediates referred to more than once get a `let`...
     let mut shared: Vec<Value> = writer
         .uses
         .iter()
@@ -46,7 +63,23 @@ pub fn equations(grad: &Function) -> String {
         .map(|(v, _)| *v)
         .collect();
     shared.sort();
-    writer.counting = false;
+    // ...and so do those that would be inlined too deep in what remains.
+    writer.pass = Pass::Depth;
+    for value in &shared {
+        writer.names.insert(*value, String::new());
+    }
+    for value in &shared {
+        writer.body(*value);
+    }
+    for (_, value) in &roots {
+        writer.sub(*value, Prec::Lowest);
+    }
+    shared.append(&mut writer.deep);
+    // In evaluation order: a `let` refers only to earlier ones.
+    shared.sort();
+    writer.names.clear();
+
+    writer.pass = Pass::Write;
     let mut out = String::new();
     for (k, value) in shared.iter().enumerate() {
         let body = writer.body(*value).text;
@@ -59,6 +92,18 @@ pub fn equations(grad: &Function) -> String {
         let _ = writeln!(out, "d loss / d {param} = {text}");
     }
     out
+}
+
+/// The passes over the code; only the last one keeps the text it renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Records how often the text refers to each value (`uses`).
+    Count,
+    /// With the shared values named, finds the values inlined [`MAX_INLINE_DEPTH`]
+    /// levels deep (`deep`).
+    Depth,
+    /// Renders the text.
+    Write,
 }
 
 /// Precedence levels of spec §3, lowest first.
@@ -91,14 +136,20 @@ impl Text {
 
 struct Writer<'f> {
     func: &'f Function,
-    /// The counting pass only fills `uses`.
-    counting: bool,
+    /// Which pass is running.
+    pass: Pass,
     /// How often the rendered text refers to each value.
     uses: HashMap<Value, usize>,
     /// The `let` names given to shared values.
     names: HashMap<Value, String>,
     /// How many instructions and results use each value.
     users: Vec<usize>,
+    /// The shape each value's text has when read as written (see [`written_shapes`]).
+    written_shapes: Vec<Shape>,
+    /// Levels of inlined bodies around the one being rendered.
+    depth: usize,
+    /// Values the depth pass found [`MAX_INLINE_DEPTH`] levels deep: they get a `let`.
+    deep: Vec<Value>,
 }
 
 impl Writer<'_> {
@@ -118,15 +169,49 @@ impl Writer<'_> {
         if let Some(name) = self.names.get(&v) {
             return Text::atom(name.clone());
         }
-        if self.counting {
-            let count = self.uses.entry(v).or_insert(0);
-            *count += 1;
-            if *count > 1 {
+        match self.pass {
+            Pass::Count => {
+                let count = self.uses.entry(v).or_insert(0);
+                *count += 1;
+                if *count > 1 {
+                    return Text::atom(String::new());
+                }
+            }
+            Pass::Depth if self.depth >= MAX_INLINE_DEPTH && !self.is_small(v) => {
+                // Named from here on; its body starts a new nesting (for its `let`).
+                self.deep.push(v);
+                self.names.insert(v, String::new());
+                let outer = std::mem::replace(&mut self.depth, 0);
+                crate::stack::with_room(|| self.body(v));
+                self.depth = outer;
                 return Text::atom(String::new());
             }
+            _ => {}
         }
-        // Inlined bodies nest as deeply as the program does.
-        crate::stack::with_room(|| self.body(v))
+        self.depth += 1;
+        // Inlined bodies nest as deeply as the program does (up to the `let`s above).
+        let mut text = crate::stack::with_room(|| self.body(v));
+        self.depth -= 1;
+        if self.pass != Pass::Write {
+            // Only the structure matters before the last pass: no text is kept, so each
+            // level costs the same however much is inlined below it.
+            text.text.clear();
+        }
+        text
+    }
+
+    /// [`Writer::sub`] for an operand whose shape matters to its user (a reduction, a
+    /// matrix product...): an explicit `broadcast` where the text alone has fewer
+    /// elements than the value.
+    fn sub_exact(&mut self, v: Value, min: Prec) -> String {
+        let shape = &self.func.ty(v).shape;
+        if self.written_shapes[v.index()] == *shape {
+            return self.sub(v, min);
+        }
+        let dims: Vec<String> = shape.iter().map(|d| self.dim(*d)).collect();
+        let dims = dims.join(", ");
+        let x = self.sub(v, Prec::Lowest);
+        format!("broadcast({x}, [{dims}])")
     }
 
     /// Skips the ops that the language does implicitly (broadcasting).
@@ -180,7 +265,7 @@ impl Writer<'_> {
 
     fn call_axis(&mut self, name: &str, x: Value, axes: Axes) -> Text {
         let rank = self.func.ty(x).rank();
-        let x = self.sub(x, Prec::Lowest);
+        let x = self.sub_exact(x, Prec::Lowest);
         // Over every axis (or along the only one) the axis is left implicit.
         if axes == Axes::all(rank) || rank == 0 {
             Text::atom(format!("{name}({x})"))
@@ -260,7 +345,7 @@ impl Writer<'_> {
             Op::Broadcast(x, _) => self.operand(x),
             Op::Reshape(x, ref shape) => self.reshape(x, shape),
             Op::Transpose(x) => {
-                let x = self.sub(x, Prec::Postfix);
+                let x = self.sub_exact(x, Prec::Postfix);
                 Text::atom(format!("{x}.T"))
             }
             Op::Reduce(reduce, x, axes) => {
@@ -274,17 +359,24 @@ impl Writer<'_> {
             Op::LogSumExp(x, axes) => self.call_axis("logsumexp", x, axes),
             Op::Softmax(x, axis) => self.call_axis("softmax", x, Axes::one(axis as usize)),
             Op::LogSoftmax(x, axis) => self.call_axis("log_softmax", x, Axes::one(axis as usize)),
-            Op::MatMul(a, b) => self.infix(a, "@", b, Prec::Multiplicative),
+            Op::MatMul(a, b) => {
+                let a = self.sub_exact(a, Prec::Multiplicative);
+                let b = self.sub_exact(b, Prec::Unary);
+                Text::new(format!("{a} @ {b}"), Prec::Multiplicative)
+            }
             Op::Gather(t, i) => {
-                let t = self.sub(t, Prec::Postfix);
+                let t = self.sub_exact(t, Prec::Postfix);
                 let i = self.sub(i, Prec::Lowest);
                 Text::atom(format!("{t}[{i}]"))
             }
             Op::ScatterAdd(u, i, rows) => {
-                let (u, i) = (self.sub(u, Prec::Lowest), self.sub(i, Prec::Lowest));
+                let (u, i) = (self.sub_exact(u, Prec::Lowest), self.sub(i, Prec::Lowest));
                 Text::atom(format!("scatter_add({u}, {i}, {})", self.dim(rows)))
             }
-            Op::Pick(x, l) => self.call("pick", &[x, l]),
+            Op::Pick(x, l) => {
+                let (x, l) = (self.sub_exact(x, Prec::Lowest), self.sub(l, Prec::Lowest));
+                Text::atom(format!("pick({x}, {l})"))
+            }
             Op::OneHot(l, depth) => {
                 let l = self.sub(l, Prec::Lowest);
                 Text::atom(format!("onehot({l}, {})", self.dim(depth)))
@@ -367,6 +459,54 @@ fn number(c: f64) -> Text {
         Prec::Postfix
     };
     Text::new(text, prec)
+}
+
+/// The shape of each value's text when it is read as written: broadcasts are left out
+/// of the text, so an elementwise op has the broadcast shape of its operands' texts,
+/// which may be smaller than its own (`where(s > 0, 0, 1)` for a scalar `s` stands for
+/// a `[N]` value). Every other op is written with its own shape.
+fn written_shapes(func: &Function) -> Vec<Shape> {
+    let mut shapes: Vec<Shape> = Vec::with_capacity(func.len());
+    for (index, inst) in func.insts.iter().enumerate() {
+        let of = |v: Value, shapes: &[Shape]| shapes[v.index()].clone();
+        let shape = match inst.op {
+            Op::Broadcast(x, _) | Op::Unary(_, x) => of(x, &shapes),
+            Op::Binary(_, a, b) | Op::Compare(_, a, b) => {
+                broadcast_shapes(&of(a, &shapes), &of(b, &shapes))
+            }
+            Op::Select(m, a, b) => broadcast_shapes(
+                &broadcast_shapes(&of(m, &shapes), &of(a, &shapes)),
+                &of(b, &shapes),
+            ),
+            // Written as `column`, `row`, a sum, or (adding leading unit axes) not at all:
+            // as `Writer::reshape` decides.
+            Op::Reshape(x, ref shape) => {
+                let from = &func.ty(x).shape;
+                match (from.as_slice(), shape.as_slice()) {
+                    ([_], [a, b]) if a.is_one() || b.is_one() => shape.clone(),
+                    ([a, b], [_]) if a.is_one() || b.is_one() => shape.clone(),
+                    (_, []) => shape.clone(),
+                    _ => of(x, &shapes),
+                }
+            }
+            _ => func.insts[index].ty.shape.clone(),
+        };
+        shapes.push(shape);
+    }
+    shapes
+}
+
+/// NumPy broadcasting of two shapes (aligned on the right; a literal 1 stretches).
+fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Shape {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let offset = long.len() - short.len();
+    long.iter()
+        .enumerate()
+        .map(|(k, &d)| match k.checked_sub(offset).map(|j| short[j]) {
+            Some(e) if d.is_one() => e,
+            _ => d,
+        })
+        .collect()
 }
 
 /// How many operands and results refer to each value.

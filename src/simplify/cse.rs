@@ -35,13 +35,28 @@ impl PartialEq for OpKey {
 impl Eq for OpKey {}
 
 impl Hash for OpKey {
+    // Every field, not only the operands: ops that differ only in an argument number,
+    // a function or a shape (`arg 0`, `arg 1`, ...) must not share a bucket, or
+    // interning gets quadratic.
     fn hash<H: Hasher>(&self, state: &mut H) {
         std::mem::discriminant(&self.0).hash(state);
-        if let Op::Const(c) = self.0 {
-            c.to_bits().hash(state);
-        }
-        for operand in self.0.operands() {
-            operand.hash(state);
+        match &self.0 {
+            Op::Arg(k) => k.hash(state),
+            Op::Const(c) => c.to_bits().hash(state),
+            Op::ConstInt(c) => c.hash(state),
+            Op::DimSize(d) => d.hash(state),
+            Op::Unary(f, x) => (f, x).hash(state),
+            Op::Binary(f, a, b) => (f, a, b).hash(state),
+            Op::Compare(f, a, b) => (f, a, b).hash(state),
+            Op::Select(m, a, b) => (m, a, b).hash(state),
+            Op::Broadcast(x, shape) | Op::Reshape(x, shape) => (x, shape).hash(state),
+            Op::Transpose(x) => x.hash(state),
+            Op::Reduce(f, x, axes) => (f, x, axes).hash(state),
+            Op::LogSumExp(x, axes) => (x, axes).hash(state),
+            Op::Softmax(x, axis) | Op::LogSoftmax(x, axis) => (x, axis).hash(state),
+            Op::MatMul(a, b) | Op::Gather(a, b) | Op::Pick(a, b) => (a, b).hash(state),
+            Op::ScatterAdd(u, i, rows) => (u, i, rows).hash(state),
+            Op::OneHot(l, depth) => (l, depth).hash(state),
         }
     }
 }
@@ -192,5 +207,37 @@ impl Rewriter {
     /// An elementwise function of two values.
     pub(super) fn binary(&mut self, op: BinaryOp, a: Value, b: Value) -> Value {
         self.emit(Op::Binary(op, a, b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn hash(op: Op) -> u64 {
+        rustc_hash::FxBuildHasher.hash_one(OpKey(op))
+    }
+
+    #[test]
+    fn ops_that_differ_only_in_a_field_hash_apart() {
+        // Sharing a hash makes interning n such ops take n² comparisons.
+        let args: std::collections::HashSet<u64> = (0..1000).map(|k| hash(Op::Arg(k))).collect();
+        assert_eq!(args.len(), 1000);
+        let x = Value(0);
+        assert_ne!(
+            hash(Op::Unary(UnaryOp::Exp, x)),
+            hash(Op::Unary(UnaryOp::Log, x))
+        );
+        assert_ne!(
+            hash(Op::Binary(BinaryOp::Add, x, x)),
+            hash(Op::Binary(BinaryOp::Mul, x, x))
+        );
+        assert_ne!(
+            hash(Op::Broadcast(x, vec![Dim::Const(2)])),
+            hash(Op::Broadcast(x, vec![Dim::Const(3)]))
+        );
+        assert_eq!(hash(Op::Const(f64::NAN)), hash(Op::Const(f64::NAN)));
+        assert_ne!(hash(Op::Const(0.0)), hash(Op::Const(-0.0)));
     }
 }
