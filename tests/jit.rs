@@ -403,3 +403,50 @@ fn nests_alike_but_for_one_detail_each_get_their_own_code() {
                   loss = sum(h7) + max(h6) + sum(h5 * h4)\n";
     check_source("nests alike", source);
 }
+
+#[test]
+fn a_long_scalar_program_runs_on_a_thread_with_a_small_stack() {
+    use gradc::api::{CompileOptions, Engine};
+    // 20,000 scalar `let`s: the value-and-gradient entry spills far more than the
+    // thread's 256 KiB of stack; the call must find room for its frame.
+    let n = 20_000;
+    let mut source = String::from("param x\nlet a0 = x\n");
+    for i in 1..n {
+        source.push_str(&format!("let a{i} = sin(a{})\n", i - 1));
+    }
+    source.push_str(&format!("loss = a{}\n", n - 1));
+    let models: Vec<gradc::Model> = [Engine::Jit, Engine::Interpreter]
+        .into_iter()
+        .map(|engine| {
+            let options = CompileOptions {
+                engine,
+                ..Default::default()
+            };
+            gradc::Model::with_options(&source, options).expect("compiles")
+        })
+        .collect();
+    let data = serde_json::json!({"x": 0.1});
+    let results: Vec<(f64, f64)> = std::thread::scope(|scope| {
+        models
+            .iter()
+            .map(|model| {
+                let bound = model.bind_json(&data).expect("binds");
+                std::thread::Builder::new()
+                    .stack_size(256 << 10)
+                    .spawn_scoped(scope, move || {
+                        let (loss, grads) = model.value_and_grad_vec(&bound).expect("runs");
+                        (loss, grads[0].as_real().expect("real")[0])
+                    })
+                    .expect("spawns")
+                    .join()
+                    .expect("no stack overflow")
+            })
+            .collect()
+    });
+    let (jit, interp) = (results[0], results[1]);
+    assert!(
+        close(jit.0, interp.0) && close(jit.1, interp.1),
+        "{jit:?} vs {interp:?}"
+    );
+    assert!(jit.1 != 0.0, "a gradient through 20,000 sines: {jit:?}");
+}

@@ -139,6 +139,9 @@ pub struct Kernel {
     /// [`MAX_ELEMENTS`] before the code runs, so no size the code derives from the
     /// dimensions overflows and no loop runs past the memory it addresses.
     shapes: Vec<Vec<Dim>>,
+    /// Stack the native frames take (the entry's and its largest nest's); see
+    /// [`Kernel::call_raw`].
+    stack_bytes: usize,
 }
 
 impl fmt::Debug for Kernel {
@@ -315,6 +318,8 @@ struct MachineCode {
     alignment: u64,
     bytes: Vec<u8>,
     relocs: Vec<ModuleReloc>,
+    /// Bytes of stack the function's frame takes (spill slots and stack slots).
+    frame_bytes: usize,
 }
 
 /// Plans `func` and translates it into a fresh module that knows the runtime symbols:
@@ -437,6 +442,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
             })
             .collect(),
         shapes: value_shapes(func),
+        stack_bytes: 0,
     };
     Ok(Translated {
         module,
@@ -495,11 +501,16 @@ fn compile_function(
             .iter()
             .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
             .collect();
+        let frame_bytes = code
+            .buffer
+            .frame_layout()
+            .map_or(0, |layout| layout.frame_to_fp_offset as usize);
         Ok(MachineCode {
             id,
             alignment,
             bytes,
             relocs,
+            frame_bytes,
         })
     })
 }
@@ -525,6 +536,14 @@ fn finish_kernel(translated: Translated, code: Vec<MachineCode>) -> Result<Kerne
         kernel,
         ..
     } = translated;
+    // The entry's frame, and the largest frame of a loop nest it calls.
+    let (entry_frame, nest_frame) = code.iter().fold((0, 0), |(e, n), machine| {
+        if machine.id == entry {
+            (machine.frame_bytes, n)
+        } else {
+            (e, n.max(machine.frame_bytes))
+        }
+    });
     for machine in &code {
         module
             .define_function_bytes(
@@ -546,6 +565,7 @@ fn finish_kernel(translated: Translated, code: Vec<MachineCode>) -> Result<Kerne
         _code: Arc::new(Code {
             module: Some(module),
         }),
+        stack_bytes: entry_frame + nest_frame,
         ..kernel
     })
 }
@@ -664,6 +684,14 @@ fn host_isa(opt_level: &str, regalloc: &str) -> Result<OwnedTargetIsa, JitError>
         .set("use_colocated_libcalls", "false")
         .map_err(|e| codegen(&e))?;
     flags.set("is_pic", "false").map_err(|e| codegen(&e))?;
+    // A frame larger than a page touches every page on the way down, so that running
+    // out of stack hits the guard page rather than whatever lies below it.
+    flags
+        .set("enable_probestack", "true")
+        .map_err(|e| codegen(&e))?;
+    flags
+        .set("probestack_strategy", "inline")
+        .map_err(|e| codegen(&e))?;
     let verify = if cfg!(debug_assertions) {
         "true"
     } else {
@@ -976,12 +1004,30 @@ impl Kernel {
         } else {
             workspace.prepare(self, dims)
         };
-        // SAFETY: the caller upholds the data contract; `usize` and `i64` have the same
-        // layout on the 64-bit hosts Cranelift-native supports; the arena holds every
-        // planned buffer at its offset.
-        unsafe { (self.entry)(dims.as_ptr() as *const i64, args, results, arena, offsets) };
+        let run = || {
+            // SAFETY: the caller upholds the data contract; `usize` and `i64` have the
+            // same layout on the 64-bit hosts Cranelift-native supports; the arena holds
+            // every planned buffer at its offset.
+            unsafe { (self.entry)(dims.as_ptr() as *const i64, args, results, arena, offsets) }
+        };
+        if self.stack_bytes <= SMALL_FRAME_BYTES {
+            run();
+        } else {
+            // A long scalar program spills megabytes: give it that much stack (a fresh
+            // segment when this thread's is short), as rustc does for deep recursion.
+            let need = self.stack_bytes + RUNTIME_STACK_BYTES;
+            stacker::maybe_grow(need, need, run);
+        }
     }
 }
+
+/// Native frames up to this size run on the caller's stack as they are, like any
+/// function call.
+const SMALL_FRAME_BYTES: usize = 64 << 10;
+
+/// Stack kept free, beyond the native frames, for the runtime functions they call (the
+/// matrix product, the thread hand-over).
+const RUNTIME_STACK_BYTES: usize = 256 << 10;
 
 /// Buffer offsets (bytes, 64-aligned) and the total arena size for `dims`: greedy
 /// placement by decreasing size, each at the lowest offset free of every placed buffer
