@@ -535,6 +535,37 @@ fn gradcheck_at_a_random_point_refuses_a_huge_param() {
     }
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn memory_the_host_cannot_give_is_an_error_on_every_path() {
+    // 2 x 10^9 columns pass the size limit (2^31 elements) but need 16 GB, more than
+    // the 4 GB of address space allowed here: the interpreter aborted.
+    let file = scratch(
+        "onehot_16gb.loss",
+        "input l: int[B]\nparam w\nloss = w * sum(onehot(l, 1000000000))\n",
+    );
+    let data = scratch("onehot_16gb.json", r#"{"l": [0, 1], "w": 1}"#);
+    for extra in [&[][..], &["--interp"], &["--interp", "--forward"]] {
+        let script = format!(
+            "ulimit -v 4000000 && exec \"$0\" run {} --data {} {}",
+            path_str(&file),
+            path_str(&data),
+            extra.join(" ")
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_gradc")])
+            .output()
+            .expect("sh runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot allocate 16000000000 bytes"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(stdout(&out), "", "{extra:?}");
+    }
+}
+
 #[test]
 fn a_real_accepts_a_number_beyond_the_f64_range_as_an_infinity() {
     let file = scratch(
