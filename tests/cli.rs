@@ -388,6 +388,21 @@ fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
 }
 
 #[test]
+fn bench_json_prints_a_non_finite_loss_as_run_does() {
+    let file = scratch("bench_nan.loss", "param x\nloss = log(x)\n");
+    for (k, (x, name)) in [("-1", "NaN"), ("0", "-Infinity")].iter().enumerate() {
+        let data = scratch(&format!("bench_nan{k}.json"), &format!(r#"{{"x": {x}}}"#));
+        let args = ["--data", path_str(&data)];
+        let report = json(&gradc(
+            &[&["bench", path_str(&file), "--json"][..], &args].concat(),
+        ));
+        let run = json(&gradc(&[&["run", path_str(&file)][..], &args].concat()));
+        assert_eq!(report["loss"], Value::String(name.to_string()), "{report}");
+        assert_eq!(report["loss"], run["loss"], "{report}");
+    }
+}
+
+#[test]
 fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
     let (loss_file, data) = example("neuron");
     let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
