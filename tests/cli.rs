@@ -582,6 +582,35 @@ fn memory_the_host_cannot_give_is_an_error_on_every_path() {
 }
 
 #[test]
+fn gradcheck_fails_a_nan_gradient_and_prints_the_real_error() {
+    let zero = scratch("gc_zero.json", r#"{"x": 0}"#);
+    let zero = path_str(&zero);
+    // d/dx sqrt(x²) at 0 is NaN: that fails, and says so.
+    let nan = scratch("gc_nan.loss", "param x\nloss = sqrt(x * x)\n");
+    let out = gradc(&["gradcheck", path_str(&nan), "--data", zero]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("gradcheck failed") && err.contains("gradient NaN"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("passed"), "{}", stdout(&out));
+    // At tolerance 0 the real error is printed, and what excused it.
+    let smooth = scratch("gc_smooth.loss", "param x\nloss = log(x) + sqrt(x)\n");
+    let point = scratch("gc_point.json", r#"{"x": 0.7}"#);
+    let args = ["gradcheck", path_str(&smooth), "--data", path_str(&point)];
+    let out = gradc(&[&args[..], &["--tolerance", "0"]].concat());
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("0.000e0 <="), "{text}");
+    if out.status.success() {
+        assert!(
+            text.contains("+ measured finite-difference noise"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn a_real_accepts_a_number_beyond_the_f64_range_as_an_infinity() {
     let file = scratch(
         "overflow.loss",

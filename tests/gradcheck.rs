@@ -344,3 +344,73 @@ fn a_wrong_gradient_of_a_loss_made_by_cancellation_still_fails() {
         assert!(report.worst_error() > 1e-2, "seed {seed}:\n{report}");
     }
 }
+
+/// The check of `source` (compiled by the whole pipeline) at `x` for its one param.
+fn check_at(source: &str, x: Tensor, tolerance: f64) -> gradc::gradcheck::GradcheckReport {
+    let compiled = gradc::driver::compile(source).unwrap();
+    let dims = if x.shape.is_empty() {
+        vec![]
+    } else {
+        vec![x.len()]
+    };
+    let point = Bound {
+        dims,
+        args: vec![x],
+    };
+    let options = GradcheckOptions {
+        tolerance,
+        ..GradcheckOptions::default()
+    };
+    gradcheck_with(&compiled.forward, &compiled.grad, &point, run, options).unwrap()
+}
+
+#[test]
+fn a_nan_or_infinite_gradient_fails_and_its_error_is_not_finite() {
+    // sqrt(x²) at 0: the gradient x / sqrt(x²) is 0/0 = NaN, the difference 0.
+    let report = check_at("param x\nloss = sqrt(x * x)\n", Tensor::scalar(0.0), 1e-5);
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert!(
+        row.analytic.is_nan() && row.worst_error.is_nan(),
+        "{report}"
+    );
+    assert_eq!((row.checked, row.nonsmooth), (1, 0), "{report}");
+    assert!(report.worst_error().is_nan());
+    assert!(report.to_string().contains("NaN"), "{report}");
+    // sqrt(x) at 0: the gradient is +inf, the difference NaN (sqrt(-h)).
+    let report = check_at("param x\nloss = sqrt(x)\n", Tensor::scalar(0.0), 1e-5);
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!(row.analytic, f64::INFINITY, "{report}");
+    assert!(!row.worst_error.is_finite(), "{report}");
+    // One NaN element among good ones is the one shown, and fails the param.
+    let report = check_at(
+        "param x: [N]\nloss = sum(sqrt(x * x))\n",
+        Tensor::real(vec![3], vec![0.5, 0.0, -2.0]),
+        1e-5,
+    );
+    assert_eq!(report.params[0].worst_at, Some(vec![1]), "{report}");
+    assert!(!report.passed(1e-5), "{report}");
+}
+
+#[test]
+fn the_reported_error_is_the_real_one_and_noise_that_excuses_it_is_reported() {
+    // At tolerance 0 the finite difference's own noise decides; the error shown must
+    // still be |g − fd| / |g| (about 6e-11 here), with the noise that excused it.
+    let report = check_at(
+        "param x\nloss = log(x) + sqrt(x)\n",
+        Tensor::scalar(0.7),
+        0.0,
+    );
+    let row = &report.params[0];
+    let g = 1.0 / 0.7 + 0.5 / 0.7f64.sqrt();
+    let real = (row.numeric - g).abs() / g;
+    assert!((row.analytic - g).abs() <= 1e-15 * g, "{report}");
+    assert!(real > 1e-13, "{report}");
+    assert!((row.worst_error - real).abs() <= 1e-6 * real, "{report}");
+    assert_eq!(report.passed(0.0), row.worst_error - row.noise <= 0.0);
+    if report.passed(0.0) {
+        assert_eq!(row.within_noise, 1, "{report}");
+        assert!(report.to_string().contains("measured noise"), "{report}");
+    }
+}
