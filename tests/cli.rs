@@ -611,6 +611,27 @@ fn gradcheck_fails_a_nan_gradient_and_prints_the_real_error() {
 }
 
 #[test]
+fn gradcheck_skips_a_point_on_a_kink() {
+    let zero = scratch("gc_kink_zero.json", r#"{"x": 0}"#);
+    let zero = path_str(&zero);
+    // relu'(0) = 0 is the contract's value, which the average slope can't confirm.
+    let kink = scratch("gc_relu.loss", "param x\nloss = relu(x)\n");
+    let out = gradc(&["gradcheck", path_str(&kink), "--data", zero]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 nonsmooth elements skipped"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn a_real_accepts_a_number_beyond_the_f64_range_as_an_infinity() {
     let file = scratch(
         "overflow.loss",

@@ -414,3 +414,51 @@ fn the_reported_error_is_the_real_one_and_noise_that_excuses_it_is_reported() {
         assert!(report.to_string().contains("measured noise"), "{report}");
     }
 }
+
+#[test]
+fn a_point_exactly_on_a_kink_is_recognised_as_nonsmooth() {
+    // relu'(0) = 0 and abs'(0) = 0 are the contract's values; the central difference
+    // at a kink is the average slope, so the element can't be judged, as near a kink.
+    for x in [0.0, 1e-9, -1e-9, 1e-12] {
+        let report = check_at("param x\nloss = relu(x)\n", Tensor::scalar(x), 1e-5);
+        let row = &report.params[0];
+        assert!(report.passed(DEFAULT_TOLERANCE), "x = {x}:\n{report}");
+        assert_eq!((row.checked, row.nonsmooth), (0, 1), "x = {x}:\n{report}");
+    }
+    let report = check_at(
+        "param x: [N]\nloss = sum(relu(x)) + sum(abs(x)) + maximum(x[0], 2 * x[0])\n",
+        Tensor::real(vec![3], vec![0.0, 1.0, -1.0]),
+        1e-5,
+    );
+    let row = &report.params[0];
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (2, 1), "{report}");
+    assert!(row.worst_error < 1e-9, "{report}");
+}
+
+#[test]
+fn a_wrong_gradient_beside_a_kink_still_fails() {
+    // d/dx sum(abs(x)) with the sign flipped: the kink at x[0] = 0 is skipped, the
+    // smooth elements fail.
+    let (forward, grad) = abs_sum();
+    let flipped = |func: &Function, bound: &Bound| {
+        let mut values = run(func, bound)?;
+        for (result, value) in func.results.iter().zip(values.iter_mut()) {
+            if let (ResultRole::Grad(_), gradc::tensor::TensorData::Real(v)) =
+                (result.role, &mut value.data)
+            {
+                v.iter_mut().for_each(|g| *g = -*g);
+            }
+        }
+        Ok(values)
+    };
+    let point = Bound {
+        dims: vec![3],
+        args: vec![Tensor::real(vec![3], vec![0.0, 0.4, -0.2])],
+    };
+    let report = gradcheck(&forward, &grad, &point, flipped).unwrap();
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (2, 1), "{report}");
+    assert!((row.worst_error - 2.0).abs() < 1e-6, "{report}");
+}
