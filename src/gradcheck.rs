@@ -573,26 +573,31 @@ fn check_element(
             allowance(h) + allowance(h / 10.0),
         )
     {
-        let richardson = (4.0 * d_h - d_2h) / 3.0;
-        // Its noise: 4/3 of d_h's plus 1/3 of d_2h's.
-        let richardson_allowance = (4.0 * allowance(h) + allowance(2.0 * h)) / 3.0;
-        let extrapolated = Estimate::new(g, richardson, floor.max(floor_2h), richardson_allowance);
-        return Ok(Some(if extrapolated.excess() < primary.excess() {
-            extrapolated
-        } else {
-            primary
-        }));
+        let extrapolated = richardson(
+            g,
+            (d_h, floor, allowance(h)),
+            (d_2h, floor_2h, allowance(2.0 * h)),
+        );
+        return Ok(Some(better(primary, extrapolated)));
     }
     let tiny = h / 1000.0;
     let (d_tiny, floor_tiny) = central_difference(x, tiny, loss_with)?;
-    let (d_tiny2, _) = central_difference(x, 2.0 * tiny, loss_with)?;
+    let (d_tiny2, floor_tiny2) = central_difference(x, 2.0 * tiny, loss_with)?;
     if consistent(
         d_tiny,
         d_tiny2,
         floor_tiny,
         allowance(tiny) + allowance(2.0 * tiny),
     ) {
-        return Ok(Some(Estimate::new(g, d_tiny, floor_tiny, allowance(tiny))));
+        // Truncation error can still matter at this step where the loss is steep (a
+        // `sqrt` near 0), so it is extrapolated too.
+        let plain = Estimate::new(g, d_tiny, floor_tiny, allowance(tiny));
+        let extrapolated = richardson(
+            g,
+            (d_tiny, floor_tiny, allowance(tiny)),
+            (d_tiny2, floor_tiny2, allowance(2.0 * tiny)),
+        );
+        return Ok(Some(better(plain, extrapolated)));
     }
     if d_tiny.is_finite() && d_tiny2.is_finite() {
         return Ok(None);
@@ -600,6 +605,27 @@ fn check_element(
     // The loss is NaN or infinite within the step (the edge of a `log` or `sqrt`): the
     // difference can't be trusted, and that is reported, not skipped.
     Ok(Some(primary))
+}
+
+/// The Richardson extrapolation `(4·D(s) − D(2s)) / 3` of central differences at steps
+/// `s` and `2s`, each given with its floor and noise allowance, against `g`.
+fn richardson(
+    g: f64,
+    (d, floor, allowance): (f64, f64, f64),
+    (d2, floor2, allowance2): (f64, f64, f64),
+) -> Estimate {
+    // Its noise: 4/3 of D(s)'s plus 1/3 of D(2s)'s.
+    let noise = (4.0 * allowance + allowance2) / 3.0;
+    Estimate::new(g, (4.0 * d - d2) / 3.0, floor.max(floor2), noise)
+}
+
+/// Of two estimates, the one with less error beyond its noise (the first on a tie).
+fn better(a: Estimate, b: Estimate) -> Estimate {
+    if b.excess() < a.excess() {
+        b
+    } else {
+        a
+    }
 }
 
 /// The flat indices to check: all of `0..n`, or `max` of them drawn at random without

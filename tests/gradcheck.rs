@@ -394,6 +394,17 @@ fn a_nan_or_infinite_gradient_fails_and_its_error_is_not_finite() {
 }
 
 #[test]
+fn the_edge_of_the_domain_within_the_step_is_checked_at_a_smaller_step() {
+    // sqrt(x) at 1e-6: sqrt(x − h) is NaN, so the difference at h is NaN; at h/1000 it
+    // is finite but off by 1e-5 (truncation), which extrapolation removes.
+    let report = check_at("param x\nloss = sqrt(x)\n", Tensor::scalar(1e-6), 1e-5);
+    let row = &report.params[0];
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (1, 0), "{report}");
+    assert!(row.worst_error < 1e-7, "{report}");
+}
+
+#[test]
 fn the_reported_error_is_the_real_one_and_noise_that_excuses_it_is_reported() {
     // At tolerance 0 the finite difference's own noise decides; the error shown must
     // still be |g − fd| / |g| (about 6e-11 here), with the noise that excused it.
