@@ -93,7 +93,9 @@ pub struct BenchReport {
 
 impl BenchReport {
     /// The report as one JSON object (the peer harness reads `compile_ms`,
-    /// `forward_us`, `value_and_grad_us`, `loss` and the `*_ir_*` sizes).
+    /// `forward_us`, `value_and_grad_us`, `loss` and the `*_ir_*` sizes). Numbers are
+    /// JSON numbers, except a non-finite loss: the string `"NaN"`, `"Infinity"` or
+    /// `"-Infinity"`, as in `gradc run`.
     pub fn to_json(&self) -> serde_json::Value {
         let timing = |t: &Timing| {
             json!({
@@ -108,7 +110,8 @@ impl BenchReport {
             "first_call_ms": self.first_call_ms,
             "forward_us": self.forward_us,
             "value_and_grad_us": self.value_and_grad_us,
-            "loss": self.loss,
+            // As `run` prints it: a non-finite loss is "NaN", "Infinity" or "-Infinity".
+            "loss": crate::data::real_to_json(self.loss),
             "peak_memory_bytes": self.peak_memory_bytes,
             "forward_ir_ops": self.forward_ir_ops,
             "grad_raw_ir_ops": self.grad_raw_ir_ops,

@@ -464,16 +464,41 @@ fn gradcheck_command(
         }
     };
     print_out(&report.to_string())?;
+    let verdict = gradcheck_verdict(&report, tolerance);
     if report.passed(tolerance) {
-        print_out(&format!(
-            "gradcheck passed: worst relative error {:.3e} <= tolerance {tolerance:e}\n",
-            report.worst_error()
-        ))
+        print_out(&format!("gradcheck passed: {verdict}\n"))
     } else {
-        Err(Failure::Message(format!(
-            "gradcheck failed: worst relative error {:.3e} > tolerance {tolerance:e}",
-            report.worst_error()
-        )))
+        Err(Failure::Message(format!("gradcheck failed: {verdict}")))
+    }
+}
+
+/// The worst error and what it was compared with: the tolerance, plus the measured
+/// noise of the finite differences where that decided.
+fn gradcheck_verdict(report: &gradcheck::GradcheckReport, tolerance: f64) -> String {
+    let Some(worst) = report.worst_param(tolerance) else {
+        return format!("no params to check (tolerance {tolerance:e})");
+    };
+    let error = worst.worst_error;
+    let passed = worst.passed(tolerance);
+    if !error.is_finite() {
+        let at = worst
+            .worst_at
+            .as_ref()
+            .map_or(String::new(), |at| format!(" at {at:?}"));
+        return format!(
+            "`{}`{at}: gradient {:e}, finite difference {:e} (relative error {error:.3e})",
+            worst.name, worst.analytic, worst.numeric
+        );
+    }
+    let sign = if passed { "<=" } else { ">" };
+    if worst.noise > 0.0 && error > tolerance {
+        format!(
+            "worst relative error {error:.3e} (`{}`) {sign} tolerance {tolerance:e} + \
+             measured finite-difference noise {:.3e}",
+            worst.name, worst.noise
+        )
+    } else {
+        format!("worst relative error {error:.3e} {sign} tolerance {tolerance:e}")
     }
 }
 

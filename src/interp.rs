@@ -24,7 +24,8 @@
 //! - Sums (reductions, matrix products) accumulate left to right in index order.
 //!
 //! Intermediate values are dropped after their last use, so memory stays near the live
-//! set.
+//! set. Every buffer the size of a value is allocated fallibly: memory the host can't
+//! give is an `Err` ("cannot allocate N bytes ..."), not an abort.
 
 use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value};
 use crate::shape::{self, checked_len, MAX_ELEMENTS};
@@ -67,8 +68,12 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
     let mut values: Vec<Option<Tensor>> = vec![None; func.insts.len()];
     for (k, inst) in func.insts.iter().enumerate() {
         let shape = concrete_shape(&inst.ty.shape, dims)?;
-        let result = eval_op(&inst.op, shape.clone(), dims, args, &values)
-            .map_err(|msg| format!("v{k}: {msg}"))?;
+        let result =
+            eval_op(&inst.op, shape.clone(), dims, args, &values).map_err(|e| match e {
+                EvalError::Invalid(msg) => format!("v{k}: {msg}"),
+                // About the host, not the function: the value's name would not help.
+                EvalError::OutOfMemory(msg) => msg,
+            })?;
         if result.shape != shape || elem_of(&result) != inst.ty.elem || !consistent(&result) {
             return Err(format!(
                 "v{k}: computed {:?} {:?} but the type says {:?} {:?}",
@@ -90,13 +95,85 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
     func.results
         .iter()
         .map(|r| {
-            values
+            let value = values
                 .get(r.value.index())
                 .and_then(Option::as_ref)
-                .cloned()
-                .ok_or_else(|| format!("result `{}`: {} is not computed", r.name, r.value))
+                .ok_or_else(|| format!("result `{}`: {} is not computed", r.name, r.value))?;
+            try_clone(value).map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// Why an op could not be evaluated.
+#[derive(Debug)]
+enum EvalError {
+    /// The function or its arguments are not what the op needs.
+    Invalid(String),
+    /// A buffer for the op's result could not be allocated.
+    OutOfMemory(String),
+}
+
+impl From<String> for EvalError {
+    fn from(msg: String) -> EvalError {
+        EvalError::Invalid(msg)
+    }
+}
+
+impl From<&str> for EvalError {
+    fn from(msg: &str) -> EvalError {
+        EvalError::Invalid(msg.to_string())
+    }
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::Invalid(msg) | EvalError::OutOfMemory(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// An empty vector with room for `n` elements, or an error if the host can't give the
+/// memory: shapes are bounded by [`MAX_ELEMENTS`], but 16 GiB may still be too much.
+fn buffer<T>(n: usize) -> Result<Vec<T>, EvalError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        EvalError::OutOfMemory(format!(
+            "cannot allocate {} bytes for an intermediate value",
+            (n as u128) * (std::mem::size_of::<T>() as u128)
+        ))
+    })?;
+    Ok(v)
+}
+
+/// `n` copies of `value`, allocated fallibly.
+fn filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, EvalError> {
+    let mut v = buffer(n)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// The first `n` items of `items`, allocated fallibly.
+fn collected<T>(n: usize, items: impl Iterator<Item = T>) -> Result<Vec<T>, EvalError> {
+    let mut v = buffer(n)?;
+    v.extend(items.take(n));
+    Ok(v)
+}
+
+/// A copy of `t`, allocated fallibly.
+fn try_clone(t: &Tensor) -> Result<Tensor, EvalError> {
+    Ok(Tensor {
+        shape: t.shape.clone(),
+        data: try_clone_data(&t.data)?,
+    })
+}
+
+fn try_clone_data(data: &TensorData) -> Result<TensorData, EvalError> {
+    Ok(match data {
+        TensorData::Real(v) => TensorData::Real(collected(v.len(), v.iter().copied())?),
+        TensorData::Int(v) => TensorData::Int(collected(v.len(), v.iter().copied())?),
+        TensorData::Bool(v) => TensorData::Bool(collected(v.len(), v.iter().copied())?),
+    })
 }
 
 /// For every value, the index of the last instruction using it: its own index if
@@ -178,7 +255,7 @@ fn eval_op(
     dims: &[usize],
     args: &[Tensor],
     values: &[Option<Tensor>],
-) -> Result<Tensor, String> {
+) -> Result<Tensor, EvalError> {
     let get = |v: Value| -> Result<&Tensor, String> {
         values
             .get(v.index())
@@ -186,41 +263,45 @@ fn eval_op(
             .ok_or_else(|| format!("operand {v} is not available"))
     };
     Ok(match *op {
-        Op::Arg(k) => args
-            .get(k as usize)
-            .cloned()
-            .ok_or_else(|| format!("no argument {k}"))?,
+        Op::Arg(k) => try_clone(
+            args.get(k as usize)
+                .ok_or_else(|| format!("no argument {k}"))?,
+        )?,
         Op::Const(c) => Tensor::scalar(c),
         Op::ConstInt(n) => Tensor::int(Vec::new(), vec![n]),
         Op::DimSize(d) => Tensor::scalar(dim_size(Dim::Sym(d), dims)? as f64),
         Op::Unary(u, x) => {
             let x = get(x)?;
             let f = unary_fn(u);
-            Tensor::real(x.shape.clone(), reals(x)?.iter().map(|&e| f(e)).collect())
+            let x_data = reals(x)?;
+            Tensor::real(
+                x.shape.clone(),
+                collected(x_data.len(), x_data.iter().map(|&e| f(e)))?,
+            )
         }
         Op::Binary(b, lhs, rhs) => {
             let (lhs, rhs) = (get(lhs)?, get(rhs)?);
             let (a, c) = (reals(lhs)?, reals(rhs)?);
             if lhs.shape != rhs.shape {
-                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape));
+                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape).into());
             }
             let f = binary_fn(b);
             Tensor::real(
                 lhs.shape.clone(),
-                a.iter().zip(c).map(|(&x, &y)| f(x, y)).collect(),
+                collected(a.len(), a.iter().zip(c).map(|(&x, &y)| f(x, y)))?,
             )
         }
         Op::Compare(c, lhs, rhs) => {
             let (lhs, rhs) = (get(lhs)?, get(rhs)?);
             if lhs.shape != rhs.shape {
-                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape));
+                return Err(format!("shapes {:?} and {:?} differ", lhs.shape, rhs.shape).into());
             }
             let mask: Vec<bool> = match (&lhs.data, &rhs.data) {
                 (TensorData::Real(a), TensorData::Real(b)) => {
-                    a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)).collect()
+                    collected(a.len(), a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)))?
                 }
                 (TensorData::Int(a), TensorData::Int(b)) => {
-                    a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)).collect()
+                    collected(a.len(), a.iter().zip(b).map(|(x, y)| compare(c, *x, *y)))?
                 }
                 _ => return Err("comparison needs two reals or two ints".into()),
             };
@@ -238,29 +319,30 @@ fn eval_op(
                 return Err("select operands differ in shape".into());
             }
             let (a, b) = (reals(a)?, reals(b)?);
-            let data = mask
-                .iter()
-                .zip(a.iter().zip(b))
-                .map(|(&m, (&x, &y))| if m { x } else { y })
-                .collect();
+            let data = collected(
+                mask.len(),
+                mask.iter()
+                    .zip(a.iter().zip(b))
+                    .map(|(&m, (&x, &y))| if m { x } else { y }),
+            )?;
             Tensor::real(shape, data)
         }
         Op::Broadcast(x, _) => broadcast(get(x)?, shape)?,
         Op::Reshape(x, _) => {
             let x = get(x)?;
             if x.len() != shape.iter().product::<usize>() {
-                return Err(format!("cannot reshape {:?} to {:?}", x.shape, shape));
+                return Err(format!("cannot reshape {:?} to {:?}", x.shape, shape).into());
             }
             Tensor {
                 shape,
-                data: x.data.clone(),
+                data: try_clone_data(&x.data)?,
             }
         }
         Op::Transpose(x) => {
             let x = get(x)?;
             let [m, n] = rank2(x)?;
             let data = reals(x)?;
-            let mut out = Vec::with_capacity(m * n);
+            let mut out = buffer(m * n)?;
             for j in 0..n {
                 for i in 0..m {
                     out.push(data[i * n + j]);
@@ -277,7 +359,7 @@ fn eval_op(
             let x = get(x)?;
             let groups = Groups::new(&x.shape, axes)?;
             let data = reals(x)?;
-            let mut out = vec![init; groups.n_out];
+            let mut out = filled(groups.n_out, init)?;
             for (flat, &e) in data.iter().enumerate() {
                 let o = groups.out_index(flat);
                 out[o] = fold(out[o], e);
@@ -288,7 +370,7 @@ fn eval_op(
             let x = get(x)?;
             let groups = Groups::new(&x.shape, axes)?;
             let data = reals(x)?;
-            let mut shift = vec![f64::NEG_INFINITY; groups.n_out];
+            let mut shift = filled(groups.n_out, f64::NEG_INFINITY)?;
             for (flat, &e) in data.iter().enumerate() {
                 let o = groups.out_index(flat);
                 shift[o] = nan_max(shift[o], e);
@@ -298,12 +380,12 @@ fn eval_op(
                     *m = 0.0;
                 }
             }
-            let mut sums = vec![0.0; groups.n_out];
+            let mut sums = filled(groups.n_out, 0.0)?;
             for (flat, &e) in data.iter().enumerate() {
                 let o = groups.out_index(flat);
                 sums[o] += (e - shift[o]).exp();
             }
-            let out = sums.iter().zip(&shift).map(|(s, m)| m + s.ln()).collect();
+            let out = collected(sums.len(), sums.iter().zip(&shift).map(|(s, m)| m + s.ln()))?;
             Tensor::real(groups.out_shape, out)
         }
         Op::Softmax(x, axis) | Op::LogSoftmax(x, axis) => {
@@ -316,42 +398,41 @@ fn eval_op(
                 x.shape.clone()
             };
             if axis as usize >= group_shape.len() {
-                return Err(format!("axis {axis} out of range"));
+                return Err(format!("axis {axis} out of range").into());
             }
             let groups = Groups::new(&group_shape, Axes::one(axis as usize))?;
             let data = reals(x)?;
-            let mut max = vec![f64::NEG_INFINITY; groups.n_out];
+            let mut max = filled(groups.n_out, f64::NEG_INFINITY)?;
             for (flat, &e) in data.iter().enumerate() {
                 let o = groups.out_index(flat);
                 max[o] = nan_max(max[o], e);
             }
-            let mut sums = vec![0.0; groups.n_out];
+            let mut sums = filled(groups.n_out, 0.0)?;
             for (flat, &e) in data.iter().enumerate() {
                 let o = groups.out_index(flat);
                 sums[o] += (e - max[o]).exp();
             }
-            let out = data
-                .iter()
-                .enumerate()
-                .map(|(flat, &e)| {
+            let out = collected(
+                data.len(),
+                data.iter().enumerate().map(|(flat, &e)| {
                     let o = groups.out_index(flat);
                     if log {
                         (e - max[o]) - sums[o].ln()
                     } else {
                         (e - max[o]).exp() / sums[o]
                     }
-                })
-                .collect();
+                }),
+            )?;
             Tensor::real(x.shape.clone(), out)
         }
         Op::MatMul(a, b) => {
             let (a, b) = (get(a)?, get(b)?);
             let ([m, k], [k2, n]) = (rank2(a)?, rank2(b)?);
             if k != k2 {
-                return Err(format!("matmul of {:?} and {:?}", a.shape, b.shape));
+                return Err(format!("matmul of {:?} and {:?}", a.shape, b.shape).into());
             }
             let (a, b) = (reals(a)?, reals(b)?);
-            let mut out = vec![0.0; m * n];
+            let mut out = filled(m * n, 0.0)?;
             // i-k-j order: the inner loop runs along rows of `b` and `out`.
             for i in 0..m {
                 let out_row = &mut out[i * n..(i + 1) * n];
@@ -372,7 +453,7 @@ fn eval_op(
             };
             let row_len: usize = row_shape.iter().product();
             let data = reals(table)?;
-            let mut out = Vec::with_capacity(index.len() * row_len);
+            let mut out = buffer(index.len().saturating_mul(row_len))?;
             for &ix in ints(index)? {
                 let r = checked_index(ix, rows)?;
                 out.extend_from_slice(&data[r * row_len..(r + 1) * row_len]);
@@ -388,7 +469,7 @@ fn eval_op(
             let row_shape = &updates.shape[index.shape.len()..];
             let row_len: usize = row_shape.iter().product();
             let data = reals(updates)?;
-            let mut out = vec![0.0; rows * row_len];
+            let mut out = filled(rows.saturating_mul(row_len), 0.0)?;
             for (b, &ix) in ints(index)?.iter().enumerate() {
                 let r = checked_index(ix, rows)?;
                 let src = &data[b * row_len..(b + 1) * row_len];
@@ -403,25 +484,20 @@ fn eval_op(
             let [b, k] = rank2(x)?;
             let labels = ints(labels)?;
             if labels.len() != b {
-                return Err(format!(
-                    "pick from {:?} with {} labels",
-                    x.shape,
-                    labels.len()
-                ));
+                return Err(format!("pick from {:?} with {} labels", x.shape, labels.len()).into());
             }
             let data = reals(x)?;
-            let out = labels
-                .iter()
-                .enumerate()
-                .map(|(row, &l)| Ok(data[row * k + checked_index(l, k)?]))
-                .collect::<Result<_, String>>()?;
+            let mut out = buffer(b)?;
+            for (row, &l) in labels.iter().enumerate() {
+                out.push(data[row * k + checked_index(l, k)?]);
+            }
             Tensor::real(vec![b], out)
         }
         Op::OneHot(l, depth) => {
             let labels = get(l)?;
             let depth = dim_size(depth, dims)?;
             let labels = ints(labels)?;
-            let mut out = vec![0.0; labels.len() * depth];
+            let mut out = filled(labels.len().saturating_mul(depth), 0.0)?;
             for (row, &l) in labels.iter().enumerate() {
                 out[row * depth + checked_index(l, depth)?] = 1.0;
             }
@@ -447,9 +523,9 @@ fn rank2(t: &Tensor) -> Result<[usize; 2], String> {
 
 /// NumPy broadcast of `x` to `shape`: dimensions aligned on the right, a size-1 (or
 /// missing) dimension repeated.
-fn broadcast(x: &Tensor, shape: Vec<usize>) -> Result<Tensor, String> {
+fn broadcast(x: &Tensor, shape: Vec<usize>) -> Result<Tensor, EvalError> {
     if x.shape.len() > shape.len() {
-        return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape));
+        return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape).into());
     }
     // Source strides aligned with the target's axes; 0 where the source repeats.
     let offset = shape.len() - x.shape.len();
@@ -460,7 +536,7 @@ fn broadcast(x: &Tensor, shape: Vec<usize>) -> Result<Tensor, String> {
         if size == target {
             strides[k + offset] = stride;
         } else if size != 1 {
-            return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape));
+            return Err(format!("{:?} does not broadcast to {:?}", x.shape, shape).into());
         }
         stride *= size;
     }
@@ -475,9 +551,9 @@ fn broadcast(x: &Tensor, shape: Vec<usize>) -> Result<Tensor, String> {
         src
     };
     let data = match &x.data {
-        TensorData::Real(v) => TensorData::Real((0..n).map(|f| v[source_index(f)]).collect()),
-        TensorData::Int(v) => TensorData::Int((0..n).map(|f| v[source_index(f)]).collect()),
-        TensorData::Bool(v) => TensorData::Bool((0..n).map(|f| v[source_index(f)]).collect()),
+        TensorData::Real(v) => TensorData::Real(collected(n, (0..n).map(|f| v[source_index(f)]))?),
+        TensorData::Int(v) => TensorData::Int(collected(n, (0..n).map(|f| v[source_index(f)]))?),
+        TensorData::Bool(v) => TensorData::Bool(collected(n, (0..n).map(|f| v[source_index(f)]))?),
     };
     Ok(Tensor { shape, data })
 }
@@ -604,5 +680,25 @@ fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
         CmpOp::Ge => a >= b,
         CmpOp::Eq => a == b,
         CmpOp::Ne => a != b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_the_host_cannot_give_is_an_error_not_an_abort() {
+        // More bytes than any allocator can give (beyond isize::MAX).
+        let n = usize::MAX / 8;
+        let err = buffer::<f64>(n).unwrap_err();
+        assert!(matches!(err, EvalError::OutOfMemory(_)), "{err:?}");
+        assert!(err.to_string().starts_with("cannot allocate"), "{err}");
+        assert!(matches!(filled(n, 0.0), Err(EvalError::OutOfMemory(_))));
+        assert!(matches!(
+            collected(n, std::iter::repeat(1.0)),
+            Err(EvalError::OutOfMemory(_))
+        ));
+        assert_eq!(filled(3, 2.0).unwrap(), vec![2.0; 3]);
     }
 }

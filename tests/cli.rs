@@ -388,6 +388,21 @@ fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
 }
 
 #[test]
+fn bench_json_prints_a_non_finite_loss_as_run_does() {
+    let file = scratch("bench_nan.loss", "param x\nloss = log(x)\n");
+    for (k, (x, name)) in [("-1", "NaN"), ("0", "-Infinity")].iter().enumerate() {
+        let data = scratch(&format!("bench_nan{k}.json"), &format!(r#"{{"x": {x}}}"#));
+        let args = ["--data", path_str(&data)];
+        let report = json(&gradc(
+            &[&["bench", path_str(&file), "--json"][..], &args].concat(),
+        ));
+        let run = json(&gradc(&[&["run", path_str(&file)][..], &args].concat()));
+        assert_eq!(report["loss"], Value::String(name.to_string()), "{report}");
+        assert_eq!(report["loss"], run["loss"], "{report}");
+    }
+}
+
+#[test]
 fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
     let (loss_file, data) = example("neuron");
     let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
@@ -533,6 +548,87 @@ fn gradcheck_at_a_random_point_refuses_a_huge_param() {
             &["param `w`", "too large", shape],
         );
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn memory_the_host_cannot_give_is_an_error_on_every_path() {
+    // 2 x 10^9 columns pass the size limit (2^31 elements) but need 16 GB, more than
+    // the 4 GB of address space allowed here: the interpreter aborted.
+    let file = scratch(
+        "onehot_16gb.loss",
+        "input l: int[B]\nparam w\nloss = w * sum(onehot(l, 1000000000))\n",
+    );
+    let data = scratch("onehot_16gb.json", r#"{"l": [0, 1], "w": 1}"#);
+    for extra in [&[][..], &["--interp"], &["--interp", "--forward"]] {
+        let script = format!(
+            "ulimit -v 4000000 && exec \"$0\" run {} --data {} {}",
+            path_str(&file),
+            path_str(&data),
+            extra.join(" ")
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_gradc")])
+            .output()
+            .expect("sh runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot allocate 16000000000 bytes"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(stdout(&out), "", "{extra:?}");
+    }
+}
+
+#[test]
+fn gradcheck_fails_a_nan_gradient_and_prints_the_real_error() {
+    let zero = scratch("gc_zero.json", r#"{"x": 0}"#);
+    let zero = path_str(&zero);
+    // d/dx sqrt(x²) at 0 is NaN: that fails, and says so.
+    let nan = scratch("gc_nan.loss", "param x\nloss = sqrt(x * x)\n");
+    let out = gradc(&["gradcheck", path_str(&nan), "--data", zero]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("gradcheck failed") && err.contains("gradient NaN"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("passed"), "{}", stdout(&out));
+    // At tolerance 0 the real error is printed, and what excused it.
+    let smooth = scratch("gc_smooth.loss", "param x\nloss = log(x) + sqrt(x)\n");
+    let point = scratch("gc_point.json", r#"{"x": 0.7}"#);
+    let args = ["gradcheck", path_str(&smooth), "--data", path_str(&point)];
+    let out = gradc(&[&args[..], &["--tolerance", "0"]].concat());
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("0.000e0 <="), "{text}");
+    if out.status.success() {
+        assert!(
+            text.contains("+ measured finite-difference noise"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn gradcheck_skips_a_point_on_a_kink() {
+    let zero = scratch("gc_kink_zero.json", r#"{"x": 0}"#);
+    let zero = path_str(&zero);
+    // relu'(0) = 0 is the contract's value, which the average slope can't confirm.
+    let kink = scratch("gc_relu.loss", "param x\nloss = relu(x)\n");
+    let out = gradc(&["gradcheck", path_str(&kink), "--data", zero]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 nonsmooth elements skipped"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -344,3 +344,132 @@ fn a_wrong_gradient_of_a_loss_made_by_cancellation_still_fails() {
         assert!(report.worst_error() > 1e-2, "seed {seed}:\n{report}");
     }
 }
+
+/// The check of `source` (compiled by the whole pipeline) at `x` for its one param.
+fn check_at(source: &str, x: Tensor, tolerance: f64) -> gradc::gradcheck::GradcheckReport {
+    let compiled = gradc::driver::compile(source).unwrap();
+    let dims = if x.shape.is_empty() {
+        vec![]
+    } else {
+        vec![x.len()]
+    };
+    let point = Bound {
+        dims,
+        args: vec![x],
+    };
+    let options = GradcheckOptions {
+        tolerance,
+        ..GradcheckOptions::default()
+    };
+    gradcheck_with(&compiled.forward, &compiled.grad, &point, run, options).unwrap()
+}
+
+#[test]
+fn a_nan_or_infinite_gradient_fails_and_its_error_is_not_finite() {
+    // sqrt(x²) at 0: the gradient x / sqrt(x²) is 0/0 = NaN, the difference 0.
+    let report = check_at("param x\nloss = sqrt(x * x)\n", Tensor::scalar(0.0), 1e-5);
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert!(
+        row.analytic.is_nan() && row.worst_error.is_nan(),
+        "{report}"
+    );
+    assert_eq!((row.checked, row.nonsmooth), (1, 0), "{report}");
+    assert!(report.worst_error().is_nan());
+    assert!(report.to_string().contains("NaN"), "{report}");
+    // sqrt(x) at 0: the gradient is +inf, the difference NaN (sqrt(-h)).
+    let report = check_at("param x\nloss = sqrt(x)\n", Tensor::scalar(0.0), 1e-5);
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!(row.analytic, f64::INFINITY, "{report}");
+    assert!(!row.worst_error.is_finite(), "{report}");
+    // One NaN element among good ones is the one shown, and fails the param.
+    let report = check_at(
+        "param x: [N]\nloss = sum(sqrt(x * x))\n",
+        Tensor::real(vec![3], vec![0.5, 0.0, -2.0]),
+        1e-5,
+    );
+    assert_eq!(report.params[0].worst_at, Some(vec![1]), "{report}");
+    assert!(!report.passed(1e-5), "{report}");
+}
+
+#[test]
+fn the_edge_of_the_domain_within_the_step_is_checked_at_a_smaller_step() {
+    // sqrt(x) at 1e-6: sqrt(x − h) is NaN, so the difference at h is NaN; at h/1000 it
+    // is finite but off by 1e-5 (truncation), which extrapolation removes.
+    let report = check_at("param x\nloss = sqrt(x)\n", Tensor::scalar(1e-6), 1e-5);
+    let row = &report.params[0];
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (1, 0), "{report}");
+    assert!(row.worst_error < 1e-7, "{report}");
+}
+
+#[test]
+fn the_reported_error_is_the_real_one_and_noise_that_excuses_it_is_reported() {
+    // At tolerance 0 the finite difference's own noise decides; the error shown must
+    // still be |g − fd| / |g| (about 6e-11 here), with the noise that excused it.
+    let report = check_at(
+        "param x\nloss = log(x) + sqrt(x)\n",
+        Tensor::scalar(0.7),
+        0.0,
+    );
+    let row = &report.params[0];
+    let g = 1.0 / 0.7 + 0.5 / 0.7f64.sqrt();
+    let real = (row.numeric - g).abs() / g;
+    assert!((row.analytic - g).abs() <= 1e-15 * g, "{report}");
+    assert!(real > 1e-13, "{report}");
+    assert!((row.worst_error - real).abs() <= 1e-6 * real, "{report}");
+    assert_eq!(report.passed(0.0), row.worst_error - row.noise <= 0.0);
+    if report.passed(0.0) {
+        assert_eq!(row.within_noise, 1, "{report}");
+        assert!(report.to_string().contains("measured noise"), "{report}");
+    }
+}
+
+#[test]
+fn a_point_exactly_on_a_kink_is_recognised_as_nonsmooth() {
+    // relu'(0) = 0 and abs'(0) = 0 are the contract's values; the central difference
+    // at a kink is the average slope, so the element can't be judged, as near a kink.
+    for x in [0.0, 1e-9, -1e-9, 1e-12] {
+        let report = check_at("param x\nloss = relu(x)\n", Tensor::scalar(x), 1e-5);
+        let row = &report.params[0];
+        assert!(report.passed(DEFAULT_TOLERANCE), "x = {x}:\n{report}");
+        assert_eq!((row.checked, row.nonsmooth), (0, 1), "x = {x}:\n{report}");
+    }
+    let report = check_at(
+        "param x: [N]\nloss = sum(relu(x)) + sum(abs(x)) + maximum(x[0], 2 * x[0])\n",
+        Tensor::real(vec![3], vec![0.0, 1.0, -1.0]),
+        1e-5,
+    );
+    let row = &report.params[0];
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (2, 1), "{report}");
+    assert!(row.worst_error < 1e-9, "{report}");
+}
+
+#[test]
+fn a_wrong_gradient_beside_a_kink_still_fails() {
+    // d/dx sum(abs(x)) with the sign flipped: the kink at x[0] = 0 is skipped, the
+    // smooth elements fail.
+    let (forward, grad) = abs_sum();
+    let flipped = |func: &Function, bound: &Bound| {
+        let mut values = run(func, bound)?;
+        for (result, value) in func.results.iter().zip(values.iter_mut()) {
+            if let (ResultRole::Grad(_), gradc::tensor::TensorData::Real(v)) =
+                (result.role, &mut value.data)
+            {
+                v.iter_mut().for_each(|g| *g = -*g);
+            }
+        }
+        Ok(values)
+    };
+    let point = Bound {
+        dims: vec![3],
+        args: vec![Tensor::real(vec![3], vec![0.0, 0.4, -0.2])],
+    };
+    let report = gradcheck(&forward, &grad, &point, flipped).unwrap();
+    let row = &report.params[0];
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+    assert_eq!((row.checked, row.nonsmooth), (2, 1), "{report}");
+    assert!((row.worst_error - 2.0).abs() < 1e-6, "{report}");
+}

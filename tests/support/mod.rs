@@ -311,7 +311,7 @@ pub fn check_gradients(
     .map_err(|e| failure(program, format!("gradcheck failed to run: {e}")))?;
     let mut confirmed = Vec::new();
     for param in &report.params {
-        if param.worst_error <= DEFAULT_TOLERANCE || param.worst_abs <= NEGLIGIBLE_GRADIENT {
+        if param.passed(DEFAULT_TOLERANCE) || param.worst_abs <= NEGLIGIBLE_GRADIENT {
             continue;
         }
         let second = second_opinion(compiled, bound, param.arg, &eval)
