@@ -593,16 +593,19 @@ fn zeros(n: usize) -> Result<Vec<f64>, ModelError> {
     Ok(v)
 }
 
-/// Re-checks a bound made elsewhere (it may come from another function's binder): its
-/// counts, the size of every value `func` computes, and every index.
+/// Re-checks a bound made elsewhere (it may come from another function's binder, or
+/// have been changed through its public fields): its counts, every argument's element
+/// type and shape, the size of every value `func` computes, and every index.
 fn check_bound(func: &Function, bound: &Bound) -> Result<(), ModelError> {
+    let other_model = || ModelError::BadCall("the data was bound for another model".to_string());
     if bound.dims.len() != func.dims.len() || bound.args.len() != func.args.len() {
-        return Err(ModelError::BadCall(
-            "the data was bound for another model".to_string(),
-        ));
+        return Err(other_model());
     }
-    data::check_sizes(func, &bound.dims)?;
-    data::check_indices(func, bound)?;
+    // Every argument's element type and shape, as binding checks them: a bound from a
+    // model with the same number of arguments must not reach code that reads it as its own.
+    if !data::check_bound(func, bound)? {
+        return Err(other_model());
+    }
     Ok(())
 }
 

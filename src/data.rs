@@ -932,39 +932,7 @@ pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bou
     let mut args = Vec::with_capacity(slots.len());
     for (decl, slot) in func.args.iter().zip(slots) {
         let tensor = slot.unwrap_or_else(|| panic!("compiler bug: `{}` not bound", decl.name));
-        let (elem, len) = match &tensor.data {
-            TensorData::Real(v) => (Elem::Real, v.len()),
-            TensorData::Int(v) => (Elem::Int, v.len()),
-            TensorData::Bool(v) => (Elem::Bool, v.len()),
-        };
-        let expected = tensor
-            .shape
-            .iter()
-            .try_fold(1usize, |n, &size| n.checked_mul(size));
-        if expected != Some(len) {
-            return Err(CallError::Malformed {
-                name: decl.name.clone(),
-                shape: tensor.shape.clone(),
-                len,
-            });
-        }
-        if tensor.shape.len() != decl.ty.rank() {
-            return Err(CallError::WrongRank {
-                name: decl.name.clone(),
-                expected: declared(func, decl),
-                found: format!("shape {:?}", tensor.shape),
-            });
-        }
-        if elem != decl.ty.elem {
-            return Err(CallError::WrongElem {
-                name: decl.name.clone(),
-                expected: decl.ty.elem,
-                found: elem,
-            });
-        }
-        for (axis, &size) in tensor.shape.iter().enumerate() {
-            binder.bind(decl, axis, size)?;
-        }
+        check_tensor(func, decl, &tensor, &mut binder)?;
         args.push(tensor);
     }
     let dims = binder.finish(&[])?;
@@ -972,6 +940,68 @@ pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bou
     let bound = Bound { dims, args };
     check_indices(func, &bound)?;
     Ok(bound)
+}
+
+/// Checks one argument's tensor against its declaration (element count, rank, element
+/// type) and binds the sizes of its dimensions.
+fn check_tensor(
+    func: &Function,
+    decl: &ArgDecl,
+    tensor: &Tensor,
+    binder: &mut DimBinder<'_>,
+) -> Result<(), CallError> {
+    let (elem, len) = match &tensor.data {
+        TensorData::Real(v) => (Elem::Real, v.len()),
+        TensorData::Int(v) => (Elem::Int, v.len()),
+        TensorData::Bool(v) => (Elem::Bool, v.len()),
+    };
+    let expected = tensor
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &size| n.checked_mul(size));
+    if expected != Some(len) {
+        return Err(CallError::Malformed {
+            name: decl.name.clone(),
+            shape: tensor.shape.clone(),
+            len,
+        });
+    }
+    if tensor.shape.len() != decl.ty.rank() {
+        return Err(CallError::WrongRank {
+            name: decl.name.clone(),
+            expected: declared(func, decl),
+            found: format!("shape {:?}", tensor.shape),
+        });
+    }
+    if elem != decl.ty.elem {
+        return Err(CallError::WrongElem {
+            name: decl.name.clone(),
+            expected: decl.ty.elem,
+            found: elem,
+        });
+    }
+    for (axis, &size) in tensor.shape.iter().enumerate() {
+        binder.bind(decl, axis, size)?;
+    }
+    Ok(())
+}
+
+/// Checks a [`Bound`] against `func` as [`bind_tensors`] checks fresh data: a bound
+/// made by another model's binder, or changed through its public fields, gets the same
+/// errors (naming the argument) before anything evaluates it. `Ok(false)` if every
+/// argument fits but the bound's dimension sizes are not the ones its data implies.
+pub fn check_bound(func: &Function, bound: &Bound) -> Result<bool, CallError> {
+    let mut binder = DimBinder::new(func);
+    for (decl, tensor) in func.args.iter().zip(&bound.args) {
+        check_tensor(func, decl, tensor, &mut binder)?;
+    }
+    let dims = binder.finish(&[])?;
+    if dims != bound.dims {
+        return Ok(false);
+    }
+    check_sizes(func, &dims)?;
+    check_indices(func, bound)?;
+    Ok(true)
 }
 
 /// Verifies that every argument and every value `func` computes has at most
@@ -1116,11 +1146,13 @@ pub fn check_indices(func: &Function, bound: &Bound) -> Result<(), CallError> {
             }
             Op::Arg(k) => {
                 let name = &func.args[*k as usize].name;
-                let values = bound
-                    .args
-                    .get(*k as usize)
-                    .and_then(Tensor::as_int)
-                    .unwrap_or_else(|| panic!("compiler bug: index `{name}` is not int data"));
+                let Some(values) = bound.args.get(*k as usize).and_then(Tensor::as_int) else {
+                    return Err(CallError::WrongElem {
+                        name: name.clone(),
+                        expected: Elem::Int,
+                        found: bound.args.get(*k as usize).map_or(Elem::Int, Tensor::elem),
+                    });
+                };
                 if let Some(pos) = values.iter().position(|&i| !in_range(i)) {
                     let index = if func.args[*k as usize].ty.rank() == 0 {
                         format!("`{name}`")

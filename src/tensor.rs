@@ -24,18 +24,18 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// A real tensor; `data.len()` must equal the product of `shape`.
+    /// A real tensor; `data.len()` should equal the product of `shape` (binding a
+    /// tensor where it does not is an error naming the argument, not a panic).
     pub fn real(shape: Vec<usize>, data: Vec<f64>) -> Tensor {
-        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
         Tensor {
             shape,
             data: TensorData::Real(data),
         }
     }
 
-    /// An int tensor; `data.len()` must equal the product of `shape`.
+    /// An int tensor; `data.len()` should equal the product of `shape` (as for
+    /// [`Tensor::real`]).
     pub fn int(shape: Vec<usize>, data: Vec<i64>) -> Tensor {
-        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
         Tensor {
             shape,
             data: TensorData::Int(data),
@@ -62,6 +62,15 @@ impl Tensor {
         match &self.data {
             TensorData::Real(v) => Some(v),
             _ => None,
+        }
+    }
+
+    /// The element type.
+    pub fn elem(&self) -> crate::ir::Elem {
+        match &self.data {
+            TensorData::Real(_) => crate::ir::Elem::Real,
+            TensorData::Int(_) => crate::ir::Elem::Int,
+            TensorData::Bool(_) => crate::ir::Elem::Bool,
         }
     }
 

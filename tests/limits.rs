@@ -221,3 +221,62 @@ fn data_json_accepts_numbers_beyond_the_f64_range_as_infinities() {
     let err = model.bind_json(&data).unwrap_err();
     assert!(err.to_string().contains("`k` must hold integers"), "{err}");
 }
+
+/// Data bound by another model (same number of arguments and dimensions), or changed
+/// through `Bound`'s public fields, is an error naming the argument in both engines:
+/// never a panic, and never read as if it had this model's shapes.
+#[test]
+fn a_bound_from_another_model_is_an_error_naming_the_argument() {
+    let reals = both_engines("input x: [N]\nparam w: [N]\nloss = sum(x * w)\n");
+    let gather = both_engines("input i: int[N]\nparam E: [N]\nloss = sum(E[i])\n");
+    let columns = both_engines("input x: [N, 6]\nparam w: [6]\nloss = sum(x @ w)\n");
+    let rows = both_engines("input x: [6, N]\nparam w: [6]\nloss = sum(w @ x)\n");
+    let expect_err = |model: &Model, bound: &gradc::data::Bound, name: &str| {
+        let forward = no_panic("forward", || model.forward(bound));
+        let err = forward.expect_err("data of another model");
+        assert!(err.to_string().contains(name), "should name {name}: {err}");
+        let grads = no_panic("value_and_grad_vec", || model.value_and_grad_vec(bound));
+        assert!(grads.is_err(), "value_and_grad_vec accepted it");
+    };
+    for (from, to) in reals.iter().zip(&gather) {
+        let bound = from
+            .bind(vec![
+                ("x".to_string(), Tensor::real(vec![2], vec![0.0, 1.0])),
+                ("w".to_string(), Tensor::real(vec![2], vec![1.0, 1.0])),
+            ])
+            .expect("binds");
+        // Real data where `i` must be int: an index the native code would trust.
+        expect_err(to, &bound, "`i`");
+    }
+    for (from, to) in columns.iter().zip(&rows) {
+        let bound = from
+            .bind(vec![
+                (
+                    "x".to_string(),
+                    Tensor::real(vec![1, 6], (1..=6).map(f64::from).collect()),
+                ),
+                ("w".to_string(), Tensor::real(vec![6], vec![1.0; 6])),
+            ])
+            .expect("binds");
+        // A [1, 6] `x` where [6, N] is declared.
+        expect_err(to, &bound, "`x`");
+        // The same model, its bound's shape changed by hand.
+        let mut changed = bound.clone();
+        changed.args[0].shape = vec![2, 3];
+        expect_err(from, &changed, "`x`");
+    }
+}
+
+#[test]
+fn a_tensor_whose_length_does_not_match_its_shape_is_an_error_not_a_panic() {
+    for model in both_engines("input x: [B, D]\nparam w: [D]\nloss = sum(x @ w)\n") {
+        let bind = || {
+            model.bind(vec![
+                ("x".to_string(), Tensor::real(vec![4, 3], vec![0.0; 11])),
+                ("w".to_string(), Tensor::real(vec![3], vec![1.0; 3])),
+            ])
+        };
+        let err = no_panic("Tensor::real and bind", bind).expect_err("11 elements for [4, 3]");
+        assert!(err.to_string().contains("`x`"), "{err}");
+    }
+}
