@@ -305,6 +305,11 @@ impl Model {
         grads: &mut [&mut [f64]],
     ) -> Result<f64, ModelError> {
         check_bound(&self.grad_fn, bound)?;
+        let lens: Vec<usize> = self.grad_fn.results[1..]
+            .iter()
+            .map(|r| crate::jit::numel(&self.grad_fn.ty(r.value).shape, &bound.dims))
+            .collect();
+        check_grad_buffers(&self.grad_fn, &lens, grads)?;
         let mut loss = [0.0];
         match &self.kernels {
             Some((_, kernel)) => {
@@ -317,7 +322,7 @@ impl Model {
             None => {
                 let values = crate::interp::eval(&self.grad_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
-                copy_results(&values, &mut loss, grads)?;
+                copy_results(&self.grad_fn, &values, &mut loss, grads)?;
             }
         }
         Ok(loss[0])
@@ -457,21 +462,7 @@ impl<'m> Call<'m> {
         match &model.kernels {
             Some((_, kernel)) => {
                 self.check_lens(args)?;
-                if grads.len() != self.grad_lens.len() {
-                    return Err(ModelError::BadCall(format!(
-                        "{} gradient buffers given, {} params",
-                        grads.len(),
-                        self.grad_lens.len()
-                    )));
-                }
-                for (k, (g, &want)) in grads.iter().zip(&self.grad_lens).enumerate() {
-                    if g.len() != want {
-                        return Err(ModelError::BadCall(format!(
-                            "gradient buffer {k}: {} elements, {want} expected",
-                            g.len()
-                        )));
-                    }
-                }
+                check_grad_buffers(&model.grad_fn, &self.grad_lens, grads)?;
                 kernel.check_indices(&self.dims, args)?;
                 self.scratch_results.clear();
                 self.scratch_results.push(loss.as_mut_ptr() as usize);
@@ -485,7 +476,7 @@ impl<'m> Call<'m> {
                 let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
                 let values = crate::interp::eval(&model.grad_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
-                copy_results(&values, &mut loss, grads)?;
+                copy_results(&model.grad_fn, &values, &mut loss, grads)?;
             }
         }
         Ok(loss[0])
@@ -634,29 +625,60 @@ fn results_with_loss<'a>(
     results
 }
 
+/// Checks the caller's gradient buffers against the params of `grad_fn`: one buffer per
+/// param in declaration order, the `k`-th of `lens[k]` elements.
+fn check_grad_buffers(
+    grad_fn: &Function,
+    lens: &[usize],
+    grads: &[&mut [f64]],
+) -> Result<(), ModelError> {
+    let params = grad_fn.results.get(1..).unwrap_or(&[]);
+    if grads.len() != params.len() {
+        let names: Vec<String> = params.iter().map(|r| format!("`{}`", r.name)).collect();
+        let which = if names.is_empty() {
+            "the model has no params".to_string()
+        } else {
+            format!("one per param: {}", names.join(", "))
+        };
+        return Err(ModelError::BadCall(format!(
+            "{} gradient buffers given, {} expected ({which})",
+            grads.len(),
+            params.len()
+        )));
+    }
+    for ((g, &want), param) in grads.iter().zip(lens).zip(params) {
+        if g.len() != want {
+            return Err(ModelError::BadCall(format!(
+                "the gradient buffer of `{}` has {} elements, {want} expected",
+                param.name,
+                g.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn copy_results(
+    grad_fn: &Function,
     values: &[Tensor],
     loss: &mut [f64; 1],
     grads: &mut [&mut [f64]],
 ) -> Result<(), ModelError> {
-    if values.len() != grads.len() + 1 {
-        return Err(ModelError::BadCall(format!(
-            "{} gradient buffers given, {} params",
-            grads.len(),
-            values.len().saturating_sub(1)
-        )));
-    }
-    loss[0] = values[0].as_real().map_or(f64::NAN, |x| x[0]);
-    for (k, (g, t)) in grads.iter_mut().zip(&values[1..]).enumerate() {
-        let src = t.as_real().unwrap_or(&[]);
-        if g.len() != src.len() {
-            return Err(ModelError::BadCall(format!(
-                "gradient buffer {k}: {} elements, {} expected",
-                g.len(),
-                src.len()
-            )));
+    let lens: Vec<usize> = values.iter().skip(1).map(Tensor::len).collect();
+    check_grad_buffers(grad_fn, &lens, grads)?;
+    loss[0] = values
+        .first()
+        .and_then(|t| t.as_real())
+        .map_or(f64::NAN, |x| x[0]);
+    for (g, t) in grads.iter_mut().zip(&values[1..]) {
+        match t.as_real() {
+            Some(src) if src.len() == g.len() => g.copy_from_slice(src),
+            _ => {
+                return Err(ModelError::BadCall(
+                    "compiler bug: a gradient is not a real tensor of its param's size".into(),
+                ))
+            }
         }
-        g.copy_from_slice(src);
     }
     Ok(())
 }

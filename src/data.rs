@@ -1174,6 +1174,13 @@ pub fn check_indices(func: &Function, bound: &Bound) -> Result<(), CallError> {
 
 /// What an index check guards, for messages: `` `E` with 1000 rows (V) ``.
 fn index_target(func: &Function, check: &IndexCheck, limit: u64) -> String {
+    let (before, after) = index_target_parts(func, check);
+    format!("{before}{limit}{after}")
+}
+
+/// [`index_target`] without its limit, which goes between the two parts (the JIT
+/// keeps them to word its own index errors the same way).
+pub fn index_target_parts(func: &Function, check: &IndexCheck) -> (String, String) {
     let dim = match check.bound {
         Dim::Const(_) => String::new(),
         d => format!(" ({})", func.dim_name(d)),
@@ -1183,29 +1190,29 @@ fn index_target(func: &Function, check: &IndexCheck, limit: u64) -> String {
         _ => "the indexed value".to_string(),
     };
     for inst in &func.insts {
-        let target = match inst.op {
+        let (before, what) = match inst.op {
             Op::Gather(t, i) if i == check.index && func.ty(t).shape[0] == check.bound => {
                 let what = if func.ty(t).rank() == 2 {
                     "rows"
                 } else {
                     "elements"
                 };
-                format!("{} with {limit} {what}", table_name(t))
+                (format!("{} with ", table_name(t)), what)
             }
             Op::Pick(x, l) if l == check.index && func.ty(x).shape[1] == check.bound => {
-                format!("`pick` from {limit} columns")
+                ("`pick` from ".to_string(), "columns")
             }
             Op::OneHot(l, depth) if l == check.index && depth == check.bound => {
-                format!("`onehot` with {limit} classes")
+                ("`onehot` with ".to_string(), "classes")
             }
             Op::ScatterAdd(_, i, rows) if i == check.index && rows == check.bound => {
-                format!("a gradient scatter into {limit} rows")
+                ("a gradient scatter into ".to_string(), "rows")
             }
             _ => continue,
         };
-        return target + &dim;
+        return (before, format!(" {what}{dim}"));
     }
-    format!("0..{limit}{dim}")
+    ("0..".to_string(), dim)
 }
 
 /// A tensor as JSON: a number, a list, or a list of rows; non-finite reals as the

@@ -280,3 +280,72 @@ fn a_tensor_whose_length_does_not_match_its_shape_is_an_error_not_a_panic() {
         assert!(err.to_string().contains("`x`"), "{err}");
     }
 }
+
+const CLASSIFIER: &str = "input x: [B, D]\ninput labels: int[B]\nparam W: [D, K]\nparam b: [K]\n\
+                          loss = -mean(pick(log_softmax(x @ W + b, 1), labels))\n";
+
+/// Errors of the slice-level calls name the argument or param, as binding errors do.
+#[test]
+fn call_errors_name_the_argument_or_param() {
+    for model in both_engines(CLASSIFIER) {
+        let x = vec![0.5; 4 * 3];
+        let bound = model
+            .bind(vec![
+                ("x".to_string(), Tensor::real(vec![4, 3], x.clone())),
+                ("labels".to_string(), Tensor::int(vec![4], vec![0, 1, 0, 1])),
+                ("W".to_string(), Tensor::real(vec![3, 2], vec![0.1; 6])),
+                ("b".to_string(), Tensor::real(vec![2], vec![0.0; 2])),
+            ])
+            .expect("binds");
+        let (mut gw, mut gb) = (vec![0.0; 6], vec![0.0; 2]);
+        let err = no_panic("one buffer for two params", || {
+            model.value_and_grad(&bound, &mut [&mut gw])
+        })
+        .expect_err("two params");
+        let message = err.to_string();
+        assert!(
+            message.contains("1 gradient buffers given, 2 expected"),
+            "{message}"
+        );
+        assert!(message.contains("`W`, `b`"), "{message}");
+        let mut short = vec![0.0; 5];
+        let err = no_panic("a short buffer", || {
+            model.value_and_grad(&bound, &mut [&mut short, &mut gb])
+        })
+        .expect_err("5 elements for W");
+        assert!(err.to_string().contains("gradient buffer of `W`"), "{err}");
+
+        let mut call = model.prepare(&bound.dims).expect("prepares");
+        let (w, b) = (vec![0.1; 6], vec![0.0; 2]);
+        let labels = [0i64, 9, 0, 1];
+        let args = [
+            ArgData::Real(&x),
+            ArgData::Int(&labels),
+            ArgData::Real(&w),
+            ArgData::Real(&b),
+        ];
+        let err = no_panic("a label out of range", || {
+            call.value_and_grad(&args, &mut [&mut gw, &mut gb])
+        })
+        .expect_err("label 9 of 2 classes");
+        assert!(err.to_string().contains("`labels`[1] = 9"), "{err}");
+        assert!(err.to_string().contains("2 columns (K)"), "{err}");
+        let err = no_panic("a short W", || {
+            call.value_and_grad(
+                &[args[0], args[1], ArgData::Real(&w[..5]), args[3]],
+                &mut [&mut gw, &mut gb],
+            )
+        })
+        .expect_err("5 elements of W");
+        assert!(err.to_string().contains("`W`"), "{err}");
+        let good = [0i64, 1, 0, 1];
+        let err = no_panic("a short gradient buffer", || {
+            call.value_and_grad(
+                &[args[0], ArgData::Int(&good), args[2], args[3]],
+                &mut [&mut gw[..5], &mut gb],
+            )
+        })
+        .expect_err("a short gradient of W");
+        assert!(err.to_string().contains("`W`"), "{err}");
+    }
+}

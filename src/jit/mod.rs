@@ -80,6 +80,10 @@ impl std::error::Error for JitError {}
 type EntryFn =
     unsafe extern "C" fn(*const i64, *const *const u8, *const *mut f64, *mut u8, *const i64);
 
+/// What an index guards, worded as the data binder words it: the text before and
+/// after the bound (`` `E` with `` 1000 `` rows (V)``).
+type IndexTarget = (String, String);
+
 /// The executable memory of one kernel, freed when the last [`Kernel`] clone drops.
 struct Code {
     module: Option<JITModule>,
@@ -128,11 +132,14 @@ pub struct Kernel {
     id: u64,
     n_dims: usize,
     args: Vec<(Elem, Vec<Dim>)>,
+    /// The arguments' names, for errors.
+    arg_names: Vec<String>,
     results: Vec<Vec<Dim>>,
-    /// (argument index, exclusive bound) for every int argument used as an index.
-    index_args: Vec<(usize, Dim)>,
-    /// (literal index, exclusive bound) for every literal index.
-    index_literals: Vec<(i64, Dim)>,
+    /// (argument index, exclusive bound, what it indexes) for every int argument used as
+    /// an index; see [`IndexTarget`].
+    index_args: Vec<(usize, Dim, IndexTarget)>,
+    /// (literal index, exclusive bound, what it indexes) for every literal index.
+    index_literals: Vec<(i64, Dim, IndexTarget)>,
     buffers: Vec<BufferDecl>,
     /// Every distinct shape of a value the code computes or reads (arguments, results,
     /// intermediate values, fused or stored): a call checks each against
@@ -430,6 +437,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
             .iter()
             .map(|r| func.ty(r.value).shape.clone())
             .collect(),
+        arg_names: func.args.iter().map(|a| a.name.clone()).collect(),
         index_args: index_args(func),
         index_literals: index_literals(func),
         buffers: plan
@@ -633,21 +641,25 @@ fn check_supported(func: &Function) -> Result<(), JitError> {
     Ok(())
 }
 
-fn index_args(func: &Function) -> Vec<(usize, Dim)> {
+fn index_args(func: &Function) -> Vec<(usize, Dim, IndexTarget)> {
     ir::index_checks(func)
         .into_iter()
         .filter_map(|c| match *func.op(c.index) {
-            Op::Arg(k) => Some((k as usize, c.bound)),
+            Op::Arg(k) => Some((
+                k as usize,
+                c.bound,
+                crate::data::index_target_parts(func, &c),
+            )),
             _ => None,
         })
         .collect()
 }
 
-fn index_literals(func: &Function) -> Vec<(i64, Dim)> {
+fn index_literals(func: &Function) -> Vec<(i64, Dim, IndexTarget)> {
     ir::index_checks(func)
         .into_iter()
         .filter_map(|c| match *func.op(c.index) {
-            Op::ConstInt(n) => Some((n, c.bound)),
+            Op::ConstInt(n) => Some((n, c.bound, crate::data::index_target_parts(func, &c))),
             _ => None,
         })
         .collect()
@@ -935,15 +947,16 @@ impl Kernel {
                 self.args.len()
             ));
         }
-        for (k, (arg, (elem, shape))) in args.iter().zip(&self.args).enumerate() {
+        for ((arg, (elem, shape)), name) in args.iter().zip(&self.args).zip(&self.arg_names) {
             let expected = numel(shape, dims);
             let (len, is_real) = match arg {
                 ArgData::Real(x) => (x.len(), true),
                 ArgData::Int(x) => (x.len(), false),
             };
             if is_real != (*elem == Elem::Real) || len != expected {
+                let given = if is_real { "real" } else { "int" };
                 return bad(format!(
-                    "argument {k}: expected {expected} {} elements, got {len}",
+                    "`{name}` should have {expected} {} elements, got {len} {given} elements",
                     if *elem == Elem::Real { "real" } else { "int" }
                 ));
             }
@@ -964,20 +977,29 @@ impl Kernel {
     /// the right types and lengths).
     pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
         let bad = |msg: String| Err(JitError::BadCall(msg));
-        for &(k, bound) in &self.index_args {
-            let bound = dim_size(bound, dims);
-            if let ArgData::Int(indices) = args[k] {
-                if let Some(bad_index) = indices.iter().find(|&&i| i < 0 || i as usize >= bound) {
+        for (k, bound, (before, after)) in &self.index_args {
+            let bound = dim_size(*bound, dims);
+            if let ArgData::Int(indices) = args[*k] {
+                if let Some(pos) = indices.iter().position(|&i| i < 0 || i as usize >= bound) {
+                    let name = &self.arg_names[*k];
+                    let index = if self.args[*k].1.is_empty() {
+                        format!("`{name}`")
+                    } else {
+                        format!("`{name}`[{pos}]")
+                    };
+                    let value = indices[pos];
                     return bad(format!(
-                        "argument {k}: index {bad_index} out of range 0..{bound}"
+                        "{index} = {value} is out of range for {before}{bound}{after}"
                     ));
                 }
             }
         }
-        for &(n, bound) in &self.index_literals {
-            let bound = dim_size(bound, dims);
-            if n < 0 || n as usize >= bound {
-                return bad(format!("index {n} out of range 0..{bound}"));
+        for (n, bound, (before, after)) in &self.index_literals {
+            let bound = dim_size(*bound, dims);
+            if *n < 0 || *n as usize >= bound {
+                return bad(format!(
+                    "the literal index {n} is out of range for {before}{bound}{after}"
+                ));
             }
         }
         Ok(())
