@@ -113,6 +113,7 @@ impl From<JitError> for ModelError {
     fn from(e: JitError) -> Self {
         match e {
             JitError::BadCall(msg) => ModelError::BadCall(msg),
+            JitError::Call(e) => ModelError::Call(e),
             other => ModelError::Jit(other),
         }
     }

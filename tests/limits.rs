@@ -328,6 +328,11 @@ fn call_errors_name_the_argument_or_param() {
             call.value_and_grad(&args, &mut [&mut gw, &mut gb])
         })
         .expect_err("label 9 of 2 classes");
+        // The same typed error from either engine.
+        assert!(
+            matches!(err, ModelError::Call(CallError::IndexOutOfRange { .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("`labels`[1] = 9"), "{err}");
         assert!(err.to_string().contains("2 columns (K)"), "{err}");
         let err = no_panic("a short W", || {

@@ -60,8 +60,10 @@ pub enum JitError {
     Codegen(String),
     /// The function uses something the JIT does not support (named).
     Unsupported(String),
-    /// Call-time data does not match the function (wrong count, length or index).
+    /// Call-time data does not match the function (wrong count or length).
     BadCall(String),
+    /// An index out of range: the same error the data binder gives.
+    Call(crate::data::CallError),
 }
 
 impl fmt::Display for JitError {
@@ -70,6 +72,7 @@ impl fmt::Display for JitError {
             JitError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             JitError::Unsupported(msg) => write!(f, "not supported by the JIT: {msg}"),
             JitError::BadCall(msg) => write!(f, "{msg}"),
+            JitError::Call(e) => write!(f, "{e}"),
         }
     }
 }
@@ -976,7 +979,7 @@ impl Kernel {
     /// Checks the range of every index argument and literal (arguments already have
     /// the right types and lengths).
     pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
-        let bad = |msg: String| Err(JitError::BadCall(msg));
+        use crate::data::CallError;
         for (k, bound, (before, after)) in &self.index_args {
             let bound = dim_size(*bound, dims);
             if let ArgData::Int(indices) = args[*k] {
@@ -987,19 +990,21 @@ impl Kernel {
                     } else {
                         format!("`{name}`[{pos}]")
                     };
-                    let value = indices[pos];
-                    return bad(format!(
-                        "{index} = {value} is out of range for {before}{bound}{after}"
-                    ));
+                    return Err(JitError::Call(CallError::IndexOutOfRange {
+                        index,
+                        value: indices[pos],
+                        target: format!("{before}{bound}{after}"),
+                    }));
                 }
             }
         }
         for (n, bound, (before, after)) in &self.index_literals {
             let bound = dim_size(*bound, dims);
             if *n < 0 || *n as usize >= bound {
-                return bad(format!(
-                    "the literal index {n} is out of range for {before}{bound}{after}"
-                ));
+                return Err(JitError::Call(CallError::LiteralIndexOutOfRange {
+                    value: *n,
+                    target: format!("{before}{bound}{after}"),
+                }));
             }
         }
         Ok(())
