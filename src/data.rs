@@ -950,11 +950,7 @@ fn check_tensor(
     tensor: &Tensor,
     binder: &mut DimBinder<'_>,
 ) -> Result<(), CallError> {
-    let (elem, len) = match &tensor.data {
-        TensorData::Real(v) => (Elem::Real, v.len()),
-        TensorData::Int(v) => (Elem::Int, v.len()),
-        TensorData::Bool(v) => (Elem::Bool, v.len()),
-    };
+    let (elem, len) = (tensor.elem(), tensor.data.len());
     let expected = tensor
         .shape
         .iter()

@@ -27,7 +27,7 @@
 //! set. Every buffer the size of a value is allocated fallibly: memory the host can't
 //! give is an `Err` ("cannot allocate N bytes ..."), not an abort.
 
-use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Elem, Function, Op, ReduceOp, UnaryOp, Value};
+use crate::ir::{Axes, BinaryOp, CmpOp, Dim, DimVar, Function, Op, ReduceOp, UnaryOp, Value};
 use crate::shape::{self, checked_len, MAX_ELEMENTS};
 use crate::tensor::{Tensor, TensorData};
 
@@ -52,13 +52,13 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
     }
     for (decl, arg) in func.args.iter().zip(args) {
         let shape = concrete_shape(&decl.ty.shape, dims)?;
-        if arg.shape != shape || elem_of(arg) != decl.ty.elem || !consistent(arg) {
+        if arg.shape != shape || arg.elem() != decl.ty.elem || !consistent(arg) {
             return Err(format!(
                 "argument `{}` should be {:?} {:?}, is {:?} {:?}",
                 decl.name,
                 decl.ty.elem,
                 shape,
-                elem_of(arg),
+                arg.elem(),
                 arg.shape
             ));
         }
@@ -74,10 +74,10 @@ pub fn eval(func: &Function, dims: &[usize], args: &[Tensor]) -> Result<Vec<Tens
                 // About the host, not the function: the value's name would not help.
                 EvalError::OutOfMemory(msg) => msg,
             })?;
-        if result.shape != shape || elem_of(&result) != inst.ty.elem || !consistent(&result) {
+        if result.shape != shape || result.elem() != inst.ty.elem || !consistent(&result) {
             return Err(format!(
                 "v{k}: computed {:?} {:?} but the type says {:?} {:?}",
-                elem_of(&result),
+                result.elem(),
                 result.shape,
                 inst.ty.elem,
                 shape
@@ -220,22 +220,9 @@ fn dim_size(d: Dim, dims: &[usize]) -> Result<usize, String> {
     })
 }
 
-fn elem_of(t: &Tensor) -> Elem {
-    match t.data {
-        TensorData::Real(_) => Elem::Real,
-        TensorData::Int(_) => Elem::Int,
-        TensorData::Bool(_) => Elem::Bool,
-    }
-}
-
 /// True if the element count matches the shape.
 fn consistent(t: &Tensor) -> bool {
-    let n = match &t.data {
-        TensorData::Real(v) => v.len(),
-        TensorData::Int(v) => v.len(),
-        TensorData::Bool(v) => v.len(),
-    };
-    n == t.shape.iter().product::<usize>()
+    t.data.len() == t.shape.iter().product::<usize>()
 }
 
 fn reals(t: &Tensor) -> Result<&[f64], String> {

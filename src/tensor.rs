@@ -14,6 +14,22 @@ pub enum TensorData {
     Bool(Vec<bool>),
 }
 
+impl TensorData {
+    /// The number of elements stored (which a well-formed tensor's shape agrees with).
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::Real(v) => v.len(),
+            TensorData::Int(v) => v.len(),
+            TensorData::Bool(v) => v.len(),
+        }
+    }
+
+    /// True if no elements are stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A dense row-major array of rank 0, 1 or 2.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
