@@ -428,16 +428,14 @@ impl<'m> Call<'m> {
         &self.dims
     }
 
-    /// Runs `kernel` on `args`, writing to the buffers already listed in
-    /// `scratch_results`.
+    /// Runs `kernel` on the argument and result pointers already listed in
+    /// `scratch_args` and `scratch_results`.
     ///
     /// # Safety
-    /// Every argument's type, length and indices must have been checked for
+    /// Every listed argument's type, length and indices must have been checked for
     /// `self.dims`, and every listed result buffer must be live and of its result's
     /// length.
-    unsafe fn run_checked(&mut self, kernel: &Kernel, args: &[ArgData<'_>]) {
-        self.scratch_args.clear();
-        self.scratch_args.extend(args.iter().map(arg_address));
+    unsafe fn run_checked(&mut self, kernel: &Kernel) {
         // SAFETY: the caller's contract; the pointer tables point into live borrowed
         // slices and stay untouched while the kernel runs.
         unsafe {
@@ -462,16 +460,12 @@ impl<'m> Call<'m> {
         let mut loss = [0.0];
         match &model.kernels {
             Some((_, kernel)) => {
-                self.check_lens(args)?;
-                check_grad_buffers(&model.grad_fn, &self.grad_lens, grads)?;
+                self.list_args(args)?;
+                self.list_grad_buffers(&mut loss, grads)?;
                 kernel.check_indices(&self.dims, args)?;
-                self.scratch_results.clear();
-                self.scratch_results.push(loss.as_mut_ptr() as usize);
-                self.scratch_results
-                    .extend(grads.iter_mut().map(|g| g.as_mut_ptr() as usize));
                 // SAFETY: lengths and indices were checked above for `self.dims`, and
                 // every result buffer has its result's length.
-                unsafe { self.run_checked(kernel, args) };
+                unsafe { self.run_checked(kernel) };
             }
             None => {
                 let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
@@ -494,7 +488,7 @@ impl<'m> Call<'m> {
                         .map(|r| zeros(kernel.result_len(r, &self.dims)))
                         .collect::<Result<_, _>>()?;
                 }
-                self.check_lens(args)?;
+                self.list_args(args)?;
                 kernel.check_indices(&self.dims, args)?;
                 self.scratch_results.clear();
                 self.scratch_results.extend(
@@ -504,7 +498,7 @@ impl<'m> Call<'m> {
                 );
                 // SAFETY: as in `value_and_grad`; the result buffers were sized for
                 // `self.dims` above.
-                unsafe { self.run_checked(kernel, args) };
+                unsafe { self.run_checked(kernel) };
             }
             None => {
                 let bound = bound_from_args(&model.forward_fn, &self.dims, args)?;
@@ -530,8 +524,10 @@ impl<'m> Call<'m> {
             .map(|(r, data)| (r.name.as_str(), data.as_slice()))
     }
 
-    /// Checks the count, element types and lengths of fast-path arguments.
-    fn check_lens(&self, args: &[ArgData<'_>]) -> Result<(), ModelError> {
+    /// Checks the count, element types and lengths of fast-path arguments and lists
+    /// their addresses in `scratch_args`. One pass without early exits (a call's whole
+    /// overhead on small models); the error is worked out only when something is wrong.
+    fn list_args(&mut self, args: &[ArgData<'_>]) -> Result<(), ModelError> {
         if args.len() != self.arg_lens.len() {
             return Err(ModelError::BadCall(format!(
                 "{} arguments given, {} expected",
@@ -539,21 +535,65 @@ impl<'m> Call<'m> {
                 self.arg_lens.len()
             )));
         }
-        for (k, (arg, &(is_real, len))) in args.iter().zip(&self.arg_lens).enumerate() {
-            let (got_real, got_len) = match arg {
-                ArgData::Real(x) => (true, x.len()),
-                ArgData::Int(x) => (false, x.len()),
-            };
+        self.scratch_args.resize(args.len(), 0);
+        let mut all_match = true;
+        for ((arg, &(is_real, len)), address) in
+            args.iter().zip(&self.arg_lens).zip(&mut self.scratch_args)
+        {
+            let (got_real, got_len, got_address) = arg_parts(arg);
+            all_match &= (got_real == is_real) & (got_len == len);
+            *address = got_address;
+        }
+        if all_match {
+            Ok(())
+        } else {
+            Err(self.arg_mismatch(args))
+        }
+    }
+
+    /// The error for the first argument of the wrong element type or length.
+    #[cold]
+    fn arg_mismatch(&self, args: &[ArgData<'_>]) -> ModelError {
+        let names = self.model.forward_fn.args.iter().map(|a| a.name.as_str());
+        for ((arg, &(is_real, len)), name) in args.iter().zip(&self.arg_lens).zip(names) {
+            let (got_real, got_len, _) = arg_parts(arg);
             if got_real != is_real || got_len != len {
-                return Err(ModelError::BadCall(format!(
-                    "argument `{}`: expected {len} {} elements, got {got_len} {}",
-                    self.model.forward_fn.args[k].name,
+                return ModelError::BadCall(format!(
+                    "argument `{name}`: expected {len} {} elements, got {got_len} {}",
                     if is_real { "real" } else { "int" },
                     if got_real { "real" } else { "int" },
-                )));
+                ));
             }
         }
-        Ok(())
+        ModelError::BadCall("compiler bug: no argument is of the wrong length".into())
+    }
+
+    /// Checks the caller's gradient buffers (see [`check_grad_buffers`]) and lists the
+    /// loss cell and them in `scratch_results`, in one pass as [`Call::list_args`].
+    fn list_grad_buffers(
+        &mut self,
+        loss: &mut [f64; 1],
+        grads: &mut [&mut [f64]],
+    ) -> Result<(), ModelError> {
+        if grads.len() != self.grad_lens.len() {
+            return check_grad_buffers(&self.model.grad_fn, &self.grad_lens, grads);
+        }
+        self.scratch_results.resize(grads.len() + 1, 0);
+        self.scratch_results[0] = loss.as_mut_ptr() as usize;
+        let mut all_match = true;
+        for ((g, &len), address) in grads
+            .iter_mut()
+            .zip(&self.grad_lens)
+            .zip(&mut self.scratch_results[1..])
+        {
+            all_match &= g.len() == len;
+            *address = g.as_mut_ptr() as usize;
+        }
+        if all_match {
+            Ok(())
+        } else {
+            check_grad_buffers(&self.model.grad_fn, &self.grad_lens, grads)
+        }
     }
 
     /// Arena bytes held by this call's workspace.
@@ -562,10 +602,11 @@ impl<'m> Call<'m> {
     }
 }
 
-fn arg_address(a: &ArgData<'_>) -> usize {
+/// An argument's element type (real or not), length and address.
+fn arg_parts(a: &ArgData<'_>) -> (bool, usize, usize) {
     match a {
-        ArgData::Real(x) => x.as_ptr() as usize,
-        ArgData::Int(x) => x.as_ptr() as usize,
+        ArgData::Real(x) => (true, x.len(), x.as_ptr() as usize),
+        ArgData::Int(x) => (false, x.len(), x.as_ptr() as usize),
     }
 }
 

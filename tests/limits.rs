@@ -352,5 +352,43 @@ fn call_errors_name_the_argument_or_param() {
         })
         .expect_err("a short gradient of W");
         assert!(err.to_string().contains("`W`"), "{err}");
+        // The checks read every argument before reporting: the last one is named too,
+        // an element type is checked as well as a length, and counts are checked.
+        let args = [args[0], ArgData::Int(&good), args[2], args[3]];
+        let err = no_panic("a long b", || {
+            call.forward(&[args[0], args[1], args[2], ArgData::Real(&[0.0; 3])])
+        })
+        .expect_err("3 elements of b");
+        assert!(err.to_string().contains("`b`"), "{err}");
+        let err = no_panic("int data for W", || {
+            call.forward(&[args[0], args[1], ArgData::Int(&[0; 6]), args[3]])
+        })
+        .expect_err("int W");
+        assert!(err.to_string().contains("`W`"), "{err}");
+        assert!(err.to_string().contains("int"), "{err}");
+        let err = no_panic("three arguments", || call.forward(&args[..3]))
+            .expect_err("three arguments of four");
+        assert!(
+            err.to_string().contains("3 arguments given, 4 expected"),
+            "{err}"
+        );
+        let err = no_panic("one gradient buffer", || {
+            call.value_and_grad(&args, &mut [&mut gw])
+        })
+        .expect_err("one buffer for two params");
+        assert!(
+            err.to_string()
+                .contains("1 gradient buffers given, 2 expected"),
+            "{err}"
+        );
+        let err = no_panic("a long gradient buffer of b", || {
+            call.value_and_grad(&args, &mut [&mut gw, &mut [0.0; 3]])
+        })
+        .expect_err("3 elements for the gradient of b");
+        assert!(err.to_string().contains("gradient buffer of `b`"), "{err}");
+        let loss = call
+            .value_and_grad(&args, &mut [&mut gw, &mut gb])
+            .expect("the same call with the right buffers runs");
+        assert!(loss.is_finite(), "{loss}");
     }
 }

@@ -755,6 +755,11 @@ fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncI
             }
             runtime::SymbolShape::SinCos => {
                 sig.params.push(AbiParam::new(types::F64));
+                sig.returns.push(AbiParam::new(types::F64));
+                sig.returns.push(AbiParam::new(types::F64));
+            }
+            runtime::SymbolShape::SinCosTo => {
+                sig.params.push(AbiParam::new(types::F64));
                 sig.params.push(AbiParam::new(types::I64));
             }
         }

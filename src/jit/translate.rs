@@ -756,15 +756,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         if let (Some(&partner), Op::Unary(u, x)) = (self.trig_partners.get(&v), self.func.op(v)) {
             let (u, x) = (*u, *x);
             let arg = self.scalar(x);
-            let out = self.bcx.create_sized_stack_slot(StackSlotData::new(
-                StackSlotKind::ExplicitSlot,
-                16,
-                3,
-            ));
-            let addr = self.bcx.ins().stack_addr(types::I64, out, 0);
-            self.call("gradc_sincos", &[arg, addr]);
-            let sin = self.bcx.ins().load(types::F64, scalar_flags(), addr, 0);
-            let cos = self.bcx.ins().load(types::F64, scalar_flags(), addr, 8);
+            let (sin, cos) = self.sin_cos_call(arg);
             let (mine, theirs) = if u == UnaryOp::Sin {
                 (sin, cos)
             } else {
@@ -778,6 +770,27 @@ impl<'a, 'b> Translator<'a, 'b> {
         let inputs: Vec<ClifValue> = op.operands().iter().map(|&u| self.scalar(u)).collect();
         let value = self.lower_elementwise(op, &inputs, 1);
         self.scalars[v.index()] = Some(value);
+    }
+
+    /// `sin x` and `cos x` by one call (see [`runtime::SINCOS_IN_REGISTERS`]).
+    fn sin_cos_call(&mut self, x: ClifValue) -> (ClifValue, ClifValue) {
+        if runtime::SINCOS_IN_REGISTERS {
+            let f = self.func_ref("gradc_sincos");
+            let call = self.bcx.ins().call(f, &[x]);
+            let results = self.bcx.inst_results(call);
+            return (results[0], results[1]);
+        }
+        let f = self.func_ref("gradc_sincos_to");
+        let out = self.bcx.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            16,
+            3,
+        ));
+        let addr = self.bcx.ins().stack_addr(types::I64, out, 0);
+        self.bcx.ins().call(f, &[x, addr]);
+        let sin = self.bcx.ins().load(types::F64, scalar_flags(), addr, 0);
+        let cos = self.bcx.ins().load(types::F64, scalar_flags(), addr, 8);
+        (sin, cos)
     }
 
     fn emit_results(&mut self) {
