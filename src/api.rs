@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use crate::data::{self, Bound, CallError};
 use crate::diag::Diagnostic;
 use crate::driver::{self, Compiled};
-use crate::ir::{ArgRole, Function, ResultRole};
+use crate::ir::{ArgRole, Elem, Function, ResultRole};
 use crate::jit::{self, ArgData, JitError, Kernel, Workspace};
 use crate::tensor::{Tensor, TensorData};
 
@@ -71,13 +71,17 @@ pub enum ModelError {
     Compile(Vec<Diagnostic>),
     /// The file could not be read.
     Io(String),
-    /// Call-time data does not fit the model (names the input at fault).
+    /// Call-time data does not fit the model (names the input, param or gradient buffer
+    /// at fault): from binding, or from a slice-level call (wrong count, element type or
+    /// length of an argument or gradient buffer, an index out of range). Both engines
+    /// give the same error.
     Call(CallError),
     /// The JIT failed or refused a call.
     Jit(JitError),
     /// The interpreter failed.
     Eval(String),
-    /// A fast-path call did not match the prepared shapes (says which argument or buffer).
+    /// A call that could not be made otherwise: the wrong number of dimension sizes,
+    /// data bound for another model, memory that could not be allocated.
     BadCall(String),
 }
 
@@ -357,21 +361,20 @@ impl Model {
         data::check_sizes(&self.forward_fn, dims)?;
         data::check_sizes(&self.grad_fn, dims)?;
         let mut workspace = Workspace::new();
-        let (arg_lens, grad_lens) = match &self.kernels {
-            Some((forward, kernel)) => {
-                for k in [forward, kernel] {
-                    k.check_dims(dims)?;
-                    k.reserve(dims, &mut workspace)?;
-                }
-                (
-                    kernel.arg_lens(dims),
-                    (1..kernel.n_results())
-                        .map(|r| kernel.result_len(r, dims))
-                        .collect(),
-                )
+        if let Some((forward, kernel)) = &self.kernels {
+            for k in [forward, kernel] {
+                k.check_dims(dims)?;
+                k.reserve(dims, &mut workspace)?;
             }
-            None => (Vec::new(), Vec::new()),
-        };
+        }
+        // Checked by `check_sizes`: no count overflows.
+        let numel = |shape: &[crate::ir::Dim]| jit::numel(shape, dims);
+        let arg_lens = (self.forward_fn.args.iter())
+            .map(|a| (a.ty.elem, numel(&a.ty.shape)))
+            .collect();
+        let grad_lens = (self.grad_fn.results.iter().skip(1))
+            .map(|r| numel(&self.grad_fn.ty(r.value).shape))
+            .collect();
         Ok(Call {
             model: self,
             arg_lens,
@@ -405,8 +408,8 @@ impl Model {
 /// allocate. One `Call` per thread.
 pub struct Call<'m> {
     model: &'m Model,
-    /// Per argument: (is real, length) under `dims`.
-    arg_lens: Vec<(bool, usize)>,
+    /// Per argument: (element type, length) under `dims`.
+    arg_lens: Vec<(Elem, usize)>,
     /// Per gradient: its length under `dims`.
     grad_lens: Vec<usize>,
     dims: Vec<usize>,
@@ -468,6 +471,8 @@ impl<'m> Call<'m> {
                 unsafe { self.run_checked(kernel) };
             }
             None => {
+                self.list_args(args)?;
+                self.list_grad_buffers(&mut loss, grads)?;
                 let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
                 let values = crate::interp::eval(&model.grad_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
@@ -501,6 +506,7 @@ impl<'m> Call<'m> {
                 unsafe { self.run_checked(kernel) };
             }
             None => {
+                self.list_args(args)?;
                 let bound = bound_from_args(&model.forward_fn, &self.dims, args)?;
                 let values = crate::interp::eval(&model.forward_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
@@ -528,44 +534,24 @@ impl<'m> Call<'m> {
     /// their addresses in `scratch_args`. One pass without early exits (a call's whole
     /// overhead on small models); the error is worked out only when something is wrong.
     fn list_args(&mut self, args: &[ArgData<'_>]) -> Result<(), ModelError> {
-        if args.len() != self.arg_lens.len() {
-            return Err(ModelError::BadCall(format!(
-                "{} arguments given, {} expected",
-                args.len(),
-                self.arg_lens.len()
-            )));
-        }
+        let mut all_match = args.len() == self.arg_lens.len();
         self.scratch_args.resize(args.len(), 0);
-        let mut all_match = true;
-        for ((arg, &(is_real, len)), address) in
+        for ((arg, &(elem, len)), address) in
             args.iter().zip(&self.arg_lens).zip(&mut self.scratch_args)
         {
-            let (got_real, got_len, got_address) = arg_parts(arg);
-            all_match &= (got_real == is_real) & (got_len == len);
-            *address = got_address;
+            let (found_elem, found_len, found_address) = arg_parts(arg);
+            all_match &= (found_elem == elem) & (found_len == len);
+            *address = found_address;
         }
         if all_match {
-            Ok(())
-        } else {
-            Err(self.arg_mismatch(args))
+            return Ok(());
         }
-    }
-
-    /// The error for the first argument of the wrong element type or length.
-    #[cold]
-    fn arg_mismatch(&self, args: &[ArgData<'_>]) -> ModelError {
-        let names = self.model.forward_fn.args.iter().map(|a| a.name.as_str());
-        for ((arg, &(is_real, len)), name) in args.iter().zip(&self.arg_lens).zip(names) {
-            let (got_real, got_len, _) = arg_parts(arg);
-            if got_real != is_real || got_len != len {
-                return ModelError::BadCall(format!(
-                    "argument `{name}`: expected {len} {} elements, got {got_len} {}",
-                    if is_real { "real" } else { "int" },
-                    if got_real { "real" } else { "int" },
-                ));
-            }
-        }
-        ModelError::BadCall("compiler bug: no argument is of the wrong length".into())
+        let names = &self.model.forward_fn.args;
+        let names: Vec<String> = names.iter().map(|a| a.name.clone()).collect();
+        jit::check_arg_slices(&names, self.arg_lens.iter().copied(), args)?;
+        Err(ModelError::BadCall(
+            "compiler bug: no argument is of the wrong length".into(),
+        ))
     }
 
     /// Checks the caller's gradient buffers (see [`check_grad_buffers`]) and lists the
@@ -602,11 +588,11 @@ impl<'m> Call<'m> {
     }
 }
 
-/// An argument's element type (real or not), length and address.
-fn arg_parts(a: &ArgData<'_>) -> (bool, usize, usize) {
+/// An argument's element type, length and address.
+fn arg_parts(a: &ArgData<'_>) -> (Elem, usize, usize) {
     match a {
-        ArgData::Real(x) => (true, x.len(), x.as_ptr() as usize),
-        ArgData::Int(x) => (false, x.len(), x.as_ptr() as usize),
+        ArgData::Real(x) => (Elem::Real, x.len(), x.as_ptr() as usize),
+        ArgData::Int(x) => (Elem::Int, x.len(), x.as_ptr() as usize),
     }
 }
 
@@ -676,25 +662,18 @@ fn check_grad_buffers(
 ) -> Result<(), ModelError> {
     let params = grad_fn.results.get(1..).unwrap_or(&[]);
     if grads.len() != params.len() {
-        let names: Vec<String> = params.iter().map(|r| format!("`{}`", r.name)).collect();
-        let which = if names.is_empty() {
-            "the model has no params".to_string()
-        } else {
-            format!("one per param: {}", names.join(", "))
-        };
-        return Err(ModelError::BadCall(format!(
-            "{} gradient buffers given, {} expected ({which})",
-            grads.len(),
-            params.len()
-        )));
+        return Err(ModelError::Call(CallError::GradBufferCount {
+            given: grads.len(),
+            params: params.iter().map(|r| r.name.clone()).collect(),
+        }));
     }
     for ((g, &want), param) in grads.iter().zip(lens).zip(params) {
         if g.len() != want {
-            return Err(ModelError::BadCall(format!(
-                "the gradient buffer of `{}` has {} elements, {want} expected",
-                param.name,
-                g.len()
-            )));
+            return Err(ModelError::Call(CallError::GradBufferLength {
+                name: param.name.clone(),
+                expected: want,
+                found: g.len(),
+            }));
         }
     }
     Ok(())
@@ -732,11 +711,10 @@ fn bound_from_args(
     args: &[ArgData<'_>],
 ) -> Result<Bound, ModelError> {
     if args.len() != func.args.len() {
-        return Err(ModelError::BadCall(format!(
-            "{} arguments given, {} expected",
-            args.len(),
-            func.args.len()
-        )));
+        return Err(ModelError::Call(CallError::ArgCount {
+            given: args.len(),
+            expected: func.args.len(),
+        }));
     }
     let named = func
         .args

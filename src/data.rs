@@ -205,6 +205,38 @@ pub enum CallError {
         /// The sizes of the shape.
         sizes: Vec<u64>,
     },
+    /// A call with argument slices (Rust API) given the wrong number of them.
+    ArgCount {
+        /// How many were given.
+        given: usize,
+        /// How many inputs and params the function has.
+        expected: usize,
+    },
+    /// An argument slice (Rust API) of the wrong length for the call's dimension sizes.
+    WrongLength {
+        /// The argument's name.
+        name: String,
+        /// Its element count at these sizes.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// The wrong number of gradient buffers (Rust API): one per param is expected.
+    GradBufferCount {
+        /// How many were given.
+        given: usize,
+        /// The params, in declaration order.
+        params: Vec<String>,
+    },
+    /// A gradient buffer (Rust API) whose length is not its param's element count.
+    GradBufferLength {
+        /// The param's name.
+        name: String,
+        /// The param's element count.
+        expected: usize,
+        /// The buffer's length.
+        found: usize,
+    },
     /// An index element outside the rows of what it indexes.
     IndexOutOfRange {
         /// The index: `` `labels`[4] `` or `` `i` `` for a scalar.
@@ -289,6 +321,35 @@ impl fmt::Display for CallError {
             } => write!(
                 f,
                 "`{name}` must hold integers that fit in 64 bits (it is declared int), {element} is {found}"
+            ),
+            CallError::ArgCount { given, expected } => {
+                write!(f, "{given} arguments given, {expected} expected")
+            }
+            CallError::WrongLength {
+                name,
+                expected,
+                found,
+            } => write!(f, "`{name}` should have {expected} elements, got {found}"),
+            CallError::GradBufferCount { given, params } => {
+                let which = if params.is_empty() {
+                    "the model has no params".to_string()
+                } else {
+                    let names: Vec<String> = params.iter().map(|p| format!("`{p}`")).collect();
+                    format!("one per param: {}", names.join(", "))
+                };
+                write!(
+                    f,
+                    "{given} gradient buffers given, {} expected ({which})",
+                    params.len()
+                )
+            }
+            CallError::GradBufferLength {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the gradient buffer of `{name}` has {found} elements, {expected} expected"
             ),
             CallError::WrongElem {
                 name,

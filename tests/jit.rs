@@ -200,16 +200,20 @@ fn bad_calls_are_errors_not_undefined_behaviour() {
         ),
         "{result:?}"
     );
-    // Wrong length of `e`.
+    // Wrong length of `e` (the binder's typed error, naming `e`).
     let result = kernel.call(
         &[2, 3],
         &[ArgData::Int(&[0, 1]), ArgData::Real(&e[..2])],
         &mut [&mut loss],
         &mut workspace,
     );
-    assert!(
-        matches!(result, Err(jit::JitError::BadCall(_))),
-        "{result:?}"
+    assert_eq!(
+        result,
+        Err(jit::JitError::Call(gradc::data::CallError::WrongLength {
+            name: "e".into(),
+            expected: 3,
+            found: 2
+        }))
     );
     // Right data.
     kernel

@@ -342,6 +342,14 @@ fn call_errors_name_the_argument_or_param() {
             )
         })
         .expect_err("5 elements of W");
+        assert_eq!(
+            err,
+            ModelError::Call(CallError::WrongLength {
+                name: "W".into(),
+                expected: 6,
+                found: 5
+            })
+        );
         assert!(err.to_string().contains("`W`"), "{err}");
         let good = [0i64, 1, 0, 1];
         let err = no_panic("a short gradient buffer", || {
@@ -364,6 +372,10 @@ fn call_errors_name_the_argument_or_param() {
             call.forward(&[args[0], args[1], ArgData::Int(&[0; 6]), args[3]])
         })
         .expect_err("int W");
+        assert!(
+            matches!(err, ModelError::Call(CallError::WrongElem { .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("`W`"), "{err}");
         assert!(err.to_string().contains("int"), "{err}");
         let err = no_panic("three arguments", || call.forward(&args[..3]))
@@ -385,6 +397,10 @@ fn call_errors_name_the_argument_or_param() {
             call.value_and_grad(&args, &mut [&mut gw, &mut [0.0; 3]])
         })
         .expect_err("3 elements for the gradient of b");
+        assert!(
+            matches!(err, ModelError::Call(CallError::GradBufferLength { .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("gradient buffer of `b`"), "{err}");
         let loss = call
             .value_and_grad(&args, &mut [&mut gw, &mut gb])

@@ -50,6 +50,7 @@ use cranelift::prelude::{settings, types, AbiParam, Configurable, FunctionBuilde
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 
+use crate::data::CallError;
 use crate::ir::{self, Dim, Elem, Function, Op};
 use crate::shape::{checked_numel, MAX_ELEMENTS};
 
@@ -116,6 +117,43 @@ pub enum ArgData<'a> {
     Real(&'a [f64]),
     /// An int array (or scalar).
     Int(&'a [i64]),
+}
+
+/// Checks argument slices against the expected `(element type, length)` of each
+/// argument (named by `names`): their count, then each in order; the first mismatch is
+/// the error.
+pub fn check_arg_slices(
+    names: &[String],
+    expected: impl ExactSizeIterator<Item = (Elem, usize)>,
+    args: &[ArgData<'_>],
+) -> Result<(), CallError> {
+    if args.len() != expected.len() {
+        return Err(CallError::ArgCount {
+            given: args.len(),
+            expected: expected.len(),
+        });
+    }
+    for ((arg, (elem, len)), name) in args.iter().zip(expected).zip(names) {
+        let (found_elem, found_len) = match arg {
+            ArgData::Real(x) => (Elem::Real, x.len()),
+            ArgData::Int(x) => (Elem::Int, x.len()),
+        };
+        if found_elem != elem {
+            return Err(CallError::WrongElem {
+                name: name.clone(),
+                expected: elem,
+                found: found_elem,
+            });
+        }
+        if found_len != len {
+            return Err(CallError::WrongLength {
+                name: name.clone(),
+                expected: len,
+                found: found_len,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A buffer of the arena plan: its shape and live range.
@@ -946,45 +984,28 @@ impl Kernel {
     /// Validates the dimensions and arguments of a call: counts, element types,
     /// lengths and index ranges.
     pub fn check_args(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
-        let bad = |msg: String| Err(JitError::BadCall(msg));
         self.check_dims(dims)?;
-        if args.len() != self.args.len() {
-            return bad(format!(
-                "{} arguments given, {} expected",
-                args.len(),
-                self.args.len()
-            ));
-        }
-        for ((arg, (elem, shape)), name) in args.iter().zip(&self.args).zip(&self.arg_names) {
-            let expected = numel(shape, dims);
-            let (len, is_real) = match arg {
-                ArgData::Real(x) => (x.len(), true),
-                ArgData::Int(x) => (x.len(), false),
-            };
-            if is_real != (*elem == Elem::Real) || len != expected {
-                let given = if is_real { "real" } else { "int" };
-                return bad(format!(
-                    "`{name}` should have {expected} {} elements, got {len} {given} elements",
-                    if *elem == Elem::Real { "real" } else { "int" }
-                ));
-            }
-        }
+        let expected = self
+            .args
+            .iter()
+            .map(|(elem, shape)| (*elem, numel(shape, dims)));
+        check_arg_slices(&self.arg_names, expected, args).map_err(JitError::Call)?;
         self.check_indices(dims, args)
     }
 
-    /// The expected `(is_real, length)` of every argument under `dims` (for callers
-    /// that check lengths themselves and then only need [`Kernel::check_indices`]).
-    pub fn arg_lens(&self, dims: &[usize]) -> Vec<(bool, usize)> {
+    /// The expected `(element type, length)` of every argument under `dims` (for
+    /// callers that check lengths themselves and then only need
+    /// [`Kernel::check_indices`]).
+    pub fn arg_lens(&self, dims: &[usize]) -> Vec<(Elem, usize)> {
         self.args
             .iter()
-            .map(|(elem, shape)| (*elem == Elem::Real, numel(shape, dims)))
+            .map(|(elem, shape)| (*elem, numel(shape, dims)))
             .collect()
     }
 
     /// Checks the range of every index argument and literal (arguments already have
     /// the right types and lengths).
     pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
-        use crate::data::CallError;
         for (k, bound, (before, after)) in &self.index_args {
             let bound = dim_size(*bound, dims);
             if let ArgData::Int(indices) = args[*k] {
