@@ -1272,26 +1272,28 @@ pub fn index_target_parts(func: &Function, check: &IndexCheck) -> (String, Strin
     ("0..".to_string(), dim)
 }
 
-/// A tensor as JSON: a number, a list, or a list of rows; non-finite reals as the
-/// strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+/// A tensor as JSON: a number, a list, or a list of rows (nested lists for any rank,
+/// row-major); non-finite reals as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`. A
+/// tensor whose shape does not match its element count gives its elements as one list.
 pub fn tensor_to_json(t: &Tensor) -> Json {
     let elements: Vec<Json> = match &t.data {
         TensorData::Real(v) => v.iter().map(|&x| real_to_json(x)).collect(),
         TensorData::Int(v) => v.iter().map(|&n| Json::from(n)).collect(),
         TensorData::Bool(v) => v.iter().map(|&b| Json::from(b)).collect(),
     };
-    match t.shape[..] {
-        [] => elements.into_iter().next().unwrap_or(Json::Null),
-        [_] => Json::Array(elements),
-        [rows, cols] => {
-            let mut elements = elements.into_iter();
-            Json::Array(
-                (0..rows)
-                    .map(|_| Json::Array(elements.by_ref().take(cols).collect()))
-                    .collect(),
-            )
-        }
-        _ => panic!("compiler bug: tensor of rank {}", t.shape.len()),
+    let count = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if count != Some(elements.len()) {
+        // A malformed tensor (its shape does not match its data): the data as it is.
+        return Json::Array(elements);
+    }
+    nest(&mut elements.into_iter(), &t.shape)
+}
+
+/// The next elements as nested lists of `shape` (row-major); a scalar for `[]`.
+fn nest(elements: &mut impl Iterator<Item = Json>, shape: &[usize]) -> Json {
+    match shape.split_first() {
+        None => elements.next().unwrap_or(Json::Null),
+        Some((&len, inner)) => Json::Array((0..len).map(|_| nest(elements, inner)).collect()),
     }
 }
 

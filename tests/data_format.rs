@@ -451,6 +451,21 @@ fn tensors_print_as_numbers_lists_and_lists_of_rows() {
     );
 }
 
+/// `tensor_to_json` is public: tensors the language cannot produce (rank 3, or a shape
+/// that does not match the data) still print, without a panic or a huge output.
+#[test]
+fn any_tensor_prints_without_a_panic() {
+    let cube = Tensor::real(vec![2, 1, 2], vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        format_json(&tensor_to_json(&cube)),
+        "[[[1.0, 2.0]], [[3.0, 4.0]]]"
+    );
+    let malformed = Tensor::real(vec![1 << 40, 1 << 40], vec![1.0, 2.0]);
+    assert_eq!(format_json(&tensor_to_json(&malformed)), "[1.0, 2.0]");
+    let empty_scalar = Tensor::real(vec![], vec![]);
+    assert_eq!(format_json(&tensor_to_json(&empty_scalar)), "[]");
+}
+
 #[test]
 fn run_output_has_loss_grad_and_outputs_in_order() {
     let text = run_output(
