@@ -16,6 +16,7 @@ use super::math;
 use crate::ir::UnaryOp;
 
 mod matmul;
+mod trig;
 
 /// A runtime symbol: its name, address and number of `i64` parameters (`None` for a
 /// math function of `f64`s).
@@ -58,13 +59,25 @@ pub(crate) fn symbols() -> Vec<Symbol> {
         sym!(gradc_exp, Math1),
         sym!(gradc_log, Math1),
         sym!(gradc_log1p, Math1),
-        sym!(gradc_sin, Math1),
-        sym!(gradc_cos, Math1),
+        Symbol {
+            name: "gradc_sin",
+            address: trig::sin_address(),
+            shape: Math1,
+        },
+        Symbol {
+            name: "gradc_cos",
+            address: trig::cos_address(),
+            shape: Math1,
+        },
         sym!(gradc_tanh, Math1),
         sym!(gradc_sigmoid, Math1),
         sym!(gradc_softplus, Math1),
         sym!(gradc_pow, Math2),
-        sym!(gradc_sincos, SinCos),
+        Symbol {
+            name: "gradc_sincos",
+            address: trig::sin_cos_address(),
+            shape: SinCos,
+        },
         sym!(gradc_sincos_to, SinCosTo),
         sym!(gradc_fill, Fill),
         sym!(gradc_matmul, Ints(12)),
@@ -106,15 +119,12 @@ extern "C" fn gradc_log(x: f64) -> f64 {
 extern "C" fn gradc_log1p(x: f64) -> f64 {
     x.ln_1p()
 }
-extern "C" fn gradc_sin(x: f64) -> f64 {
-    x.sin()
-}
-extern "C" fn gradc_cos(x: f64) -> f64 {
-    x.cos()
-}
-/// Whether [`gradc_sincos`] returns its two results in registers, as Cranelift returns
-/// two `f64` results: the C convention of x86-64 System V returns a `#[repr(C)]` pair of
-/// `f64`s in `xmm0` and `xmm1`. Elsewhere it writes them through a pointer.
+/// Whether `gradc_sincos` ([`trig`]) returns its two results in registers, as Cranelift
+/// returns two `f64` results: the C convention of x86-64 System V returns a `#[repr(C)]`
+/// pair of `f64`s in `xmm0` and `xmm1`. Elsewhere compiled code calls
+/// [`gradc_sincos_to`], which writes them through a pointer. In registers, a chain
+/// through the sine (a sine of a sine…, whose cosine only the gradient needs) waits for
+/// no store and reload (measured on the swell workload: value-and-grad 1.80 → 1.72 µs).
 pub(crate) const SINCOS_IN_REGISTERS: bool = cfg!(all(target_arch = "x86_64", not(windows)));
 
 /// The sine and cosine of one argument, returned in two registers.
@@ -124,25 +134,11 @@ pub(crate) struct SinCos {
     cos: f64,
 }
 
-/// `sin x` and `cos x`, returned in registers (called where [`SINCOS_IN_REGISTERS`]).
-///
-/// Two libm calls rather than one `sincos` writing through pointers: the chain through
-/// the sine (a sine of a sine…, where the cosine is only needed by the gradient) then
-/// waits for neither the cosine nor a store and reload (measured on the swell workload:
-/// value-and-grad 1.80 → 1.72 µs).
-extern "C" fn gradc_sincos(x: f64) -> SinCos {
-    SinCos {
-        sin: x.sin(),
-        cos: x.cos(),
-    }
-}
-
 /// `out[0] = sin(x)`, `out[1] = cos(x)` (called where not [`SINCOS_IN_REGISTERS`]).
 extern "C" fn gradc_sincos_to(x: f64, out: i64) {
     // SAFETY: generated code passes a 16-byte stack slot.
     let out = unsafe { slice_mut::<f64>(out, 2) };
-    out[0] = x.sin();
-    out[1] = x.cos();
+    (out[0], out[1]) = trig::sin_cos(x);
 }
 extern "C" fn gradc_tanh(x: f64) -> f64 {
     x.tanh()
