@@ -249,6 +249,7 @@ struct Env<'e> {
 const TOP_LEVEL: Env<'static> = Env { locals: &[] };
 
 /// What a name in an expression refers to.
+#[derive(Clone, Copy)]
 enum Resolved {
     Value(NodeId),
     Fn(usize),
@@ -614,6 +615,9 @@ impl<'a> Checker<'a> {
                     stack.push(a);
                 }
                 ExprKind::Index { base, index } => {
+                    if let Some(message) = index_literal_error(index) {
+                        self.error::<()>(index.span, message);
+                    }
                     stack.push(index);
                     stack.push(base);
                 }
@@ -631,10 +635,71 @@ impl<'a> Checker<'a> {
                         );
                     } else {
                         let resolved = self.resolve_global(&func.name);
-                        self.expect_function(resolved, &func.name, func.span);
+                        if self.expect_function(resolved, &func.name, func.span) {
+                            self.check_call_shape_free(resolved, func, args, params, expr.span);
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The checks of a call in a `fn` body that do not depend on the argument types
+    /// (the number of arguments, literal axes, the size of `onehot`), so that they are
+    /// reported even if the `fn` is never called.
+    fn check_call_shape_free(
+        &mut self,
+        resolved: Resolved,
+        func: &Ident,
+        args: &[Expr],
+        params: &[Ident],
+        span: Span,
+    ) {
+        match resolved {
+            Resolved::Fn(index) => {
+                let expected = self.fns[index].params.len();
+                if args.len() != expected {
+                    self.error::<()>(span, fn_arity_message(&func.name, expected, args.len()));
+                }
+            }
+            Resolved::Builtin(builtin) => {
+                let (min, max) = builtin_arity(builtin);
+                if !self.arity(&func.name, args, min, max, span) {
+                    return;
+                }
+                match builtin {
+                    Builtin::Reduce(_) | Builtin::Softmax | Builtin::LogSoftmax => {
+                        if let Some(axis) = args.get(1) {
+                            if int_literal(axis).is_none() {
+                                self.error::<()>(axis.span, axis_literal_message(&func.name));
+                            }
+                        }
+                    }
+                    Builtin::OneHot => {
+                        let depth = &args[1];
+                        let message = match &depth.kind {
+                            ExprKind::Int(0) => Some(ONEHOT_ZERO),
+                            ExprKind::Int(_) => None,
+                            // An unknown name is reported as such when the body is resolved.
+                            ExprKind::Name(name)
+                                if !params.iter().any(|p| &p.name == name)
+                                    && matches!(
+                                        self.resolve_global(name),
+                                        Resolved::Dim(_) | Resolved::Unknown | Resolved::Poisoned
+                                    ) =>
+                            {
+                                None
+                            }
+                            _ => Some(ONEHOT_NOT_DIM),
+                        };
+                        if let Some(message) = message {
+                            self.error::<()>(depth.span, message);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1050,28 +1115,11 @@ impl<'a> Checker<'a> {
 
     /// An int index operand: an integer literal, or int data of rank ≤ 1.
     fn index_operand(&mut self, index: &'a Expr, env: Env<'_>) -> Option<NodeId> {
-        match &index.kind {
-            ExprKind::Int(n) => return Some(self.const_int(*n as i64)),
-            ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(_)) => {
-                return self.error(
-                    index.span,
-                    "a negative index is not allowed: an index literal counts from 0",
-                );
-            }
-            // An integer literal beyond `i64` lexes as the real it spells.
-            ExprKind::Real(x) if x.fract() == 0.0 && x.abs() >= i64::MAX as f64 => {
-                return self.error(
-                    index.span,
-                    format!("this index is too large (the largest is {})", i64::MAX),
-                );
-            }
-            ExprKind::Real(_) => {
-                return self.error(
-                    index.span,
-                    "an index must be an integer: found a real literal (write `1`, not `1.0`)",
-                );
-            }
-            _ => {}
+        if let ExprKind::Int(n) = index.kind {
+            return Some(self.const_int(n as i64));
+        }
+        if let Some(message) = index_literal_error(index) {
+            return self.error(index.span, message);
         }
         let node = self.expr(index, env)?;
         let ty = self.ty(node).clone();
@@ -1165,16 +1213,7 @@ impl<'a> Checker<'a> {
             }
         }
         if args.len() != params.len() {
-            return self.error(
-                span,
-                format!(
-                    "fn `{}` takes {} argument{}, found {}",
-                    func.name,
-                    params.len(),
-                    if params.len() == 1 { "" } else { "s" },
-                    args.len()
-                ),
-            );
+            return self.error(span, fn_arity_message(&func.name, params.len(), args.len()));
         }
         if !ok || !all_ok {
             return None;
@@ -1225,12 +1264,7 @@ impl<'a> Checker<'a> {
         env: Env<'_>,
     ) -> Option<NodeId> {
         let name = func.name.as_str();
-        let (min, max) = match builtin {
-            Builtin::Unary(_) | Builtin::Transpose | Builtin::Column | Builtin::Row => (1, 1),
-            Builtin::Elementwise(_) | Builtin::Dot | Builtin::Pick | Builtin::OneHot => (2, 2),
-            Builtin::Where => (3, 3),
-            Builtin::Reduce(_) | Builtin::Softmax | Builtin::LogSoftmax => (1, 2),
-        };
+        let (min, max) = builtin_arity(builtin);
         if !self.arity(name, args, min, max, span) {
             for arg in args {
                 self.expr(arg, env);
@@ -1402,10 +1436,7 @@ impl<'a> Checker<'a> {
     /// An axis argument: an integer literal in `-rank..rank`, normalised to `0..rank`.
     fn axis(&mut self, axis: &Expr, rank: usize, name: &str) -> Option<usize> {
         let Some(value) = int_literal(axis) else {
-            return self.error(
-                axis.span,
-                format!("the axis of `{name}` must be an integer literal such as `0`, `1` or `-1`"),
-            );
+            return self.error(axis.span, axis_literal_message(name));
         };
         let rank = rank as i64;
         if value < -rank || value >= rank {
@@ -1427,9 +1458,7 @@ impl<'a> Checker<'a> {
     /// The depth of `onehot`: a dimension name or an integer literal.
     fn onehot_depth(&mut self, depth: &Expr, env: Env<'_>) -> Option<Dim> {
         match &depth.kind {
-            ExprKind::Int(0) => {
-                return self.error(depth.span, "the size of `onehot` must be at least 1")
-            }
+            ExprKind::Int(0) => return self.error(depth.span, ONEHOT_ZERO),
             ExprKind::Int(n) => return Some(Dim::Const(*n)),
             ExprKind::Name(name) => {
                 if let Resolved::Dim(v) = self.resolve(name, env) {
@@ -1438,10 +1467,7 @@ impl<'a> Checker<'a> {
             }
             _ => {}
         }
-        self.error(
-            depth.span,
-            "the size of `onehot` must be a dimension name or an integer literal",
-        )
+        self.error(depth.span, ONEHOT_NOT_DIM)
     }
 
     // ----- the end -----
@@ -1545,6 +1571,46 @@ fn int_literal(expr: &Expr) -> Option<i64> {
             ExprKind::Int(n) => Some(-(n as i64)),
             _ => None,
         },
+        _ => None,
+    }
+}
+
+/// How many arguments a built-in takes: at least, at most.
+fn builtin_arity(builtin: Builtin) -> (usize, usize) {
+    match builtin {
+        Builtin::Unary(_) | Builtin::Transpose | Builtin::Column | Builtin::Row => (1, 1),
+        Builtin::Elementwise(_) | Builtin::Dot | Builtin::Pick | Builtin::OneHot => (2, 2),
+        Builtin::Where => (3, 3),
+        Builtin::Reduce(_) | Builtin::Softmax | Builtin::LogSoftmax => (1, 2),
+    }
+}
+
+fn fn_arity_message(name: &str, expected: usize, found: usize) -> String {
+    let plural = if expected == 1 { "" } else { "s" };
+    format!("fn `{name}` takes {expected} argument{plural}, found {found}")
+}
+
+fn axis_literal_message(name: &str) -> String {
+    format!("the axis of `{name}` must be an integer literal such as `0`, `1` or `-1`")
+}
+
+const ONEHOT_ZERO: &str = "the size of `onehot` must be at least 1";
+const ONEHOT_NOT_DIM: &str = "the size of `onehot` must be a dimension name or an integer literal";
+
+/// Why a literal cannot be an index (a negative, real or too large literal), if it is one.
+fn index_literal_error(index: &Expr) -> Option<String> {
+    match &index.kind {
+        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(_)) => {
+            Some("a negative index is not allowed: an index literal counts from 0".to_string())
+        }
+        // An integer literal beyond `i64` lexes as the real it spells.
+        ExprKind::Real(x) if x.fract() == 0.0 && x.abs() >= i64::MAX as f64 => Some(format!(
+            "this index is too large (the largest is {})",
+            i64::MAX
+        )),
+        ExprKind::Real(_) => Some(
+            "an index must be an integer: found a real literal (write `1`, not `1.0`)".to_string(),
+        ),
         _ => None,
     }
 }
