@@ -993,16 +993,6 @@ impl Kernel {
         self.check_indices(dims, args)
     }
 
-    /// The expected `(element type, length)` of every argument under `dims` (for
-    /// callers that check lengths themselves and then only need
-    /// [`Kernel::check_indices`]).
-    pub fn arg_lens(&self, dims: &[usize]) -> Vec<(Elem, usize)> {
-        self.args
-            .iter()
-            .map(|(elem, shape)| (*elem, numel(shape, dims)))
-            .collect()
-    }
-
     /// Checks the range of every index argument and literal (arguments already have
     /// the right types and lengths).
     pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
