@@ -66,7 +66,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// The largest relative error accepted.
-        #[arg(long, default_value_t = gradcheck::DEFAULT_TOLERANCE)]
+        #[arg(
+            long,
+            default_value_t = gradcheck::DEFAULT_TOLERANCE,
+            allow_negative_numbers = true,
+            value_parser = non_negative
+        )]
         tolerance: f64,
     },
     /// Fit the params to the data by gradient descent; print the loss as it goes.
@@ -80,7 +85,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         steps: usize,
         /// Learning rate.
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(
+            long,
+            default_value_t = 0.01,
+            allow_negative_numbers = true,
+            value_parser = positive_finite
+        )]
         lr: f64,
         /// The update rule.
         #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
@@ -186,6 +196,24 @@ impl Source {
 
 /// Renders a source failure right away (it needs the text) and turns it into a
 /// message-less failure.
+/// A learning rate: a finite number above 0.
+fn positive_finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a finite number above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A tolerance: a number of at least 0 (not NaN, which would accept every error).
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x >= 0.0 => Ok(x),
+        Ok(_) => Err("must be a number of at least 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn render_failure(source: &Source, failure: Failure) -> Failure {
     match failure {
         Failure::Source(diags) => {

@@ -312,6 +312,26 @@ fn non_finite_values_are_printed_as_strings() {
     assert!(matches!(&result["grad"]["w"], Value::String(s) if s == "Infinity" || s == "NaN"));
 }
 
+/// A learning rate that cannot train and a tolerance that would accept any error are
+/// refused before anything runs, naming the flag.
+#[test]
+fn a_nonsensical_learning_rate_or_tolerance_is_an_error() {
+    let (file, data) = example("classifier");
+    for lr in ["-1", "0", "nan", "inf"] {
+        let out = gradc(&["train", &file, "--data", &data, "--lr", lr]);
+        assert!(!out.status.success(), "--lr {lr} was accepted");
+        assert!(stderr(&out).contains("--lr"), "{}", stderr(&out));
+        assert!(
+            stdout(&out).is_empty(),
+            "--lr {lr} trained: {}",
+            stdout(&out)
+        );
+    }
+    let out = gradc(&["gradcheck", &file, "--tolerance", "nan"]);
+    assert!(!out.status.success(), "--tolerance nan was accepted");
+    assert!(stderr(&out).contains("--tolerance"), "{}", stderr(&out));
+}
+
 #[test]
 fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
     let (file, data) = example("classifier");
