@@ -205,7 +205,7 @@ fn positive_finite(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A tolerance: a number of at least 0 (not NaN, which would accept every error).
+/// A tolerance: a number of at least 0 (not NaN, against which every comparison fails).
 fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x >= 0.0 => Ok(x),

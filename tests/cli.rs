@@ -312,7 +312,7 @@ fn non_finite_values_are_printed_as_strings() {
     assert!(matches!(&result["grad"]["w"], Value::String(s) if s == "Infinity" || s == "NaN"));
 }
 
-/// A learning rate that cannot train and a tolerance that would accept any error are
+/// A learning rate that cannot train and a tolerance no error can be compared with are
 /// refused before anything runs, naming the flag.
 #[test]
 fn a_nonsensical_learning_rate_or_tolerance_is_an_error() {
