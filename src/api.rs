@@ -327,7 +327,7 @@ impl Model {
             None => {
                 let values = crate::interp::eval(&self.grad_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
-                copy_results(&self.grad_fn, &values, &mut loss, grads)?;
+                copy_results(&values, &mut loss, grads)?;
             }
         }
         Ok(loss[0])
@@ -476,7 +476,7 @@ impl<'m> Call<'m> {
                 let bound = bound_from_args(&model.grad_fn, &self.dims, args)?;
                 let values = crate::interp::eval(&model.grad_fn, &bound.dims, &bound.args)
                     .map_err(ModelError::Eval)?;
-                copy_results(&model.grad_fn, &values, &mut loss, grads)?;
+                copy_results(&values, &mut loss, grads)?;
             }
         }
         Ok(loss[0])
@@ -679,14 +679,13 @@ fn check_grad_buffers(
     Ok(())
 }
 
+/// The interpreter's loss and gradients into the caller's buffers (already checked
+/// against the params' sizes by [`check_grad_buffers`] or [`Call::list_grad_buffers`]).
 fn copy_results(
-    grad_fn: &Function,
     values: &[Tensor],
     loss: &mut [f64; 1],
     grads: &mut [&mut [f64]],
 ) -> Result<(), ModelError> {
-    let lens: Vec<usize> = values.iter().skip(1).map(Tensor::len).collect();
-    check_grad_buffers(grad_fn, &lens, grads)?;
     loss[0] = values
         .first()
         .and_then(|t| t.as_real())
