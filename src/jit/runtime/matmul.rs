@@ -253,10 +253,7 @@ unsafe fn packed_on_two_threads(m: usize, n: usize, k: usize, dst: Output, a: Op
     }
     let row_units = m.div_ceil(rows);
     let col_groups = n.div_ceil(PACK_UNIT_COLS);
-    // Row-major B of whole panels is read in place: every step of a panel is `NR`
-    // contiguous values, and packing it would cost more than it saves (B is read once
-    // per row unit, from cache either way).
-    let in_place = b.cs == 1 && b.rs > 0 && n % NR == 0;
+    let in_place = reads_b_in_place(m, n, kc, b);
     let pack_units = if in_place { 0 } else { blocks * col_groups };
     SHARED_B.with(|shared| {
         let mut shared = shared.borrow_mut();
@@ -383,6 +380,40 @@ fn wait_until(ready: impl Fn() -> bool) {
             std::hint::spin_loop();
         }
     }
+}
+
+/// Whether the register kernel reads row-major B in place, unpacked, over depth blocks
+/// of `kc` steps: every step of a panel is then `NR` contiguous values, which saves
+/// packing, but a panel's `kc` rows are `b.rs` elements apart, and a power-of-two row
+/// stride maps them all to a few sets of the L1 cache, where they evict each other
+/// (mlp's `x @ W1`, rows 2 KiB apart: 2 of 64 sets, one thread 1555 → 1213 µs packed).
+/// So B is read in place when the product has too few rows to repay packing, or when
+/// a panel's rows fit in the ways of the sets they map to (deep's 64-step panels).
+fn reads_b_in_place(m: usize, n: usize, kc: usize, b: Operand) -> bool {
+    /// Sets and ways of the L1 data cache of current x86-64 and arm64 cores (32 KiB,
+    /// 64-byte lines; 48 KiB caches have more ways).
+    const L1_SETS: usize = 64;
+    const L1_WAYS: usize = 8;
+    if !(b.cs == 1 && b.rs > 0 && n % NR == 0) {
+        return false;
+    }
+    let row_bytes = b.rs as usize * size_of::<f64>();
+    let sets = if row_bytes % 64 == 0 {
+        L1_SETS / gcd(row_bytes / 64, L1_SETS)
+    } else {
+        L1_SETS
+    };
+    // Pages a panel spans, against a 64-entry L1 TLB shared with A and dst.
+    let pages = (kc * row_bytes).div_ceil(4096).min(kc);
+    m <= 2 * MR || (kc <= sets * L1_WAYS && pages <= 32)
+}
+
+/// The greatest common divisor.
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// The packed B buffer, shared with the helper for the duration of one product.
@@ -558,12 +589,11 @@ unsafe fn packed_with(
     a_pack: &mut [f64],
     b_pack: &mut [f64],
 ) {
-    // Row-major B of whole panels is read in place (see `packed_on_two_threads`).
-    let in_place = b.cs == 1 && b.rs > 0 && n % NR == 0;
+    // Equal depth blocks of at most KC (784 = 4 × 196, not 3 × 256 + 16).
+    let kc_even = k.div_ceil(k.div_ceil(KC));
+    let in_place = reads_b_in_place(m, n, kc_even, b);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        // Equal depth blocks of at most KC (784 = 4 × 196, not 3 × 256 + 16).
-        let kc_even = k.div_ceil(k.div_ceil(KC));
         for pc in (0..k).step_by(kc_even) {
             let kc = kc_even.min(k - pc);
             if !in_place {
