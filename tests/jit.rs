@@ -371,6 +371,53 @@ fn small_integer_powers_are_products_within_two_ulps_of_c_pow() {
 }
 
 #[test]
+fn transcendentals_evaluated_on_blocks_agree_across_block_edges() {
+    // Big vectorised loops evaluate exp, log, log1p, tanh, sigmoid and softplus on
+    // blocks of 256 elements through the runtime's four-lane kernels, in passes: a
+    // function of a function needs a pass per level. Sizes on both sides of the block
+    // edges, odd and even, a flat nest and one over rows (whose blocks restart per row,
+    // and whose `row`/`column` broadcasts and row sums live in the last pass), values
+    // kept for the gradient, and a sigmoid and softplus of one value that share their
+    // exponential inline.
+    let source = "input x: [N]\ninput y: [R, C]\nparam a\nparam b: [C]\nparam c: [R]\n\
+                  let u = exp(tanh(a * x)) + log1p(x * x)\n\
+                  let v = sigmoid(y * row(b)) * softplus(log(1 + y * y) - column(c))\n\
+                  loss = sum(u * sigmoid(u - 2)) + sum(sum(v, 1) * c) + sum(softplus(a * x) + sigmoid(a * x))\n";
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    let names: Vec<&str> = compiled.grad.dims.iter().map(|d| d.as_str()).collect();
+    for (n, r, c) in [
+        (255, 1, 255),
+        (256, 2, 256),
+        (257, 3, 257),
+        (1001, 3, 517),
+        (2, 1, 3),
+    ] {
+        let sizes: Vec<usize> = names
+            .iter()
+            .map(|&d| match d {
+                "N" => n,
+                "R" => r,
+                _ => c,
+            })
+            .collect();
+        for (label, func) in [("forward", &compiled.forward), ("grad", &compiled.grad)] {
+            let bound = fixtures::point_at(func, &sizes, 11, RealSampling::Signed);
+            check_agrees(&format!("blocked {label} {sizes:?}"), func, &bound);
+        }
+    }
+    let clif = jit::clif_text(&compiled.forward).expect("jit");
+    // One 2 KiB buffer per blocked member: all seven but the sigmoid and softplus of
+    // `a * x`, which share one exponential inline.
+    let buffers = clif.matches("explicit_slot 2048").count();
+    let expected = if gradc::jit::math::has_block_kernels() {
+        7
+    } else {
+        0
+    };
+    assert_eq!(buffers, expected, "{clif}");
+}
+
+#[test]
 fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
     // Both are computed from exp(-|t|); the loop nest's value numbering keeps one.
     let source = "input x: [N]\nparam w\nloss = sum(softplus(x * w) + sigmoid(x * w))\n";

@@ -1629,7 +1629,7 @@ pub(crate) fn exp_scalar<const FMA: bool>(x: f64) -> f64 {
 }
 
 /// `e^x` of four lanes by the algorithm of [`exp_scalar`] (the same bits as
-/// `exp_scalar::<true>` in every lane).
+/// `exp_scalar::<true>` in every lane): the block kernel of [`MathFn::Exp`].
 ///
 /// # Safety
 /// The host has AVX2 and FMA.
@@ -1637,45 +1637,8 @@ pub(crate) fn exp_scalar<const FMA: bool>(x: f64) -> f64 {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) unsafe fn exp_avx2(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
-    use std::arch::x86_64::*;
-    let splat = |c: f64| _mm256_set1_pd(c);
-    // min/max return their second operand when either is NaN: x stays NaN.
-    let x = _mm256_min_pd(splat(EXP_MAX_ARG), x);
-    let x = _mm256_max_pd(splat(EXP_MIN_ARG), x);
-    let magic = splat(ROUND_MAGIC);
-    let t = _mm256_fmadd_pd(x, splat(EXP_INV_LN2_N), magic);
-    let neg_kd = _mm256_sub_pd(magic, t);
-    let r_hi = _mm256_fmadd_pd(neg_kd, splat(EXP_LN2_HI_N), x);
-    let r = _mm256_fmadd_pd(neg_kd, splat(EXP_LN2_LO_N), r_hi);
-    let t_bits = _mm256_castpd_si256(t);
-    let mut j = [0u64; 4];
-    _mm256_storeu_si256(
-        j.as_mut_ptr().cast(),
-        _mm256_and_si256(t_bits, _mm256_set1_epi64x((1 << EXP_TABLE_BITS) - 1)),
-    );
-    let entry = |lane: usize| EXP_TABLE.0[j[lane] as usize];
-    let (e0, e1, e2, e3) = (entry(0), entry(1), entry(2), entry(3));
-    let tail = _mm256_castsi256_pd(_mm256_setr_epi64x(
-        e0[0] as i64,
-        e1[0] as i64,
-        e2[0] as i64,
-        e3[0] as i64,
-    ));
-    let s_bits = _mm256_setr_epi64x(e0[1] as i64, e1[1] as i64, e2[1] as i64, e3[1] as i64);
-    let r2 = _mm256_mul_pd(r, r);
-    let p23 = _mm256_fmadd_pd(splat(EXP_C3), r, splat(EXP_C2));
-    let p45 = _mm256_fmadd_pd(splat(EXP_C5), r, splat(EXP_C4));
-    let p25 = _mm256_fmadd_pd(p45, r2, p23);
-    let tmp = _mm256_fmadd_pd(p25, r2, _mm256_add_pd(tail, r));
-    let k1_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 + 1 }>(t_bits);
-    let k_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 }>(t_bits);
-    let k2_bits = _mm256_sub_epi64(k_bits, k1_bits);
-    let scale1 = _mm256_castsi256_pd(_mm256_add_epi64(s_bits, _mm256_slli_epi64::<52>(k1_bits)));
-    let scale2 = _mm256_castsi256_pd(_mm256_add_epi64(
-        _mm256_slli_epi64::<52>(k2_bits),
-        _mm256_set1_epi64x(ONE_BITS),
-    ));
-    _mm256_mul_pd(_mm256_fmadd_pd(scale1, tmp, scale1), scale2)
+    // SAFETY: the host has AVX2 and FMA (the caller's contract).
+    unsafe { block::exp(x) }
 }
 
 /// Replaces every element of `row` by its exponential (or, with `keep`, leaves it) and
@@ -1784,6 +1747,542 @@ pub(crate) unsafe fn nan_max_avx2(row: &[f64]) -> f64 {
                 m.max(v)
             }
         })
+}
+
+// ---------------------------------------------------------------------------------------
+// Four-lane block kernels: the emitted functions with AVX2 and FMA, for blocks of a loop
+// that the generated code hands to the runtime.
+
+/// Whether [`apply_in_place`] runs its four-lane AVX2+FMA kernels on this host: x86-64 with
+/// AVX2 and FMA (detected once). Otherwise it falls back to scalar `std` functions.
+pub fn has_block_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2_FMA: OnceLock<bool> = OnceLock::new();
+        *AVX2_FMA.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Replaces every element of `xs` by `f` of it, four lanes at a time with AVX2 and FMA.
+///
+/// Where [`has_block_kernels`] holds, [`MathFn::Exp`], [`MathFn::Log`], [`MathFn::Log1p`],
+/// [`MathFn::Tanh`], [`MathFn::Sigmoid`] and [`MathFn::Softplus`] give, for every input
+/// (NaN for NaN, though not necessarily the same NaN payload), the same bits as the inline
+/// `f64x2` code that [`emit_unary_with`] emits with [`MathOptions::use_fma`]: the kernels
+/// are the emitted algorithms operation for operation (same constants and tables, fused
+/// multiply-adds exactly where the emitted code has `fma`, the same compares and selects).
+/// A tail of fewer than four elements is padded into a four-lane vector, so it gets the same
+/// bits too. [`MathFn::Sin`] and [`MathFn::Cos`], and every function on other hosts, use
+/// scalar `std` functions instead: `f64::exp`, `ln`, `ln_1p`, `tanh`, `sin`, `cos`, the
+/// sigmoid as `1/(1+e^-x)` (or `e^x/(1+e^x)` for `x < 0`) refined in double-double, and
+/// `softplus(x) = max(x, 0) + ln_1p(e^-|x|)` (within the error bounds of [`MathFn`]).
+pub fn apply_in_place(f: MathFn, xs: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_block_kernels() && !matches!(f, MathFn::Sin | MathFn::Cos) {
+        // SAFETY: the host has AVX2 and FMA (checked just above).
+        unsafe { block::apply(f, xs) };
+        return;
+    }
+    apply_scalar(f, xs);
+}
+
+/// The fallback of [`apply_in_place`]: `std` functions one element at a time.
+fn apply_scalar(f: MathFn, xs: &mut [f64]) {
+    let g: fn(f64) -> f64 = match f {
+        MathFn::Exp => f64::exp,
+        MathFn::Log => f64::ln,
+        MathFn::Log1p => f64::ln_1p,
+        MathFn::Tanh => f64::tanh,
+        MathFn::Sigmoid => sigmoid_std,
+        MathFn::Softplus => |x| x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        MathFn::Sin => f64::sin,
+        MathFn::Cos => f64::cos,
+    };
+    for x in xs {
+        *x = g(*x);
+    }
+}
+
+/// `1/(1+e^-x)` from `e = exp(-|x|)` (never overflows), the sum `1 + e` and the quotient
+/// refined in double-double arithmetic (to about the error of `exp` itself).
+fn sigmoid_std(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    let numerator = if x < 0.0 { e } else { 1.0 };
+    let sum = 1.0 + e;
+    let sum_err = (1.0 - sum) + e;
+    let quotient = numerator / sum;
+    // numerator − quotient·(sum + sum_err), exactly up to the last term.
+    let residual = (-quotient).mul_add(sum, numerator) - quotient * sum_err;
+    quotient + residual / sum
+}
+
+/// The emitted functions on four lanes (`__m256d`), operation for operation as the
+/// [`Emitter`] builds them with `use_fma` (its `mul_add` is `_mm256_fmadd_pd` here), so each
+/// lane gets the bits of the `f64x2` code. The IR's lane operations map one to one:
+/// `fcmp` to `_mm256_cmp_pd` with the ordered predicate of the same name (`_CMP_NGE_UQ` for
+/// `UnorderedOrLessThan`), `bitselect` on such a mask to `_mm256_blendv_pd`, the
+/// `min/max_const_keep_nan` patterns (`c < x ? c : x`, `x < c ? c : x`) to
+/// `_mm256_min_pd(c, x)`/`_mm256_max_pd(c, x)` (which return their second operand when
+/// either is NaN, and on ties), and table reads to four 16-byte loads.
+#[cfg(target_arch = "x86_64")]
+mod block {
+    use std::arch::x86_64::*;
+
+    use super::{
+        MathFn, Table, EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_LN2_HI_N, EXP_LN2_LO_N,
+        EXP_MAX_ARG, EXP_MIN_ARG, EXP_TABLE, EXP_TABLE_BITS, LN2_HI, LN2_LO, LOG1P_A,
+        LOG_INDEX_BIAS, LOG_TABLE, MIN_NORMAL, ONE_BITS, ROUND_MAGIC, SIGN_BIT, TANH_SATURATION,
+        TWO_52, TWO_52_BITS,
+    };
+
+    /// `2^-64`, the second factor of `exp_of_nonpositive`.
+    const TWO_TO_MINUS_64: f64 = f64::from_bits(0x3bf0_0000_0000_0000);
+
+    /// [`super::apply_in_place`] with the kernels (`f` neither sine nor cosine).
+    ///
+    /// # Safety
+    /// The host has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn apply(f: MathFn, xs: &mut [f64]) {
+        match f {
+            MathFn::Exp => map_exp(xs),
+            MathFn::Log => map_log(xs),
+            MathFn::Log1p => map_log1p(xs),
+            MathFn::Tanh => map_tanh(xs),
+            MathFn::Sigmoid => map_sigmoid(xs),
+            MathFn::Softplus => map_softplus(xs),
+            MathFn::Sin | MathFn::Cos => unreachable!("no four-lane sine or cosine"),
+        }
+    }
+
+    /// Defines `$name(xs)`, applying `$kernel` to `xs` four lanes at a time, the tail padded
+    /// with zeros into one more vector (one function per kernel, so that each kernel is
+    /// inlined into its loop).
+    macro_rules! map_with {
+        ($name:ident, $kernel:ident) => {
+            /// # Safety
+            /// The host has AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $name(xs: &mut [f64]) {
+                let mut chunks = xs.chunks_exact_mut(4);
+                for chunk in &mut chunks {
+                    // SAFETY: the chunk holds four doubles; the host has AVX2 and FMA.
+                    unsafe {
+                        let y = $kernel(_mm256_loadu_pd(chunk.as_ptr()));
+                        _mm256_storeu_pd(chunk.as_mut_ptr(), y);
+                    }
+                }
+                let tail = chunks.into_remainder();
+                if !tail.is_empty() {
+                    let mut lanes = [0.0; 4];
+                    lanes[..tail.len()].copy_from_slice(tail);
+                    // SAFETY: four lanes; the host has AVX2 and FMA.
+                    unsafe {
+                        let y = $kernel(_mm256_loadu_pd(lanes.as_ptr()));
+                        _mm256_storeu_pd(lanes.as_mut_ptr(), y);
+                    }
+                    let n = tail.len();
+                    tail.copy_from_slice(&lanes[..n]);
+                }
+            }
+        };
+    }
+
+    map_with!(map_exp, exp);
+    map_with!(map_log, log);
+    map_with!(map_log1p, log1p);
+    map_with!(map_tanh, tanh);
+    map_with!(map_sigmoid, sigmoid);
+    map_with!(map_softplus, softplus);
+
+    // --- The emitter's helpers. ---------------------------------------------------------
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn float(c: f64) -> __m256d {
+        _mm256_set1_pd(c)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn int(c: i64) -> __m256i {
+        _mm256_set1_epi64x(c)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn bits_of(x: __m256d) -> __m256i {
+        _mm256_castpd_si256(x)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn float_from_bits(bits: __m256i) -> __m256d {
+        _mm256_castsi256_pd(bits)
+    }
+
+    /// `a·b + c` rounded once (the emitter's `mul_add` with `use_fma`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn mul_add(a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+        _mm256_fmadd_pd(a, b, c)
+    }
+
+    /// Per lane `if mask { if_true } else { if_false }` for a compare mask (all ones or all
+    /// zeros per lane, so `blendv`, which reads the top bit, equals `bitselect`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn select(mask: __m256d, if_true: __m256d, if_false: __m256d) -> __m256d {
+        _mm256_blendv_pd(if_false, if_true, mask)
+    }
+
+    /// `c < x ? c : x`: `min(x, c)`, NaN for NaN `x`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn min_const_keep_nan(x: __m256d, c: f64) -> __m256d {
+        _mm256_min_pd(float(c), x)
+    }
+
+    /// `x < c ? c : x`: `max(x, c)`, NaN for NaN `x`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn max_const_keep_nan(x: __m256d, c: f64) -> __m256d {
+        _mm256_max_pd(float(c), x)
+    }
+
+    /// Per lane, the two 8-byte words of `table` at `byte_offset` (a multiple of 16 below
+    /// the table's size): `(first as float, second as integer)`. Four 16-byte loads
+    /// interleaved (`(a0, b0, a2, b2)` and `(a1, b1, a3, b3)`, then unpacked).
+    ///
+    /// # Safety
+    /// The host has AVX2; every lane of `byte_offset` is a multiple of 16 below
+    /// `size_of::<Table<N>>()`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn gather_pair<const N: usize>(
+        table: &'static Table<N>,
+        byte_offset: __m256i,
+    ) -> (__m256d, __m256i) {
+        let mut offsets = [0u64; 4];
+        _mm256_storeu_si256(offsets.as_mut_ptr().cast(), byte_offset);
+        let base = table.0.as_ptr().cast::<u8>();
+        // SAFETY: each offset is a multiple of 16 inside the table (64-byte aligned), so
+        // each load reads one 16-byte aligned entry.
+        let (e0, e1, e2, e3) = unsafe {
+            (
+                _mm_load_pd(base.add(offsets[0] as usize).cast()),
+                _mm_load_pd(base.add(offsets[1] as usize).cast()),
+                _mm_load_pd(base.add(offsets[2] as usize).cast()),
+                _mm_load_pd(base.add(offsets[3] as usize).cast()),
+            )
+        };
+        let even = _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(e0), e2);
+        let odd = _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(e1), e3);
+        let first = _mm256_unpacklo_pd(even, odd);
+        let second = _mm256_unpackhi_pd(even, odd);
+        (first, _mm256_castpd_si256(second))
+    }
+
+    // --- Shared kernels. ----------------------------------------------------------------
+
+    /// The emitter's `ExpParts`.
+    struct ExpParts {
+        t_bits: __m256i,
+        s_bits: __m256i,
+        tail: __m256d,
+        neg_kd: __m256d,
+        r_hi: __m256d,
+        r2: __m256d,
+        p25: __m256d,
+        r: __m256d,
+    }
+
+    /// The emitter's `exp_parts_offset`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_parts_offset(x: __m256d, k_offset: i32) -> ExpParts {
+        // round_magic_offset(x, N/ln 2, k_offset·128).
+        let magic = float(ROUND_MAGIC + f64::from(k_offset << EXP_TABLE_BITS));
+        let t = mul_add(x, float(EXP_INV_LN2_N), magic);
+        let neg_kd = _mm256_sub_pd(magic, t);
+        let r_hi = mul_add(neg_kd, float(EXP_LN2_HI_N), x);
+        let r = mul_add(neg_kd, float(EXP_LN2_LO_N), r_hi);
+        let t_bits = bits_of(t);
+        let j = _mm256_and_si256(t_bits, int((1 << EXP_TABLE_BITS) - 1));
+        let byte_offset = _mm256_slli_epi64::<4>(j);
+        // SAFETY: j < 128 rows of 16 bytes.
+        let (tail, s_bits) = unsafe { gather_pair(&EXP_TABLE, byte_offset) };
+        let r2 = _mm256_mul_pd(r, r);
+        let p23 = mul_add(float(EXP_C3), r, float(EXP_C2));
+        let p45 = mul_add(float(EXP_C5), r, float(EXP_C4));
+        let p25 = mul_add(p45, r2, p23);
+        ExpParts {
+            t_bits,
+            s_bits,
+            tail,
+            neg_kd,
+            r_hi,
+            r2,
+            p25,
+            r,
+        }
+    }
+
+    /// The emitter's `exp_tmp`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_tmp(parts: &ExpParts) -> __m256d {
+        let tail_plus_r = _mm256_add_pd(parts.tail, parts.r);
+        mul_add(parts.p25, parts.r2, tail_plus_r)
+    }
+
+    /// The emitter's `exp_of_clamped`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_of_clamped(x: __m256d) -> __m256d {
+        let parts = exp_parts_offset(x, 0);
+        let tmp = exp_tmp(&parts);
+        let t_bits = parts.t_bits;
+        let k1_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 + 1 }>(t_bits);
+        let k_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 }>(t_bits);
+        let k2_bits = _mm256_sub_epi64(k_bits, k1_bits);
+        let k1_field = _mm256_slli_epi64::<52>(k1_bits);
+        let scale1 = float_from_bits(_mm256_add_epi64(parts.s_bits, k1_field));
+        // pow2_from_magic(k2_bits).
+        let scale2 = float_from_bits(_mm256_add_epi64(
+            _mm256_slli_epi64::<52>(k2_bits),
+            int(ONE_BITS),
+        ));
+        let scaled = mul_add(scale1, tmp, scale1);
+        _mm256_mul_pd(scaled, scale2)
+    }
+
+    /// The emitter's `exp_of_nonpositive`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_of_nonpositive(x: __m256d) -> __m256d {
+        let parts = exp_parts_offset(x, 64);
+        let tmp = exp_tmp(&parts);
+        let k_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 }>(parts.t_bits);
+        let k_field = _mm256_slli_epi64::<52>(k_bits);
+        let scale = float_from_bits(_mm256_add_epi64(parts.s_bits, k_field));
+        let scaled = mul_add(scale, tmp, scale);
+        _mm256_mul_pd(scaled, float(TWO_TO_MINUS_64))
+    }
+
+    /// The emitter's `log1p_nonlinear`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn log1p_nonlinear(r: __m256d) -> __m256d {
+        let r2 = _mm256_mul_pd(r, r);
+        let p01 = mul_add(float(LOG1P_A[1]), r, float(LOG1P_A[0]));
+        let p23 = mul_add(float(LOG1P_A[3]), r, float(LOG1P_A[2]));
+        let p45 = mul_add(float(LOG1P_A[5]), r, float(LOG1P_A[4]));
+        let a25 = mul_add(p45, r2, p23);
+        let a05 = mul_add(a25, r2, p01);
+        _mm256_mul_pd(r2, a05)
+    }
+
+    /// The emitter's `log_kernel` (with `use_fma`); a `delta` is a correction with
+    /// `u_may_be_huge` (the only one the emitter passes).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn log_kernel(
+        u: __m256d,
+        delta: Option<__m256d>,
+        extra_exponent: Option<__m256d>,
+    ) -> __m256d {
+        let u_bits = bits_of(u);
+        let t = _mm256_add_epi64(u_bits, int(1 << 44));
+        let shifted = _mm256_srli_epi64::<41>(t);
+        let byte_offset = _mm256_and_si256(shifted, int(0x7f0));
+        // SAFETY: rows below 128 of 16 bytes.
+        let (invc, logc_bits) = unsafe { gather_pair(&LOG_TABLE, byte_offset) };
+        let logc = float_from_bits(logc_bits);
+        let exponent_field = _mm256_and_si256(t, int(0x7ff0_0000_0000_0000));
+        let z_bits_minus_one = _mm256_sub_epi64(u_bits, exponent_field);
+        let z_bits = _mm256_add_epi64(z_bits_minus_one, int(ONE_BITS));
+        let z = float_from_bits(z_bits);
+        let biased_k = _mm256_srli_epi64::<52>(t);
+        let k_as_float_bits = _mm256_or_si256(biased_k, int(TWO_52_BITS));
+        let k_plus_2_52 = float_from_bits(k_as_float_bits);
+        let mut k = _mm256_add_pd(k_plus_2_52, float(-(TWO_52 + 1023.0)));
+        if let Some(extra) = extra_exponent {
+            k = _mm256_sub_pd(k, extra);
+        }
+        // reduced_log_argument with fma.
+        let r = mul_add(z, invc, float(-1.0));
+        let nonlinear = log1p_nonlinear(r);
+        let k_ln2_hi = _mm256_mul_pd(k, float(LN2_HI));
+        let t1 = _mm256_add_pd(k_ln2_hi, logc);
+        let k_ln2_hi_minus_t1 = _mm256_sub_pd(k_ln2_hi, t1);
+        let t1_error = _mm256_add_pd(k_ln2_hi_minus_t1, logc);
+        let high = _mm256_add_pd(t1, r);
+        let t1_minus_high = _mm256_sub_pd(t1, high);
+        let high_error = _mm256_add_pd(t1_minus_high, r);
+        let mut small = mul_add(k, float(LN2_LO), nonlinear);
+        if let Some(delta) = delta {
+            let c2046 = int(0x7fe0_0000_0000_0000);
+            let inv_pow2 = float_from_bits(_mm256_sub_epi64(c2046, exponent_field));
+            let scaled = _mm256_mul_pd(delta, inv_pow2);
+            let scaled = _mm256_mul_pd(scaled, invc);
+            // fma(scaled, −r, scaled): negating a factor is exact.
+            let c = _mm256_fnmadd_pd(scaled, r, scaled);
+            let is_huge = _mm256_cmp_pd::<_CMP_GT_OQ>(k, float(1000.0));
+            let c = select(is_huge, float(0.0), c);
+            small = _mm256_add_pd(small, c);
+        }
+        let errors = _mm256_add_pd(t1_error, high_error);
+        let low = _mm256_add_pd(errors, small);
+        _mm256_add_pd(high, low)
+    }
+
+    /// The emitter's `two_sum`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn two_sum(a: __m256d, b: __m256d) -> (__m256d, __m256d) {
+        let u = _mm256_add_pd(a, b);
+        let b_virtual = _mm256_sub_pd(u, a);
+        let a_virtual = _mm256_sub_pd(u, b_virtual);
+        let a_err = _mm256_sub_pd(a, a_virtual);
+        let b_err = _mm256_sub_pd(b, b_virtual);
+        (u, _mm256_add_pd(a_err, b_err))
+    }
+
+    /// The emitter's `patch_log_specials`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn patch_log_specials(x: __m256d, result: __m256d, pole: f64) -> __m256d {
+        let is_inf = _mm256_cmp_pd::<_CMP_EQ_OQ>(x, float(f64::INFINITY));
+        let result = select(is_inf, float(f64::INFINITY), result);
+        let is_pole = _mm256_cmp_pd::<_CMP_EQ_OQ>(x, float(pole));
+        let result = select(is_pole, float(f64::NEG_INFINITY), result);
+        let is_invalid = _mm256_cmp_pd::<_CMP_NGE_UQ>(x, float(pole));
+        select(is_invalid, float(f64::NAN), result)
+    }
+
+    /// The emitter's `log_of_one_to_two` (with `use_fma`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn log_of_one_to_two(u: __m256d, delta: __m256d) -> __m256d {
+        let u_bits = bits_of(u);
+        let biased = _mm256_add_epi64(u_bits, int(LOG_INDEX_BIAS));
+        let shifted = _mm256_srli_epi64::<41>(biased);
+        let byte_offset = _mm256_and_si256(shifted, int(0xff0));
+        // SAFETY: rows below 256 of 16 bytes.
+        let (invc, logc_bits) = unsafe { gather_pair(&LOG_TABLE, byte_offset) };
+        let logc = float_from_bits(logc_bits);
+        let r = mul_add(u, invc, float(-1.0));
+        let nonlinear = log1p_nonlinear(r);
+        let scaled_delta = _mm256_mul_pd(delta, invc);
+        // fma(scaled_delta, −r, scaled_delta).
+        let correction = _mm256_fnmadd_pd(scaled_delta, r, scaled_delta);
+        let high = _mm256_add_pd(logc, r);
+        let logc_minus_high = _mm256_sub_pd(logc, high);
+        let high_error = _mm256_add_pd(logc_minus_high, r);
+        let small = _mm256_add_pd(nonlinear, correction);
+        let low = _mm256_add_pd(high_error, small);
+        _mm256_add_pd(high, low)
+    }
+
+    // --- The functions. -----------------------------------------------------------------
+
+    /// [`MathFn::Exp`] (the same bits as [`super::exp_avx2`]).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn exp(x: __m256d) -> __m256d {
+        let x = min_const_keep_nan(x, EXP_MAX_ARG);
+        let x = max_const_keep_nan(x, EXP_MIN_ARG);
+        exp_of_clamped(x)
+    }
+
+    /// [`MathFn::Log`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn log(x: __m256d) -> __m256d {
+        let is_subnormal = _mm256_cmp_pd::<_CMP_LT_OQ>(x, float(MIN_NORMAL));
+        let x_scaled = _mm256_mul_pd(x, float(TWO_52));
+        let u = select(is_subnormal, x_scaled, x);
+        let extra_exponent = select(is_subnormal, float(52.0), float(0.0));
+        let log_x = log_kernel(u, None, Some(extra_exponent));
+        patch_log_specials(x, log_x, 0.0)
+    }
+
+    /// [`MathFn::Log1p`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn log1p(x: __m256d) -> __m256d {
+        let (u, delta) = two_sum(float(1.0), x);
+        let result = log_kernel(u, Some(delta), None);
+        let is_zero = _mm256_cmp_pd::<_CMP_EQ_OQ>(x, float(0.0));
+        let result = select(is_zero, x, result);
+        patch_log_specials(x, result, -1.0)
+    }
+
+    /// [`MathFn::Tanh`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tanh(x: __m256d) -> __m256d {
+        let x_bits = bits_of(x);
+        let abs_x = float_from_bits(_mm256_and_si256(x_bits, int(!SIGN_BIT)));
+        let a = min_const_keep_nan(abs_x, TANH_SATURATION);
+        let y = _mm256_add_pd(a, a);
+        let parts = exp_parts_offset(y, 0);
+        let k_bits = _mm256_srli_epi64::<{ EXP_TABLE_BITS as i32 }>(parts.t_bits);
+        let k_field = _mm256_slli_epi64::<52>(k_bits);
+        let scale = float_from_bits(_mm256_add_epi64(parts.s_bits, k_field));
+        let scale_minus_1 = _mm256_add_pd(scale, float(-1.0));
+        let tail_plus_r_lo = mul_add(parts.neg_kd, float(EXP_LN2_LO_N), parts.tail);
+        let small = mul_add(parts.p25, parts.r2, tail_plus_r_lo);
+        let large = mul_add(scale, parts.r_hi, scale_minus_1);
+        let expm1_y = mul_add(scale, small, large);
+        let denominator = _mm256_add_pd(expm1_y, float(2.0));
+        let tanh_a = _mm256_div_pd(expm1_y, denominator);
+        let sign = _mm256_and_si256(x_bits, int(SIGN_BIT));
+        float_from_bits(_mm256_or_si256(bits_of(tanh_a), sign))
+    }
+
+    /// `−|x|` by setting the sign bit (the emitter's `neg_abs`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn neg_abs(x: __m256d) -> __m256d {
+        float_from_bits(_mm256_or_si256(bits_of(x), int(SIGN_BIT)))
+    }
+
+    /// [`MathFn::Sigmoid`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sigmoid(x: __m256d) -> __m256d {
+        let neg_abs_x = max_const_keep_nan(neg_abs(x), EXP_MIN_ARG);
+        let e = exp_of_nonpositive(neg_abs_x);
+        let is_negative = _mm256_cmp_pd::<_CMP_LT_OQ>(x, float(0.0));
+        let one = float(1.0);
+        let numerator = select(is_negative, e, one);
+        let denominator = _mm256_add_pd(one, e);
+        _mm256_div_pd(numerator, denominator)
+    }
+
+    /// [`MathFn::Softplus`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn softplus(x: __m256d) -> __m256d {
+        let neg_abs_x = max_const_keep_nan(neg_abs(x), EXP_MIN_ARG);
+        let e = exp_of_nonpositive(neg_abs_x);
+        let one = float(1.0);
+        let u = _mm256_add_pd(one, e);
+        let one_minus_u = _mm256_sub_pd(one, u);
+        let delta = _mm256_add_pd(one_minus_u, e);
+        let log1p_e = log_of_one_to_two(u, delta);
+        let positive_part = max_const_keep_nan(x, 0.0);
+        _mm256_add_pd(positive_part, log1p_e)
+    }
 }
 
 #[cfg(test)]
@@ -1895,6 +2394,81 @@ mod tests {
             (f64::from_bits(b.abs().to_bits() + 1) - b.abs()).max(f64::from_bits(1))
         };
         (a - b).abs() / spacing
+    }
+
+    /// The fallback of `apply_in_place` (used without AVX2 and FMA, and for the sine and
+    /// cosine) is `std`, and its sigmoid and softplus are within the bounds of [`MathFn`].
+    #[test]
+    fn the_scalar_fallback_is_std() {
+        let mut state = 0x853c_49e6_748f_ea9b_u64;
+        let mut points: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            -2.0,
+            1e-300,
+            5e-324,
+            -5e-324,
+            20.0,
+            -745.0,
+            -746.0,
+            1000.0,
+            -1000.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            points.push(-800.0 + 1600.0 * unit);
+            points.push((unit - 0.5) * 60.0);
+        }
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        let plain = [
+            (MathFn::Exp, f64::exp as fn(f64) -> f64),
+            (MathFn::Log, f64::ln),
+            (MathFn::Log1p, f64::ln_1p),
+            (MathFn::Tanh, f64::tanh),
+            (MathFn::Sin, f64::sin),
+            (MathFn::Cos, f64::cos),
+        ];
+        for (f, g) in plain {
+            let mut got = points.clone();
+            apply_scalar(f, &mut got);
+            for (&x, &y) in points.iter().zip(&got) {
+                assert!(same(y, g(x)), "{}({x:e}) = {y:e}", f.name());
+            }
+        }
+        let mut sigmoid = points.clone();
+        apply_scalar(MathFn::Sigmoid, &mut sigmoid);
+        let mut softplus = points.clone();
+        apply_scalar(MathFn::Softplus, &mut softplus);
+        for ((&x, &s), &p) in points.iter().zip(&sigmoid).zip(&softplus) {
+            // For x ≥ 0, 1/(1 + e^-x) is within 1.5 ulp; for x < 0 use the symmetry.
+            let naive = 1.0 / (1.0 + (-x.abs()).exp());
+            if x >= 0.0 {
+                assert!(ulps(s, naive) <= 2.0, "sigmoid({x:e}) = {s:e}, {naive:e}");
+            } else if x < 0.0 && naive < 0.75 {
+                assert!(ulps(1.0 - s, naive) <= 2.0, "sigmoid({x:e}) = {s:e}");
+            }
+            assert_eq!(x.is_nan(), s.is_nan());
+            let want = x.max(0.0) + (-x.abs()).exp().ln_1p();
+            assert!(same(p, want), "softplus({x:e}) = {p:e}, {want:e}");
+        }
+        assert_eq!(
+            sigmoid[points.iter().position(|&x| x == -1000.0).unwrap()],
+            0.0
+        );
+        assert_eq!(
+            sigmoid[points.iter().position(|&x| x == 1000.0).unwrap()],
+            1.0
+        );
+        assert_eq!(sigmoid[0], 0.5);
     }
 
     #[test]

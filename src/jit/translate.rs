@@ -13,7 +13,7 @@
 //! lowered by [`Translator::lower_elementwise`], one `match` shared by scalar code and
 //! both loop widths.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cranelift::codegen::ir::{FuncRef, StackSlotData, StackSlotKind, Type as ClifType};
 use cranelift::prelude::{
@@ -36,6 +36,11 @@ const MAX_INLINE_SCALAR_MATH: usize = 16;
 
 /// Lanes per SIMD operation in the vectorised loops.
 const LANES: i64 = 2;
+
+/// Elements per block where a vectorised loop evaluates its transcendentals through the
+/// runtime's four-lane kernels ([`runtime::block_symbol`]): small enough that the
+/// blocks' buffers stay in L1 next to the loop's other data.
+const BLOCK: i64 = 256;
 
 /// Emits the entry function of `func` into `bcx`.
 pub(crate) fn translate(
@@ -381,6 +386,9 @@ fn trig_partners(func: &Function, plan: &Plan) -> HashMap<Value, Value> {
 struct Translator<'a, 'b> {
     /// Whether one-lane transcendentals call libm rather than being inlined.
     call_scalar_math: bool,
+    /// Whether vectorised loops may evaluate transcendentals on blocks through the
+    /// runtime's four-lane kernels (the host has them).
+    block_math: bool,
     math_options: MathOptions,
     func: &'a Function,
     plan: &'a Plan,
@@ -418,6 +426,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     ) -> Self {
         Translator {
             call_scalar_math: false,
+            block_math: INLINE_MATH && math::has_block_kernels(),
             math_options: MathOptions::for_isa(module.isa()),
             func,
             plan,
@@ -493,6 +502,20 @@ struct Lanes {
     j_bytes: ClifValue,
     members: HashMap<Value, ClifValue>,
     loaded: HashMap<usize, ClifValue>,
+}
+
+/// One pass over a block of a loop whose transcendentals are evaluated on blocks (see
+/// [`Translator::emit_blocked_inner`]).
+struct Phase {
+    /// Whether this is the last pass: every member is computed, stored and reduced.
+    last: bool,
+    /// The members an earlier pass evaluated on blocks, each with its buffer's address
+    /// minus the block's start in bytes (so element `j` is at `buffer + 8·j`).
+    ready: HashMap<Value, ClifValue>,
+    /// The members this pass computes (all of them in the last pass).
+    needed: HashSet<Value>,
+    /// The members whose argument this pass writes to their buffer.
+    targets: Vec<(Value, ClifValue)>,
 }
 
 /// What [`Translator::in_block`] reuses within a block.
@@ -1327,24 +1350,16 @@ impl<'a, 'b> Translator<'a, 'b> {
             let cols = self.dim(domain[1]);
             (Some((i_var, blocks, i)), zero, cols)
         };
-        let j_var = self.bcx.declare_var(types::I64);
-        self.bcx.def_var(j_var, inner_start);
-        if vectorised {
-            let blocks = self.loop_begin(j_var, inner_len, LANES);
-            let j = self.bcx.use_var(j_var);
-            self.emit_body(g, &mut state, 2, j);
-            self.loop_end(blocks, j_var, LANES);
+        let blocked = if vectorised && self.block_math {
+            self.blocked_members(g)
+        } else {
+            Vec::new()
+        };
+        if blocked.is_empty() {
+            self.emit_inner(g, &mut state, inner_start, inner_len, None);
+        } else {
+            self.emit_blocked_inner(g, &mut state, inner_start, inner_len, &blocked);
         }
-        // After a two-lane loop the one-lane loop runs at most once per row: there it
-        // calls libm for transcendentals, which keeps the inline math out of it (half
-        // the code to compile).
-        let blocks = self.loop_begin(j_var, inner_len, 1);
-        let j = self.bcx.use_var(j_var);
-        let call_scalar_math = self.call_scalar_math;
-        self.call_scalar_math |= vectorised;
-        self.emit_body(g, &mut state, 1, j);
-        self.call_scalar_math = call_scalar_math;
-        self.loop_end(blocks, j_var, 1);
         if let Some((i_var, blocks, i)) = outer {
             for &m in &group.members {
                 if plan.nodes[m.index()] == Node::Reduce(g, ReduceKind::Rows) {
@@ -1372,6 +1387,182 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
             }
         }
+    }
+
+    /// The inner loop over `[start, end)`: two lanes at a time while it can (when the
+    /// nest is vectorised), then one. With `phase`, one pass of a blocked loop.
+    fn emit_inner(
+        &mut self,
+        g: usize,
+        state: &mut GroupState,
+        start: ClifValue,
+        end: ClifValue,
+        phase: Option<&Phase>,
+    ) {
+        let j_var = self.bcx.declare_var(types::I64);
+        self.bcx.def_var(j_var, start);
+        if state.vectorised {
+            let blocks = self.loop_begin(j_var, end, LANES);
+            let j = self.bcx.use_var(j_var);
+            self.emit_body(g, state, 2, j, phase);
+            self.loop_end(blocks, j_var, LANES);
+        }
+        // After a two-lane loop the one-lane loop runs at most once per row: there it
+        // calls libm for transcendentals, which keeps the inline math out of it (half
+        // the code to compile).
+        let blocks = self.loop_begin(j_var, end, 1);
+        let j = self.bcx.use_var(j_var);
+        let call_scalar_math = self.call_scalar_math;
+        self.call_scalar_math |= state.vectorised;
+        self.emit_body(g, state, 1, j, phase);
+        self.call_scalar_math = call_scalar_math;
+        self.loop_end(blocks, j_var, 1);
+    }
+
+    /// The members of group `g` to evaluate on blocks: transcendentals with a four-lane
+    /// runtime kernel, except a sigmoid or softplus whose exponential another such
+    /// member shares inline (of the same value or its negation: one `exp(-|t|)` serves
+    /// them all, cheaper than two kernels).
+    fn blocked_members(&self, g: usize) -> Vec<Value> {
+        let func = self.func;
+        let plan = self.plan;
+        let members = &plan.groups[g].members;
+        // The value whose exp(-|t|) a sigmoid or softplus takes, up to negation.
+        let exp_source = |m: Value| -> Option<Value> {
+            let Op::Unary(UnaryOp::Sigmoid | UnaryOp::Softplus, x) = *func.op(m) else {
+                return None;
+            };
+            let x = plan.resolve(x);
+            Some(match *func.op(x) {
+                Op::Unary(UnaryOp::Neg, y) => plan.resolve(y),
+                _ => x,
+            })
+        };
+        let mut sources: HashMap<Value, usize> = HashMap::new();
+        for &m in members {
+            if let Some(x) = exp_source(m) {
+                *sources.entry(x).or_default() += 1;
+            }
+        }
+        members
+            .iter()
+            .copied()
+            .filter(|&m| match *func.op(m) {
+                Op::Unary(u, _) => {
+                    runtime::block_symbol(u).is_some()
+                        && exp_source(m).is_none_or(|x| sources[&x] == 1)
+                }
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// The inner loop over `[start, end)` of a nest with members evaluated on blocks:
+    /// for each block of up to [`BLOCK`] elements, passes of the inner loop, each
+    /// writing the arguments of the blocked members that depend on no blocked member
+    /// not yet evaluated to their buffers, followed by the kernels' calls on them; then
+    /// a last pass that computes everything else, reading the blocked members' values
+    /// from their buffers. Values other passes need again are recomputed from memory
+    /// (cheap next to a transcendental).
+    fn emit_blocked_inner(
+        &mut self,
+        g: usize,
+        state: &mut GroupState,
+        start: ClifValue,
+        end: ClifValue,
+        blocked: &[Value],
+    ) {
+        let func = self.func;
+        let plan = self.plan;
+        let members = plan.groups[g].members.clone();
+        let in_group = |u: Value| -> Option<Value> {
+            let w = plan.resolve(u);
+            (plan.nodes[w.index()] == Node::Member(g)).then_some(w)
+        };
+        // The pass after which each member is known: a blocked member one pass after
+        // its argument.
+        let mut known: HashMap<Value, usize> = HashMap::new();
+        for &m in &members {
+            let ready = func
+                .op(m)
+                .operands()
+                .iter()
+                .filter_map(|&u| in_group(u).map(|w| known[&w]))
+                .max()
+                .unwrap_or(0);
+            known.insert(m, ready + usize::from(blocked.contains(&m)));
+        }
+        let passes = blocked.iter().map(|b| known[b]).max().unwrap_or(0);
+
+        let slots: Vec<ClifValue> = blocked
+            .iter()
+            .map(|_| {
+                let slot = self.bcx.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    (BLOCK * 8) as u32,
+                    4,
+                ));
+                self.bcx.ins().stack_addr(types::I64, slot, 0)
+            })
+            .collect();
+        let block_var = self.bcx.declare_var(types::I64);
+        self.bcx.def_var(block_var, start);
+        let blocks = self.loop_begin(block_var, end, 1);
+        let block_start = self.bcx.use_var(block_var);
+        let full = self.bcx.ins().iadd_imm_s(block_start, BLOCK);
+        let block_end = self.bcx.ins().smin(full, end);
+        let len = self.bcx.ins().isub(block_end, block_start);
+        let start_bytes = self.bcx.ins().ishl_imm_s(block_start, 3);
+        let buffers: Vec<ClifValue> = slots
+            .iter()
+            .map(|&slot| self.bcx.ins().isub(slot, start_bytes))
+            .collect();
+        let mut ready = HashMap::new();
+        for pass in 0..=passes {
+            let last = pass == passes;
+            // Blocked members whose argument this pass computes.
+            let targets: Vec<(Value, ClifValue)> = blocked
+                .iter()
+                .zip(&buffers)
+                .filter(|&(b, _)| !last && known[b] == pass + 1)
+                .map(|(&b, &buffer)| (b, buffer))
+                .collect();
+            let mut needed = HashSet::new();
+            if last {
+                needed.extend(members.iter().copied());
+            } else {
+                let mut stack: Vec<Value> = targets
+                    .iter()
+                    .filter_map(|&(b, _)| in_group(func.op(b).operands()[0]))
+                    .collect();
+                while let Some(m) = stack.pop() {
+                    if needed.insert(m) && !ready.contains_key(&m) {
+                        stack.extend(func.op(m).operands().iter().filter_map(|&u| in_group(u)));
+                    }
+                }
+            }
+            let phase = Phase {
+                last,
+                ready: ready.clone(),
+                needed,
+                targets,
+            };
+            self.emit_inner(g, state, block_start, block_end, Some(&phase));
+            for &(b, buffer) in &phase.targets {
+                let Op::Unary(u, _) = *func.op(b) else {
+                    unreachable!("compiler bug: blocked member is not a unary op")
+                };
+                let name = runtime::block_symbol(u).expect("compiler bug: no block kernel");
+                let slot = slots[blocked.iter().position(|&x| x == b).expect("blocked")];
+                self.call(name, &[slot, len]);
+                ready.insert(b, buffer);
+            }
+        }
+        self.bcx.def_var(block_var, block_end);
+        self.bcx.ins().jump(blocks.header, &[]);
+        self.bcx.seal_block(blocks.header);
+        self.bcx.switch_to_block(blocks.exit);
+        self.bcx.seal_block(blocks.exit);
     }
 
     fn init_acc(&mut self, state: &GroupState, m: Value, op: ReduceOp) {
@@ -1577,7 +1768,14 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// One iteration of the inner loop, `width` lanes at element `j`.
-    fn emit_body(&mut self, g: usize, state: &mut GroupState, width: u8, j: ClifValue) {
+    fn emit_body(
+        &mut self,
+        g: usize,
+        state: &mut GroupState,
+        width: u8,
+        j: ClifValue,
+        phase: Option<&Phase>,
+    ) {
         let plan = self.plan;
         let func = self.func;
         let group = &plan.groups[g];
@@ -1588,9 +1786,34 @@ impl<'a, 'b> Translator<'a, 'b> {
             members: HashMap::new(),
             loaded: HashMap::new(),
         };
+        let (ty, flags) = if width == 1 {
+            (types::F64, scalar_flags())
+        } else {
+            (types::F64X2, vector_flags())
+        };
         for &m in &group.members {
             let op = func.op(m);
+            if let Some(phase) = phase {
+                if !phase.needed.contains(&m) {
+                    continue;
+                }
+                if let Some(&buffer) = phase.ready.get(&m) {
+                    let addr = self.bcx.ins().iadd(buffer, j_bytes);
+                    let value = self.bcx.ins().load(ty, flags, addr, 0);
+                    lanes.members.insert(m, value);
+                    if let Some(&(_, row)) = state.stores.get(&StoreKey::Member(m)) {
+                        if phase.last {
+                            self.store_lane(row, j_bytes, value, width);
+                        }
+                    }
+                    continue;
+                }
+            }
+            let last = phase.is_none_or(|p| p.last);
             if let Op::Reduce(r, x, _) = *op {
+                if !last {
+                    continue;
+                }
                 let xv = self.lane_operand(g, state, &mut lanes, x, width);
                 let Node::Reduce(_, kind) = plan.nodes[m.index()] else {
                     unreachable!("compiler bug: reduce op without reduce node")
@@ -1630,7 +1853,19 @@ impl<'a, 'b> Translator<'a, 'b> {
             let value = self.lower_elementwise(op, &inputs, width);
             lanes.members.insert(m, value);
             if let Some(&(_, row)) = state.stores.get(&StoreKey::Member(m)) {
-                self.store_lane(row, j_bytes, value, width);
+                if last {
+                    self.store_lane(row, j_bytes, value, width);
+                }
+            }
+        }
+        if let Some(phase) = phase {
+            for &(b, buffer) in &phase.targets {
+                let x = func.op(b).operands()[0];
+                let value = self.lane_operand(g, state, &mut lanes, x, width);
+                self.store_lane(buffer, j_bytes, value, width);
+            }
+            if !phase.last {
+                return;
             }
         }
         for &(v, r) in &group.copies {
