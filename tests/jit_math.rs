@@ -17,7 +17,9 @@ use cranelift::codegen::Context;
 use cranelift::prelude::*;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use gradc::jit::math::{apply_in_place, emit_unary_with, has_block_kernels, MathFn, MathOptions};
+use gradc::jit::math::{
+    apply_in_place, apply_to, emit_unary_with, has_block_kernels, MathFn, MathOptions,
+};
 
 // ---------------------------------------------------------------------------------------
 // JIT plumbing: one module per compiled loop `fn(input, output, n)`.
@@ -1424,6 +1426,10 @@ fn block_kernels_match_the_inline_code_bit_for_bit() {
             }
         };
         check("whole slice", 0..points.len(), &got);
+        // Out of place (the JIT reads a contiguous operand in place), odd length.
+        let mut out = vec![0.0; points.len() - 1];
+        apply_to(f, &points[..points.len() - 1], &mut out);
+        check("apply_to", 0..points.len() - 1, &out);
         // Short slices (all tail) and slices with a tail, at every offset of the edges and
         // over the start of the random points.
         let edges = block_edges().len();

@@ -1784,17 +1784,47 @@ pub fn has_block_kernels() -> bool {
 /// sigmoid as `1/(1+e^-x)` (or `e^x/(1+e^x)` for `x < 0`) refined in double-double, and
 /// `softplus(x) = max(x, 0) + ln_1p(e^-|x|)` (within the error bounds of [`MathFn`]).
 pub fn apply_in_place(f: MathFn, xs: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_block_kernels() && !matches!(f, MathFn::Sin | MathFn::Cos) {
-        // SAFETY: the host has AVX2 and FMA (checked just above).
-        unsafe { block::apply(f, xs) };
-        return;
-    }
-    apply_scalar(f, xs);
+    let n = xs.len();
+    let ptr = xs.as_mut_ptr();
+    // SAFETY: `ptr` addresses the `n` doubles of `xs`, borrowed mutably for the call.
+    unsafe { apply_raw(f, ptr, ptr, n) };
 }
 
-/// The fallback of [`apply_in_place`]: `std` functions one element at a time.
-fn apply_scalar(f: MathFn, xs: &mut [f64]) {
+/// `dst[i] = f(src[i])` for every element, as [`apply_in_place`] computes it.
+///
+/// # Panics
+/// If `src` and `dst` differ in length.
+pub fn apply_to(f: MathFn, src: &[f64], dst: &mut [f64]) {
+    assert_eq!(
+        src.len(),
+        dst.len(),
+        "apply_to: slices of different lengths"
+    );
+    // SAFETY: both address `dst.len()` doubles; a shared and a mutable borrow never overlap.
+    unsafe { apply_raw(f, src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
+}
+
+/// `dst[i] = f(src[i])` for `i < n`: the kernels where the host has them, else `std`.
+///
+/// # Safety
+/// `src` addresses `n` readable doubles and `dst` `n` writable ones; they are the same
+/// pointer or do not overlap.
+pub(crate) unsafe fn apply_raw(f: MathFn, src: *const f64, dst: *mut f64, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_block_kernels() && !matches!(f, MathFn::Sin | MathFn::Cos) {
+        // SAFETY: the host has AVX2 and FMA (checked just above); forwarded contract.
+        unsafe { block::apply(f, src, dst, n) };
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { apply_scalar(f, src, dst, n) };
+}
+
+/// The fallback of [`apply_raw`]: `std` functions one element at a time.
+///
+/// # Safety
+/// As [`apply_raw`].
+unsafe fn apply_scalar(f: MathFn, src: *const f64, dst: *mut f64, n: usize) {
     let g: fn(f64) -> f64 = match f {
         MathFn::Exp => f64::exp,
         MathFn::Log => f64::ln,
@@ -1805,8 +1835,9 @@ fn apply_scalar(f: MathFn, xs: &mut [f64]) {
         MathFn::Sin => f64::sin,
         MathFn::Cos => f64::cos,
     };
-    for x in xs {
-        *x = g(*x);
+    for i in 0..n {
+        // SAFETY: `i < n`; each element is read before it is written.
+        unsafe { *dst.add(i) = g(*src.add(i)) };
     }
 }
 
@@ -1845,20 +1876,23 @@ mod block {
     /// `2^-64`, the second factor of `exp_of_nonpositive`.
     const TWO_TO_MINUS_64: f64 = f64::from_bits(0x3bf0_0000_0000_0000);
 
-    /// [`super::apply_in_place`] with the kernels (`f` neither sine nor cosine).
+    /// [`super::apply_raw`] with the kernels (`f` neither sine nor cosine).
     ///
     /// # Safety
-    /// The host has AVX2 and FMA.
+    /// The host has AVX2 and FMA; as [`super::apply_raw`].
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn apply(f: MathFn, xs: &mut [f64]) {
-        match f {
-            MathFn::Exp => map_exp(xs),
-            MathFn::Log => map_log(xs),
-            MathFn::Log1p => map_log1p(xs),
-            MathFn::Tanh => map_tanh(xs),
-            MathFn::Sigmoid => map_sigmoid(xs),
-            MathFn::Softplus => map_softplus(xs),
-            MathFn::Sin | MathFn::Cos => unreachable!("no four-lane sine or cosine"),
+    pub(super) unsafe fn apply(f: MathFn, src: *const f64, dst: *mut f64, n: usize) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match f {
+                MathFn::Exp => map_exp(src, dst, n),
+                MathFn::Log => map_log(src, dst, n),
+                MathFn::Log1p => map_log1p(src, dst, n),
+                MathFn::Tanh => map_tanh(src, dst, n),
+                MathFn::Sigmoid => map_sigmoid(src, dst, n),
+                MathFn::Softplus => map_softplus(src, dst, n),
+                MathFn::Sin | MathFn::Cos => unreachable!("no four-lane sine or cosine"),
+            }
         }
     }
 
@@ -1868,28 +1902,32 @@ mod block {
     macro_rules! map_with {
         ($name:ident, $kernel:ident) => {
             /// # Safety
-            /// The host has AVX2 and FMA.
+            /// The host has AVX2 and FMA; as [`super::apply_raw`].
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn $name(xs: &mut [f64]) {
-                let mut chunks = xs.chunks_exact_mut(4);
-                for chunk in &mut chunks {
-                    // SAFETY: the chunk holds four doubles; the host has AVX2 and FMA.
+            unsafe fn $name(src: *const f64, dst: *mut f64, n: usize) {
+                let full = n / 4 * 4;
+                for i in (0..full).step_by(4) {
+                    // SAFETY: four doubles from `i` on; the host has AVX2 and FMA.
                     unsafe {
-                        let y = $kernel(_mm256_loadu_pd(chunk.as_ptr()));
-                        _mm256_storeu_pd(chunk.as_mut_ptr(), y);
+                        let y = $kernel(_mm256_loadu_pd(src.add(i)));
+                        _mm256_storeu_pd(dst.add(i), y);
                     }
                 }
-                let tail = chunks.into_remainder();
-                if !tail.is_empty() {
+                if full < n {
                     let mut lanes = [0.0; 4];
-                    lanes[..tail.len()].copy_from_slice(tail);
+                    for (k, lane) in lanes.iter_mut().enumerate().take(n - full) {
+                        // SAFETY: `full + k < n`.
+                        *lane = unsafe { *src.add(full + k) };
+                    }
                     // SAFETY: four lanes; the host has AVX2 and FMA.
                     unsafe {
                         let y = $kernel(_mm256_loadu_pd(lanes.as_ptr()));
                         _mm256_storeu_pd(lanes.as_mut_ptr(), y);
                     }
-                    let n = tail.len();
-                    tail.copy_from_slice(&lanes[..n]);
+                    for (k, &lane) in lanes.iter().enumerate().take(n - full) {
+                        // SAFETY: `full + k < n`.
+                        unsafe { *dst.add(full + k) = lane };
+                    }
                 }
             }
         };
@@ -2439,15 +2477,30 @@ mod tests {
         ];
         for (f, g) in plain {
             let mut got = points.clone();
-            apply_scalar(f, &mut got);
+            let ptr = got.as_mut_ptr();
+            // SAFETY: in place over `got`.
+            unsafe { apply_scalar(f, ptr, ptr, got.len()) };
             for (&x, &y) in points.iter().zip(&got) {
                 assert!(same(y, g(x)), "{}({x:e}) = {y:e}", f.name());
             }
         }
-        let mut sigmoid = points.clone();
-        apply_scalar(MathFn::Sigmoid, &mut sigmoid);
-        let mut softplus = points.clone();
-        apply_scalar(MathFn::Softplus, &mut softplus);
+        let mut sigmoid = vec![0.0; points.len()];
+        let mut softplus = vec![0.0; points.len()];
+        // SAFETY: `points` and the outputs hold `points.len()` doubles each.
+        unsafe {
+            apply_scalar(
+                MathFn::Sigmoid,
+                points.as_ptr(),
+                sigmoid.as_mut_ptr(),
+                points.len(),
+            );
+            apply_scalar(
+                MathFn::Softplus,
+                points.as_ptr(),
+                softplus.as_mut_ptr(),
+                points.len(),
+            );
+        }
         for ((&x, &s), &p) in points.iter().zip(&sigmoid).zip(&softplus) {
             // For x ≥ 0, 1/(1 + e^-x) is within 1.5 ulp; for x < 0 use the symmetry.
             let naive = 1.0 / (1.0 + (-x.abs()).exp());

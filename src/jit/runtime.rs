@@ -80,12 +80,7 @@ pub(crate) fn symbols() -> Vec<Symbol> {
         },
         sym!(gradc_sincos_to, SinCosTo),
         sym!(gradc_fill, Fill),
-        sym!(gradc_block_exp, Ints(2)),
-        sym!(gradc_block_log, Ints(2)),
-        sym!(gradc_block_log1p, Ints(2)),
-        sym!(gradc_block_tanh, Ints(2)),
-        sym!(gradc_block_sigmoid, Ints(2)),
-        sym!(gradc_block_softplus, Ints(2)),
+        sym!(gradc_block_math, Ints(4)),
         sym!(gradc_matmul, Ints(12)),
         sym!(gradc_gather, Ints(7)),
         sym!(gradc_scatter_add, Ints(8)),
@@ -116,45 +111,28 @@ pub(crate) fn math_symbol(op: UnaryOp) -> Option<&'static str> {
     })
 }
 
-/// The runtime symbol replacing every element of a block by a unary math function, for
-/// the functions that have one (loops with these evaluate them four lanes at a time on
-/// blocks; see `translate::BLOCK`).
-pub(crate) fn block_symbol(op: UnaryOp) -> Option<&'static str> {
+/// The math function `gradc_block_math` evaluates for `op` on blocks of a loop (four
+/// lanes at a time: see `translate::BLOCK`), for the functions that have a kernel.
+pub(crate) fn block_math_fn(op: UnaryOp) -> Option<math::MathFn> {
+    use math::MathFn;
     Some(match op {
-        UnaryOp::Exp => "gradc_block_exp",
-        UnaryOp::Log => "gradc_block_log",
-        UnaryOp::Log1p => "gradc_block_log1p",
-        UnaryOp::Tanh => "gradc_block_tanh",
-        UnaryOp::Sigmoid => "gradc_block_sigmoid",
-        UnaryOp::Softplus => "gradc_block_softplus",
+        UnaryOp::Exp => MathFn::Exp,
+        UnaryOp::Log => MathFn::Log,
+        UnaryOp::Log1p => MathFn::Log1p,
+        UnaryOp::Tanh => MathFn::Tanh,
+        UnaryOp::Sigmoid => MathFn::Sigmoid,
+        UnaryOp::Softplus => MathFn::Softplus,
         _ => return None,
     })
 }
 
-/// Applies `f` to the `n` doubles at `ptr`, in place.
-fn block_math(f: math::MathFn, ptr: i64, n: i64) {
-    // SAFETY: generated code passes a block buffer of at least `n` doubles.
-    let xs = unsafe { slice_mut::<f64>(ptr, n as usize) };
-    math::apply_in_place(f, xs);
-}
-
-extern "C" fn gradc_block_exp(ptr: i64, n: i64) {
-    block_math(math::MathFn::Exp, ptr, n);
-}
-extern "C" fn gradc_block_log(ptr: i64, n: i64) {
-    block_math(math::MathFn::Log, ptr, n);
-}
-extern "C" fn gradc_block_log1p(ptr: i64, n: i64) {
-    block_math(math::MathFn::Log1p, ptr, n);
-}
-extern "C" fn gradc_block_tanh(ptr: i64, n: i64) {
-    block_math(math::MathFn::Tanh, ptr, n);
-}
-extern "C" fn gradc_block_sigmoid(ptr: i64, n: i64) {
-    block_math(math::MathFn::Sigmoid, ptr, n);
-}
-extern "C" fn gradc_block_softplus(ptr: i64, n: i64) {
-    block_math(math::MathFn::Softplus, ptr, n);
+/// `dst[i] = f(src[i])` for `i < n`, `f` being `MathFn::ALL[code]`: a block of a loop,
+/// read from a buffer (`src == dst`) or straight from a row of an array.
+extern "C" fn gradc_block_math(code: i64, src: i64, dst: i64, n: i64) {
+    let f = math::MathFn::ALL[code as usize];
+    // SAFETY: generated code passes `n` doubles at `src` and a buffer of at least `n` at
+    // `dst`, the same pointer or disjoint.
+    unsafe { math::apply_raw(f, src as *const f64, dst as *mut f64, n as usize) };
 }
 
 extern "C" fn gradc_exp(x: f64) -> f64 {

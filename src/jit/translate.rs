@@ -38,7 +38,7 @@ const MAX_INLINE_SCALAR_MATH: usize = 16;
 const LANES: i64 = 2;
 
 /// Elements per block where a vectorised loop evaluates its transcendentals through the
-/// runtime's four-lane kernels ([`runtime::block_symbol`]): small enough that the
+/// runtime's four-lane kernels ([`runtime::block_math_fn`]): small enough that the
 /// blocks' buffers stay in L1 next to the loop's other data.
 const BLOCK: i64 = 256;
 
@@ -1449,7 +1449,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             .copied()
             .filter(|&m| match *func.op(m) {
                 Op::Unary(u, _) => {
-                    runtime::block_symbol(u).is_some()
+                    runtime::block_math_fn(u).is_some()
                         && exp_source(m).is_none_or(|x| sources[&x] == 1)
                 }
                 _ => false,
@@ -1493,6 +1493,27 @@ impl<'a, 'b> Translator<'a, 'b> {
             known.insert(m, ready + usize::from(blocked.contains(&m)));
         }
         let passes = blocked.iter().map(|b| known[b]).max().unwrap_or(0);
+        // Blocked members of a contiguous real operand read it in place (by its load's
+        // index): no pass copies it to their buffer.
+        let direct: HashMap<Value, usize> = blocked
+            .iter()
+            .filter_map(|&b| {
+                let x = func.op(b).operands()[0];
+                let Access::Strided(base, strides) = plan.access(func, x) else {
+                    return None;
+                };
+                let spec = LoadSpec::of(func, x, base, &strides);
+                let inner = if state.flat && spec.strides[1] == Stride::One {
+                    Stride::One
+                } else {
+                    *spec.strides.last().expect("rank ≥ 1")
+                };
+                if in_group(x).is_some() || inner != Stride::One || spec.elem != Elem::Real {
+                    return None;
+                }
+                Some((b, state.loads.iter().position(|l| *l == spec)?))
+            })
+            .collect();
 
         let slots: Vec<ClifValue> = blocked
             .iter()
@@ -1524,7 +1545,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let targets: Vec<(Value, ClifValue)> = blocked
                 .iter()
                 .zip(&buffers)
-                .filter(|&(b, _)| !last && known[b] == pass + 1)
+                .filter(|&(b, _)| !last && known[b] == pass + 1 && !direct.contains_key(b))
                 .map(|(&b, &buffer)| (b, buffer))
                 .collect();
             let mut needed = HashSet::new();
@@ -1547,15 +1568,86 @@ impl<'a, 'b> Translator<'a, 'b> {
                 needed,
                 targets,
             };
-            self.emit_inner(g, state, block_start, block_end, Some(&phase));
-            for &(b, buffer) in &phase.targets {
+            // Values live across the kernels' calls sit in memory (every vector register
+            // is clobbered by a call): each pass splats its scalar operands afresh and
+            // the last sums into accumulators of its own, added to the nest's once per
+            // block, so that no loop-carried value goes through memory.
+            let splats = state.splats.clone();
+            let mut scalars: Vec<Value> = splats.keys().copied().collect();
+            scalars.sort();
+            for s in scalars {
+                let (one, two) = state.splats.get_mut(&s).expect("a splat");
+                if let Some(two) = two {
+                    let ty = self.bcx.func.dfg.value_type(*two);
+                    *two = if self.bcx.func.dfg.value_type(*one) == types::I8 {
+                        let wide = self.bcx.ins().bmask(types::I64, *one);
+                        self.bcx.ins().splat(ty, wide)
+                    } else {
+                        self.bcx.ins().splat(ty, *one)
+                    };
+                }
+            }
+            let accs = state.accs.clone();
+            // Sorted: the emitted code must not depend on hash order.
+            let mut sums: Vec<Value> = accs.keys().copied().collect();
+            sums.sort();
+            if last {
+                for &m in &sums {
+                    let acc = state.accs.get_mut(&m).expect("an accumulator");
+                    let Op::Reduce(op, _, _) = *func.op(m) else {
+                        unreachable!("compiler bug: accumulator of a non-reduction")
+                    };
+                    let init = plan::reduce_init(op);
+                    let scalar = self.bcx.declare_var(types::F64);
+                    let one = self.fconst(1, init);
+                    self.bcx.def_var(scalar, one);
+                    let vector = acc.0.map(|_| {
+                        let vector = self.bcx.declare_var(types::F64X2);
+                        let two = self.fconst(2, init);
+                        self.bcx.def_var(vector, two);
+                        vector
+                    });
+                    *acc = (vector, scalar);
+                }
+            }
+            if last || !phase.targets.is_empty() {
+                self.emit_inner(g, state, block_start, block_end, Some(&phase));
+            }
+            if last {
+                for &m in &sums {
+                    let Op::Reduce(op, _, _) = *func.op(m) else {
+                        unreachable!("compiler bug: accumulator of a non-reduction")
+                    };
+                    let (outer, local) = (accs[&m], state.accs[&m]);
+                    let pairs = [(Some(outer.1), Some(local.1)), (outer.0, local.0)];
+                    for (outer, local) in pairs {
+                        if let (Some(outer), Some(local)) = (outer, local) {
+                            let total = self.bcx.use_var(outer);
+                            let part = self.bcx.use_var(local);
+                            let total = self.combine(op, total, part);
+                            self.bcx.def_var(outer, total);
+                        }
+                    }
+                }
+            }
+            state.splats = splats;
+            state.accs = accs;
+            for (i, &b) in blocked.iter().enumerate() {
+                if last || known[&b] != pass + 1 {
+                    continue;
+                }
                 let Op::Unary(u, _) = *func.op(b) else {
                     unreachable!("compiler bug: blocked member is not a unary op")
                 };
-                let name = runtime::block_symbol(u).expect("compiler bug: no block kernel");
-                let slot = slots[blocked.iter().position(|&x| x == b).expect("blocked")];
-                self.call(name, &[slot, len]);
-                ready.insert(b, buffer);
+                let f = runtime::block_math_fn(u).expect("compiler bug: no block kernel");
+                let code = MathFn::ALL.iter().position(|&g| g == f).expect("listed");
+                let code = self.iconst(code as i64);
+                let src = match direct.get(&b) {
+                    Some(&k) => self.bcx.ins().iadd(state.load_row[k], start_bytes),
+                    None => slots[i],
+                };
+                self.call("gradc_block_math", &[code, src, slots[i], len]);
+                ready.insert(b, buffers[i]);
             }
         }
         self.bcx.def_var(block_var, block_end);
