@@ -651,6 +651,13 @@ unsafe fn pack_a(mc: usize, kc: usize, a: Operand, out: &mut [f64]) {
                     out[p * MR + ii] = x;
                 }
             }
+        } else if rows == MR && a.rs == 1 {
+            // Column-major (a transposed operand): each step's MR values are contiguous.
+            for p in 0..kc {
+                // SAFETY: column p holds MR elements from row i0.
+                let column = unsafe { std::slice::from_raw_parts(a.at(i0, p).ptr, MR) };
+                out[p * MR..(p + 1) * MR].copy_from_slice(column);
+            }
         } else {
             for p in 0..kc {
                 for ii in 0..MR {
