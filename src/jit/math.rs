@@ -1896,7 +1896,7 @@ mod block {
         }
     }
 
-    /// Defines `$name(xs)`, applying `$kernel` to `xs` four lanes at a time, the tail padded
+    /// Defines `$name(src, dst, n)`, applying `$kernel` four lanes at a time, the tail padded
     /// with zeros into one more vector (one function per kernel, so that each kernel is
     /// inlined into its loop).
     macro_rules! map_with {
