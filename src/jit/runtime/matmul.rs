@@ -186,6 +186,15 @@ pub unsafe fn matmul(
     } else {
         (m, n, dst, a, b)
     };
+    // A product whose packed B would be big (mlp's `x @ W1`: 1.6 MB) splits its columns
+    // instead: each thread packs its half block by block into its own buffer, so the
+    // first call touches half as much new memory, and steady calls run as fast.
+    let big_b = n.next_multiple_of(NR) * k * size_of::<f64>() > SHARED_B_MAX_BYTES;
+    if strategy == Strategy::Parallel && big_b && n >= 16 * NR {
+        // SAFETY: forwarded contract.
+        unsafe { packed_column_halves(m, n, k, dst, a, b) };
+        return;
+    }
     if strategy == Strategy::Parallel && m >= 2 * MR {
         // SAFETY: forwarded contract.
         unsafe { packed_on_two_threads(m, n, k, dst, a, b) };
@@ -365,6 +374,9 @@ unsafe fn packed_column_halves(m: usize, n: usize, k: usize, dst: Output, a: Ope
 
 /// Bytes of packed B one depth block of a two-thread product aims at (half a Zen 1 L2).
 const SHARED_B_BLOCK_BYTES: usize = 256 << 10;
+
+/// The largest packed B that two threads share (see [`matmul`]).
+const SHARED_B_MAX_BYTES: usize = 1 << 20;
 
 /// The most row units of a two-thread product.
 const MAX_ROW_UNITS: usize = 64;
