@@ -111,19 +111,27 @@ pub(crate) fn math_symbol(op: UnaryOp) -> Option<&'static str> {
     })
 }
 
-/// The math function `gradc_block_math` evaluates for `op` on blocks of a loop (four
-/// lanes at a time: see `translate::BLOCK`), for the functions that have a kernel.
-pub(crate) fn block_math_fn(op: UnaryOp) -> Option<math::MathFn> {
+/// The inline math function ([`math::MathFn`]) computing the unary op `op`, if it is one.
+pub(crate) fn math_fn(op: UnaryOp) -> Option<math::MathFn> {
     use math::MathFn;
     Some(match op {
         UnaryOp::Exp => MathFn::Exp,
         UnaryOp::Log => MathFn::Log,
         UnaryOp::Log1p => MathFn::Log1p,
+        UnaryOp::Sin => MathFn::Sin,
+        UnaryOp::Cos => MathFn::Cos,
         UnaryOp::Tanh => MathFn::Tanh,
         UnaryOp::Sigmoid => MathFn::Sigmoid,
         UnaryOp::Softplus => MathFn::Softplus,
         _ => return None,
     })
+}
+
+/// The math function `gradc_block_math` evaluates for `op` on blocks of a loop (four
+/// lanes at a time: see `translate::BLOCK`), for the functions that have a kernel (all
+/// but sine and cosine).
+pub(crate) fn block_math_fn(op: UnaryOp) -> Option<math::MathFn> {
+    math_fn(op).filter(|f| !matches!(f, math::MathFn::Sin | math::MathFn::Cos))
 }
 
 /// `dst[i] = f(src[i])` for `i < n`, `f` being `MathFn::ALL[code]`: a block of a loop,

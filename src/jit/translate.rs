@@ -972,17 +972,8 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// `INLINE_MATH` off, calls of the runtime's libm wrappers per lane.
     fn math(&mut self, u: UnaryOp, x: ClifValue, width: u8) -> ClifValue {
         if INLINE_MATH && (width == 2 || !self.call_scalar_math) {
-            let f = match u {
-                UnaryOp::Exp => MathFn::Exp,
-                UnaryOp::Log => MathFn::Log,
-                UnaryOp::Log1p => MathFn::Log1p,
-                UnaryOp::Sin => MathFn::Sin,
-                UnaryOp::Cos => MathFn::Cos,
-                UnaryOp::Tanh => MathFn::Tanh,
-                UnaryOp::Sigmoid => MathFn::Sigmoid,
-                UnaryOp::Softplus => MathFn::Softplus,
-                _ => unreachable!("compiler bug: {u:?} is not a math function"),
-            };
+            let f = runtime::math_fn(u)
+                .unwrap_or_else(|| unreachable!("compiler bug: {u:?} is not a math function"));
             return math::emit_unary_with(&mut self.bcx, f, x, self.math_options);
         }
         let name = runtime::math_symbol(u)
