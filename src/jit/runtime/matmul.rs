@@ -7,8 +7,10 @@
 //! Strategy, by size (measured with `examples/gemm_shapes.rs`):
 //! - tiny products (and matrix-vector ones) use plain loops ([`small`]);
 //! - the rest use a packed, cache-blocked product with an AVX2+FMA 6×8 register
-//!   kernel (the BLIS scheme: B packed in `KC × NR` panels, A in `MR × KC` panels);
-//!   hosts without AVX2+FMA fall back to the plain loops;
+//!   kernel (the BLIS scheme: B packed in `KC × NR` panels, A in `MR × KC` panels;
+//!   either is read in place instead where its layout lets the caches hold it, see
+//!   [`reads_a_in_place`] and [`reads_b_in_place`]); hosts without AVX2+FMA fall back
+//!   to the plain loops;
 //! - the product or its transpose (`Cᵀ = Bᵀ Aᵀ`), whichever wastes less of the
 //!   register tiles on padding;
 //! - products of at least [`PARALLEL_MACS`] multiply-adds run on the calling thread and
@@ -428,6 +430,38 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
     a
 }
 
+/// Where the register kernel reads a block of A from.
+#[derive(Clone, Copy)]
+enum ABlock {
+    /// Packed by [`pack_a`] at this address.
+    Packed(*const f64),
+    /// In place: row-major, element (0, 0) at this address, rows this many elements apart.
+    InPlace(*const f64, usize),
+}
+
+/// Whether the register kernel reads a block of `mc` rows of row-major A in place,
+/// unpacked: each step then broadcasts from `MR` rows, a stream each, and packing A
+/// (half the packing of mlp's `x @ W1`, done again by each thread that takes a half of
+/// its columns) is saved. The block must stay in L2 while every panel of B passes over
+/// it, so its rows must spread over the L2's sets: a power-of-two row stride maps them
+/// to a few (a 1024-column row, 8 KiB: to one set in 128).
+fn reads_a_in_place(mc: usize, a: Operand) -> bool {
+    /// Sets and ways of the L2 cache of current x86-64 cores (256 KiB to 1 MiB, at
+    /// least 1024 sets; counting four ways leaves room for B and the output).
+    const L2_SETS: usize = 1024;
+    const L2_WAYS: usize = 4;
+    if !(a.cs == 1 && a.rs > 0) {
+        return false;
+    }
+    let row_bytes = a.rs as usize * size_of::<f64>();
+    let set_groups = if row_bytes % 64 == 0 {
+        L2_SETS / gcd(row_bytes / 64, L2_SETS)
+    } else {
+        L2_SETS
+    };
+    mc.div_ceil(set_groups) <= L2_WAYS / 2
+}
+
 /// The packed B buffer, shared with the helper for the duration of one product.
 struct SharedBuffer(*mut f64);
 
@@ -474,8 +508,13 @@ unsafe fn block_with_packed_b(
     a_pack: &mut [f64],
     accumulate: bool,
 ) {
-    // SAFETY: the block is inside a; the buffer holds it.
-    unsafe { pack_a(mr, depth, a, a_pack) };
+    let a_block = if reads_a_in_place(mr, a) {
+        ABlock::InPlace(a.ptr, a.rs as usize)
+    } else {
+        // SAFETY: the block is inside a; the buffer holds it.
+        unsafe { pack_a(mr, depth, a, a_pack) };
+        ABlock::Packed(a_pack.as_ptr())
+    };
     // SAFETY: forwarded contract.
     unsafe {
         block_tiles(
@@ -483,7 +522,7 @@ unsafe fn block_with_packed_b(
             n,
             depth,
             dst,
-            a_pack,
+            a_block,
             b_block,
             (b_step, panel_stride),
             accumulate,
@@ -491,11 +530,11 @@ unsafe fn block_with_packed_b(
     };
 }
 
-/// The register tiles of one packed block of A (`mr` rows, `depth` steps, in `a_pack`)
+/// The register tiles of one block of A (`mr` rows, `depth` steps, as `a_block` says)
 /// times one block of B laid out as [`block_with_packed_b`] describes.
 ///
 /// # Safety
-/// As [`block_with_packed_b`], with A already packed.
+/// As [`block_with_packed_b`], with A already packed (or read in place).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -504,7 +543,7 @@ unsafe fn block_tiles(
     n: usize,
     depth: usize,
     dst: Output,
-    a_pack: &[f64],
+    a_block: ABlock,
     b_block: *const f64,
     (b_step, panel_stride): (usize, usize),
     accumulate: bool,
@@ -514,18 +553,47 @@ unsafe fn block_tiles(
         // SAFETY: inside the block of B.
         let b_panel = unsafe { b_block.add(jr * panel_stride) };
         for ir in (0..mr).step_by(MR) {
-            let a_panel = a_pack[ir * depth..].as_ptr();
             let tile = dst.at(ir, jr);
             // SAFETY: panels hold `depth` steps; the tile is inside dst. A last panel of
             // fewer rows, or of at most four columns, gets a kernel of that size (its
             // padding costs nothing).
             unsafe {
-                let args = (depth, a_panel, b_panel, b_step, tile, nr, accumulate);
                 let rows = MR.min(mr - ir);
-                if nr > 4 {
-                    kernel_of_rows::<NV>(rows, args)
-                } else {
-                    kernel_of_rows::<1>(rows, args)
+                match a_block {
+                    ABlock::Packed(a_pack) => {
+                        let args = (
+                            depth,
+                            a_pack.add(ir * depth),
+                            0,
+                            b_panel,
+                            b_step,
+                            tile,
+                            nr,
+                            accumulate,
+                        );
+                        if nr > 4 {
+                            kernel_of_rows::<NV, false>(rows, args)
+                        } else {
+                            kernel_of_rows::<1, false>(rows, args)
+                        }
+                    }
+                    ABlock::InPlace(a, rs) => {
+                        let args = (
+                            depth,
+                            a.add(ir * rs),
+                            rs,
+                            b_panel,
+                            b_step,
+                            tile,
+                            nr,
+                            accumulate,
+                        );
+                        if nr > 4 {
+                            kernel_of_rows::<NV, true>(rows, args)
+                        } else {
+                            kernel_of_rows::<1, true>(rows, args)
+                        }
+                    }
                 }
             };
         }
@@ -614,8 +682,13 @@ unsafe fn packed_with(
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                // SAFETY: as above.
-                unsafe { pack_a(mc, kc, a.at(ic, pc), a_pack) };
+                let a_block = if reads_a_in_place(mc, a) {
+                    ABlock::InPlace(a.at(ic, pc).ptr, a.rs as usize)
+                } else {
+                    // SAFETY: as above.
+                    unsafe { pack_a(mc, kc, a.at(ic, pc), a_pack) };
+                    ABlock::Packed(a_pack.as_ptr())
+                };
                 let (b_block, layout) = if in_place {
                     (b.at(pc, jc).ptr, (b.rs as usize, 1))
                 } else {
@@ -623,7 +696,9 @@ unsafe fn packed_with(
                 };
                 // SAFETY: the packed A block and the block of B as laid out; the tiles
                 // are inside dst.
-                unsafe { block_tiles(mc, nc, kc, dst.at(ic, jc), a_pack, b_block, layout, pc > 0) };
+                unsafe {
+                    block_tiles(mc, nc, kc, dst.at(ic, jc), a_block, b_block, layout, pc > 0)
+                };
             }
         }
     }
@@ -742,9 +817,18 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Operand, out: &mut [f64]) {
     }
 }
 
-/// The arguments of [`kernel`] after its sizes: `(kc, a_panel, b_panel, b_step, tile,
-/// nr, accumulate)`.
-type KernelArgs = (usize, *const f64, *const f64, usize, Output, usize, bool);
+/// The arguments of [`kernel`] after its sizes: `(kc, a_panel, a_rs, b_panel, b_step,
+/// tile, nr, accumulate)`.
+type KernelArgs = (
+    usize,
+    *const f64,
+    usize,
+    *const f64,
+    usize,
+    Output,
+    usize,
+    bool,
+);
 
 /// [`kernel`] of `rows` rows (1 to `MR`) and `V` four-lane vectors per row, its other
 /// arguments as one tuple.
@@ -754,43 +838,39 @@ type KernelArgs = (usize, *const f64, *const f64, usize, Output, usize, bool);
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn kernel_of_rows<const V: usize>(rows: usize, args: KernelArgs) {
-    let (kc, a_panel, b_panel, b_step, tile, nr, accumulate) = args;
+unsafe fn kernel_of_rows<const V: usize, const A_IN_PLACE: bool>(rows: usize, args: KernelArgs) {
     // SAFETY: forwarded contract.
     unsafe {
         match rows {
-            6.. => kernel::<6, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
-            5 => kernel::<5, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
-            4 => kernel::<4, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
-            3 => kernel::<3, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
-            2 => kernel::<2, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
-            _ => kernel::<1, V>(kc, a_panel, b_panel, b_step, tile, nr, accumulate),
+            6.. => kernel::<6, V, A_IN_PLACE>(args),
+            5 => kernel::<5, V, A_IN_PLACE>(args),
+            4 => kernel::<4, V, A_IN_PLACE>(args),
+            3 => kernel::<3, V, A_IN_PLACE>(args),
+            2 => kernel::<2, V, A_IN_PLACE>(args),
+            _ => kernel::<1, V, A_IN_PLACE>(args),
         }
     }
 }
 
 /// The `R`×`4V` register kernel (`R` ≤ `MR` = 6, `V` ≤ `NV` = 2): `tile (+)= a_panel @
 /// b_panel` over `kc` steps, writing the `R × nr` corner of the tile (`nr` ≤ `4V`;
-/// accumulating into it when `accumulate`). Step `p` of the A panel is the `MR` values at
-/// `a_panel + p · MR` (of which the first `R` are read); step `p` of the B panel is the
-/// `NR` values at `b_panel + p · b_step` (`NR` when packed, the row stride when read in
-/// place; the first `4V` are read).
+/// accumulating into it when `accumulate`). Step `p` of a packed A panel is the `MR`
+/// values at `a_panel + p · MR` (of which the first `R` are read); read in place
+/// (`A_IN_PLACE`), row `i` of the panel is the `kc` values at `a_panel + i · a_rs`. Step
+/// `p` of the B panel is the `NR` values at `b_panel + p · b_step` (`NR` when packed, the
+/// row stride when read in place; the first `4V` are read).
 ///
 /// # Safety
-/// The A panel holds `kc` packed steps, the B panel `kc` steps of `4V` readable values;
-/// the `R × nr` tile is inside the output.
+/// The A panel holds `kc` steps of `R` rows, the B panel `kc` steps of `4V` readable
+/// values; the `R × nr` tile is inside the output.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const R: usize, const V: usize>(
-    kc: usize,
-    a_panel: *const f64,
-    b_panel: *const f64,
-    b_step: usize,
-    tile: Output,
-    nr: usize,
-    accumulate: bool,
+unsafe fn kernel<const R: usize, const V: usize, const A_IN_PLACE: bool>(
+    (kc, a_panel, a_rs, b_panel, b_step, tile, nr, accumulate): KernelArgs,
 ) {
     use std::arch::x86_64::*;
+    // Distance between the values of two rows of one step, and between two steps.
+    let (a_row, a_step) = if A_IN_PLACE { (a_rs, 1) } else { (1, MR) };
     let mut acc = [[_mm256_setzero_pd(); V]; R];
     let (mut a_p, mut b_p) = (a_panel, b_panel);
     // Four steps per iteration (then the rest): less loop overhead per multiply-add.
@@ -802,7 +882,7 @@ unsafe fn kernel<const R: usize, const V: usize>(
                 *b = _mm256_loadu_pd(b_p.add(4 * v));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let x = _mm256_broadcast_sd(&*a_p.add(i));
+                let x = _mm256_broadcast_sd(&*a_p.add(i * a_row));
                 for (r, b) in row.iter_mut().zip(&b_v) {
                     *r = _mm256_fmadd_pd(x, *b, *r);
                 }
@@ -813,10 +893,10 @@ unsafe fn kernel<const R: usize, const V: usize>(
         // SAFETY: four more steps are inside the panels.
         unsafe {
             step(a_p, b_p, &mut acc);
-            step(a_p.add(MR), b_p.add(b_step), &mut acc);
-            step(a_p.add(2 * MR), b_p.add(2 * b_step), &mut acc);
-            step(a_p.add(3 * MR), b_p.add(3 * b_step), &mut acc);
-            a_p = a_p.add(4 * MR);
+            step(a_p.add(a_step), b_p.add(b_step), &mut acc);
+            step(a_p.add(2 * a_step), b_p.add(2 * b_step), &mut acc);
+            step(a_p.add(3 * a_step), b_p.add(3 * b_step), &mut acc);
+            a_p = a_p.add(4 * a_step);
             b_p = b_p.add(4 * b_step);
         }
     }
@@ -824,7 +904,7 @@ unsafe fn kernel<const R: usize, const V: usize>(
         step(a_p, b_p, &mut acc);
         // SAFETY: one more step is inside the panels.
         unsafe {
-            a_p = a_p.add(MR);
+            a_p = a_p.add(a_step);
             b_p = b_p.add(b_step);
         }
     }
@@ -1207,5 +1287,29 @@ mod tests {
         check(150, 40, 600);
         // Too few rows (after transposing) for row units: halves of the columns.
         check(128, 10, 256);
+        // Rows of A 8 KiB apart: packed rather than read in place.
+        check(40, 24, 1024);
+    }
+
+    #[test]
+    fn a_is_read_in_place_unless_its_rows_crowd_a_few_cache_sets() {
+        let rows = |rs: isize| Operand {
+            ptr: std::ptr::null(),
+            rs,
+            cs: 1,
+        };
+        // mlp's x (784 columns), deep's 64, an odd stride: rows spread over the sets.
+        assert!(reads_a_in_place(MC, rows(784)));
+        assert!(reads_a_in_place(MC, rows(64)));
+        assert!(reads_a_in_place(MC, rows(1001)));
+        // 1024 columns: MC rows over 8 of the 1024 sets.
+        assert!(!reads_a_in_place(MC, rows(1024)));
+        // A column-major operand is packed.
+        let columns = Operand {
+            ptr: std::ptr::null(),
+            rs: 1,
+            cs: 784,
+        };
+        assert!(!reads_a_in_place(MC, columns));
     }
 }
