@@ -364,8 +364,8 @@ impl Model {
         if let Some((forward, kernel)) = &self.kernels {
             for k in [forward, kernel] {
                 k.check_dims(dims)?;
-                k.reserve(dims, &mut workspace)?;
             }
+            jit::Kernel::reserve_all(&[forward, kernel], dims, &mut workspace)?;
         }
         // Checked by `check_sizes`: no count overflows.
         let numel = |shape: &[crate::ir::Dim]| jit::numel(shape, dims);

@@ -633,7 +633,7 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
             return Err(failure);
         }
     };
-    let report = match bench::bench(&src.text, &data, &bench::BenchOptions::default()) {
+    let report = match bench::bench(&src.text, data, &bench::BenchOptions::default()) {
         Ok(report) => report,
         Err(api::ModelError::Compile(diags)) => return Err(Failure::Source(diags)),
         Err(e) => return Err(e.to_string().into()),

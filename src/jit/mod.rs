@@ -917,10 +917,23 @@ impl Kernel {
     /// [`Kernel::check_dims`]), reporting an allocation failure as an error rather than
     /// aborting; the call then finds its arena ready.
     pub fn reserve(&self, dims: &[usize], workspace: &mut Workspace) -> Result<(), JitError> {
-        if self.buffers.is_empty() {
-            return Ok(());
+        Kernel::reserve_all(&[self], dims, workspace)
+    }
+
+    /// [`Kernel::reserve`] for several kernels that share `workspace` (forward and
+    /// gradient), growing the arena once to the largest need: growing it for each in
+    /// turn would copy it and map fresh pages twice.
+    pub fn reserve_all(
+        kernels: &[&Kernel],
+        dims: &[usize],
+        workspace: &mut Workspace,
+    ) -> Result<(), JitError> {
+        let mut lines = 0;
+        for kernel in kernels.iter().filter(|k| !k.buffers.is_empty()) {
+            let index = workspace.cached_layout(kernel, dims);
+            lines = lines.max(workspace.layouts[index].lines);
         }
-        workspace.layout_index(self, dims).map(|_| ())
+        workspace.grow(lines)
     }
 
     /// Runs the kernel after checking everything the machine code relies on: the
@@ -1127,6 +1140,8 @@ struct CachedLayout {
     kernel_id: u64,
     dims: Vec<usize>,
     offsets: Vec<i64>,
+    /// Arena lines the layout needs.
+    lines: usize,
 }
 
 /// Scratch memory for calls: the arena for intermediate buffers and the cached buffer
@@ -1167,24 +1182,22 @@ impl Workspace {
     /// the arena if needed (allocates only for a layout not seen before); an error if
     /// the arena cannot be allocated. `dims` must have passed [`Kernel::check_dims`].
     fn layout_index(&mut self, kernel: &Kernel, dims: &[usize]) -> Result<usize, JitError> {
+        let index = self.cached_layout(kernel, dims);
+        self.grow(self.layouts[index].lines)?;
+        Ok(index)
+    }
+
+    /// The index of the cached layout of `kernel` at `dims`, computed if not seen before
+    /// (the arena is not grown).
+    fn cached_layout(&mut self, kernel: &Kernel, dims: &[usize]) -> usize {
         if let Some(k) = self
             .layouts
             .iter()
             .position(|l| l.kernel_id == kernel.id && l.dims == dims)
         {
-            return Ok(k);
+            return k;
         }
         let (offsets, bytes) = layout(&kernel.buffers, dims);
-        let lines = bytes.div_ceil(64);
-        if self.arena.len() < lines {
-            let more = lines - self.arena.len();
-            self.arena.try_reserve_exact(more).map_err(|_| {
-                JitError::BadCall(format!(
-                    "cannot allocate {bytes} bytes of workspace for the intermediate values"
-                ))
-            })?;
-            self.arena.resize(lines, Line([0; 64]));
-        }
         if self.layouts.len() == MAX_CACHED_LAYOUTS {
             self.layouts.remove(0);
         }
@@ -1192,8 +1205,25 @@ impl Workspace {
             kernel_id: kernel.id,
             dims: dims.to_vec(),
             offsets,
+            lines: bytes.div_ceil(64),
         });
-        Ok(self.layouts.len() - 1)
+        self.layouts.len() - 1
+    }
+
+    /// Grows the arena to `lines` lines (zeroed) if it is shorter; an error if it cannot
+    /// be allocated.
+    fn grow(&mut self, lines: usize) -> Result<(), JitError> {
+        if self.arena.len() < lines {
+            let more = lines - self.arena.len();
+            self.arena.try_reserve_exact(more).map_err(|_| {
+                JitError::BadCall(format!(
+                    "cannot allocate {} bytes of workspace for the intermediate values",
+                    lines * size_of::<Line>()
+                ))
+            })?;
+            self.arena.resize(lines, Line([0; 64]));
+        }
+        Ok(())
     }
 
     /// The arena base and the buffer offsets for `kernel` at `dims`, growing the arena
