@@ -506,3 +506,31 @@ fn a_long_scalar_program_runs_on_a_thread_with_a_small_stack() {
     );
     assert!(jit.1 != 0.0, "a gradient through 20,000 sines: {jit:?}");
 }
+
+#[test]
+fn forward_and_gradient_share_one_arena_sized_for_the_larger() {
+    let compiled = gradc::driver::compile(
+        "input x: [B, D]\nparam W: [D, H]\nloss = sum(tanh(x @ W) * exp(x @ W))\n",
+    )
+    .expect("compiles");
+    let forward = jit::compile(&compiled.forward).expect("jit");
+    let grad = jit::compile(&compiled.grad).expect("jit");
+    let dims = [7, 5, 3];
+    let (f, g) = (forward.arena_bytes(&dims), grad.arena_bytes(&dims));
+    assert!(f > 0 && g > 0 && f != g, "forward {f} and gradient {g} bytes");
+    let mut workspace = Workspace::new();
+    jit::Kernel::reserve_all(&[&forward, &grad], &dims, &mut workspace).expect("reserves");
+    let reserved = workspace.arena_bytes();
+    assert!(reserved >= f.max(g) && reserved < f.max(g) + 64, "{reserved} bytes");
+    // Both calls then run in it without growing it.
+    let x: Vec<f64> = (0..35).map(|i| 0.01 * i as f64).collect();
+    let w: Vec<f64> = (0..15).map(|i| 0.1 - 0.02 * i as f64).collect();
+    let args = [ArgData::Real(&x), ArgData::Real(&w)];
+    let (mut loss, mut dw) = ([0.0], vec![0.0; 15]);
+    forward
+        .call(&dims, &args, &mut [&mut loss], &mut workspace)
+        .expect("forward");
+    grad.call(&dims, &args, &mut [&mut loss, &mut dw], &mut workspace)
+        .expect("gradient");
+    assert_eq!(workspace.arena_bytes(), reserved);
+}
