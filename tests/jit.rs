@@ -517,11 +517,17 @@ fn forward_and_gradient_share_one_arena_sized_for_the_larger() {
     let grad = jit::compile(&compiled.grad).expect("jit");
     let dims = [7, 5, 3];
     let (f, g) = (forward.arena_bytes(&dims), grad.arena_bytes(&dims));
-    assert!(f > 0 && g > 0 && f != g, "forward {f} and gradient {g} bytes");
+    assert!(
+        f > 0 && g > 0 && f != g,
+        "forward {f} and gradient {g} bytes"
+    );
     let mut workspace = Workspace::new();
     jit::Kernel::reserve_all(&[&forward, &grad], &dims, &mut workspace).expect("reserves");
     let reserved = workspace.arena_bytes();
-    assert!(reserved >= f.max(g) && reserved < f.max(g) + 64, "{reserved} bytes");
+    assert!(
+        reserved >= f.max(g) && reserved < f.max(g) + 64,
+        "{reserved} bytes"
+    );
     // Both calls then run in it without growing it.
     let x: Vec<f64> = (0..35).map(|i| 0.01 * i as f64).collect();
     let w: Vec<f64> = (0..15).map(|i| 0.1 - 0.02 * i as f64).collect();

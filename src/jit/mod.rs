@@ -211,78 +211,104 @@ pub fn compile(func: &Function) -> Result<Kernel, JitError> {
 }
 
 /// Compiles two functions, sharing the work between two threads when a second core is
-/// free: both are translated at once, then their Cranelift functions (loop nests and
-/// entries, the largest first) are compiled by whichever thread is free.
+/// free: both are translated at once, and the Cranelift functions of each (loop nests
+/// and entries) go to a queue as soon as it is translated, from which whichever thread
+/// is free compiles the largest first. So a thread that finishes translating the
+/// smaller kernel starts compiling its functions rather than waiting for the other.
 pub fn compile_pair(
     a: &Function,
     b: &Function,
 ) -> (Result<Kernel, JitError>, Result<Kernel, JitError>) {
+    /// One function to compile: its size (the queue's order), kernel, id, code, tier.
+    struct Job {
+        insts: usize,
+        kernel: usize,
+        id: FuncId,
+        func: cranelift::codegen::ir::Function,
+        tier: Tier,
+    }
+    /// Marks a translation finished even if it panics, so no thread waits for it forever.
+    struct Finished<'a>(&'a AtomicUsize);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Release);
+        }
+    }
     let sources = [a, b];
     let translated: [Mutex<Option<Result<Translated, JitError>>>; 2] = Default::default();
+    // Functions of each kernel, counted when queued (to tell a lost job from none).
+    let queued: [AtomicUsize; 2] = Default::default();
+    let queue: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+    let compiled: Mutex<Vec<(usize, Result<MachineCode, JitError>)>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
+    let translating = AtomicUsize::new(sources.len());
     helper::run_on_two_threads(&|| {
         while let k @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
-            *lock(&translated[k]) = Some(translate_kernel(sources[k], false));
+            let _finished = Finished(&translating);
+            let mut kernel = translate_kernel(sources[k], false);
+            if let Ok(t) = &mut kernel {
+                let tier_of = t.tier_of();
+                let jobs: Vec<Job> = std::mem::take(&mut t.functions)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(f, (id, func))| Job {
+                        insts: func.dfg.num_insts(),
+                        kernel: k,
+                        id,
+                        func,
+                        tier: tier_of(f),
+                    })
+                    .collect();
+                queued[k].store(jobs.len(), Ordering::Relaxed);
+                let mut queue = lock(&queue);
+                queue.extend(jobs);
+                // The largest last: `pop` takes it.
+                queue.sort_by_key(|job| job.insts);
+            }
+            *lock(&translated[k]) = Some(kernel);
         }
-    });
-    let [a, b] = translated.map(|slot| {
-        slot.into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or_else(|| Err(JitError::Codegen("the JIT thread panicked".into())))
-    });
-    let (a, b) = match (a, b) {
-        (Ok(a), Ok(b)) => (a, b),
-        (a, b) => {
-            return (
-                a.and_then(compile_translated),
-                b.and_then(compile_translated),
-            )
+        loop {
+            let job = lock(&queue).pop();
+            if let Some(job) = job {
+                let code = compile_function(job.id, &job.func, job.tier);
+                lock(&compiled).push((job.kernel, code));
+            } else if translating.load(Ordering::Acquire) == 0 {
+                // Every job was queued before its translation was marked finished.
+                if lock(&queue).is_empty() {
+                    return;
+                }
+            } else {
+                std::thread::yield_now();
+            }
         }
-    };
-    // Every function of both kernels, largest first.
-    let mut jobs: Vec<(usize, usize, usize)> = [&a, &b]
-        .iter()
-        .enumerate()
-        .flat_map(|(k, t)| {
-            t.functions
-                .iter()
-                .enumerate()
-                .map(move |(f, (_, func))| (func.dfg.num_insts(), k, f))
-        })
-        .collect();
-    jobs.sort_by_key(|job| std::cmp::Reverse(job.0));
-    let slots: Vec<Mutex<Option<Result<MachineCode, JitError>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let functions = [&a.functions, &b.functions];
-    let tiers = [a.tier_of(), b.tier_of()];
-    helper::run_on_two_threads(&|| loop {
-        let j = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(_, k, f)) = jobs.get(j) else {
-            return;
-        };
-        let (id, func) = &functions[k][f];
-        *lock(&slots[j]) = Some(compile_function(*id, func, tiers[k](f)));
     });
     let mut code: [Vec<MachineCode>; 2] = Default::default();
     let mut failed: [Option<JitError>; 2] = Default::default();
-    for (&(_, k, _), slot) in jobs.iter().zip(slots) {
-        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(Ok(machine)) => code[k].push(machine),
-            Some(Err(e)) => failed[k] = Some(e),
-            None => failed[k] = Some(JitError::Codegen("the JIT thread panicked".into())),
+    for (k, machine) in compiled.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match machine {
+            Ok(machine) => code[k].push(machine),
+            Err(e) => failed[k] = Some(e),
         }
     }
-    let [code_a, code_b] = code;
-    let [failed_a, failed_b] = failed;
-    let a = match failed_a {
-        Some(e) => Err(e),
-        None => finish_kernel(a, code_a),
-    };
-    let b = match failed_b {
-        Some(e) => Err(e),
-        None => finish_kernel(b, code_b),
-    };
+    let lost = || JitError::Codegen("the JIT thread panicked".into());
+    let mut results = translated.map(|slot| {
+        slot.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err(lost()))
+    });
+    let [a, b] = [0, 1].map(|k| {
+        let translated = std::mem::replace(&mut results[k], Err(lost()))?;
+        if let Some(e) = failed[k].take() {
+            return Err(e);
+        }
+        let mut code = std::mem::take(&mut code[k]);
+        if code.len() != queued[k].load(Ordering::Relaxed) {
+            return Err(lost());
+        }
+        // In declaration order, whichever thread finished first.
+        code.sort_by_key(|machine| machine.id.as_u32());
+        finish_kernel(translated, code)
+    });
     (a, b)
 }
 
