@@ -406,7 +406,8 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     let plan = plan::plan(func);
 
     let mut module = new_module()?;
-    let imports = declare_runtime(&mut module)?;
+    // Runtime functions are declared at their first use (see `Translator::func_ref`).
+    let mut imports = HashMap::new();
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut clif = want_clif.then(String::new);
@@ -427,7 +428,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
         }
         ctx.func.signature = range_signature(&module);
         let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-        translate::translate_range_fn(func, &plan, g, builder, &mut module, &imports);
+        translate::translate_range_fn(func, &plan, g, builder, &mut module, &mut imports);
         numbering::number_values(&mut ctx.func);
         fma_order::order_fma_operands(&mut ctx.func);
         let same_as = |i: &usize| {
@@ -471,7 +472,7 @@ fn translate_kernel(func: &Function, want_clif: bool) -> Result<Translated, JitE
     }
     ctx.func.signature = entry_signature(&module);
     let builder = cranelift::prelude::FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-    translate::translate(func, &plan, builder, &mut module, &imports, &range_fns);
+    translate::translate(func, &plan, builder, &mut module, &mut imports, &range_fns);
     fma_order::order_fma_operands(&mut ctx.func);
     let entry_tier = if ctx.func.layout.blocks().nth(1).is_none() && !range_fns.is_empty() {
         Tier::Quick
@@ -794,45 +795,38 @@ fn new_module() -> Result<JITModule, JitError> {
     Ok(JITModule::new(builder))
 }
 
-/// Declares every runtime symbol as an import.
-fn declare_runtime(module: &mut JITModule) -> Result<HashMap<&'static str, FuncId>, JitError> {
-    let mut ids = HashMap::new();
-    for symbol in runtime::symbols() {
-        let mut sig = module.make_signature();
-        match symbol.shape {
-            runtime::SymbolShape::Ints(n) => {
-                sig.params.extend((0..n).map(|_| AbiParam::new(types::I64)));
-            }
-            runtime::SymbolShape::Math1 => {
-                sig.params.push(AbiParam::new(types::F64));
-                sig.returns.push(AbiParam::new(types::F64));
-            }
-            runtime::SymbolShape::Math2 => {
-                sig.params.push(AbiParam::new(types::F64));
-                sig.params.push(AbiParam::new(types::F64));
-                sig.returns.push(AbiParam::new(types::F64));
-            }
-            runtime::SymbolShape::Fill => {
-                sig.params.push(AbiParam::new(types::I64));
-                sig.params.push(AbiParam::new(types::I64));
-                sig.params.push(AbiParam::new(types::F64));
-            }
-            runtime::SymbolShape::SinCos => {
-                sig.params.push(AbiParam::new(types::F64));
-                sig.returns.push(AbiParam::new(types::F64));
-                sig.returns.push(AbiParam::new(types::F64));
-            }
-            runtime::SymbolShape::SinCosTo => {
-                sig.params.push(AbiParam::new(types::F64));
-                sig.params.push(AbiParam::new(types::I64));
-            }
+/// The signature of a runtime function of the given shape.
+pub(crate) fn import_signature(module: &JITModule, shape: &runtime::SymbolShape) -> Signature {
+    let mut sig = module.make_signature();
+    match *shape {
+        runtime::SymbolShape::Ints(n) => {
+            sig.params.extend((0..n).map(|_| AbiParam::new(types::I64)));
         }
-        let id = module
-            .declare_function(symbol.name, Linkage::Import, &sig)
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        ids.insert(symbol.name, id);
+        runtime::SymbolShape::Math1 => {
+            sig.params.push(AbiParam::new(types::F64));
+            sig.returns.push(AbiParam::new(types::F64));
+        }
+        runtime::SymbolShape::Math2 => {
+            sig.params.push(AbiParam::new(types::F64));
+            sig.params.push(AbiParam::new(types::F64));
+            sig.returns.push(AbiParam::new(types::F64));
+        }
+        runtime::SymbolShape::Fill => {
+            sig.params.push(AbiParam::new(types::I64));
+            sig.params.push(AbiParam::new(types::I64));
+            sig.params.push(AbiParam::new(types::F64));
+        }
+        runtime::SymbolShape::SinCos => {
+            sig.params.push(AbiParam::new(types::F64));
+            sig.returns.push(AbiParam::new(types::F64));
+            sig.returns.push(AbiParam::new(types::F64));
+        }
+        runtime::SymbolShape::SinCosTo => {
+            sig.params.push(AbiParam::new(types::F64));
+            sig.params.push(AbiParam::new(types::I64));
+        }
     }
-    Ok(ids)
+    sig
 }
 
 /// `(dims, args, results, arena, offsets)`, five pointers, no return value.

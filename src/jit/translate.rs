@@ -20,7 +20,7 @@ use cranelift::prelude::{
     types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Value as ClifValue, Variable,
 };
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Module};
+use cranelift_module::{FuncId, Linkage, Module};
 
 use super::math::{self, MathFn, MathOptions};
 use super::parallel;
@@ -48,7 +48,7 @@ pub(crate) fn translate(
     plan: &Plan,
     bcx: FunctionBuilder<'_>,
     module: &mut JITModule,
-    imports: &HashMap<&'static str, FuncId>,
+    imports: &mut HashMap<&'static str, FuncId>,
     range_fns: &HashMap<usize, FuncId>,
 ) {
     // Many transcendentals in straight-line code would make a large function to compile
@@ -137,7 +137,7 @@ pub(crate) fn translate_range_fn(
     g: usize,
     bcx: FunctionBuilder<'_>,
     module: &mut JITModule,
-    imports: &HashMap<&'static str, FuncId>,
+    imports: &mut HashMap<&'static str, FuncId>,
 ) {
     let mut t = Translator::new(func, plan, bcx, module, imports);
     let range = t.emit_range_entry(g);
@@ -394,7 +394,7 @@ struct Translator<'a, 'b> {
     plan: &'a Plan,
     bcx: FunctionBuilder<'b>,
     module: &'a mut JITModule,
-    imports: &'a HashMap<&'static str, FuncId>,
+    imports: &'a mut HashMap<&'static str, FuncId>,
     /// The range functions of the groups compiled apart.
     range_fns: HashMap<usize, FuncId>,
     /// In a range function: the memory pointers of its nest, read from `ctx`.
@@ -422,7 +422,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         plan: &'a Plan,
         bcx: FunctionBuilder<'b>,
         module: &'a mut JITModule,
-        imports: &'a HashMap<&'static str, FuncId>,
+        imports: &'a mut HashMap<&'static str, FuncId>,
     ) -> Self {
         Translator {
             call_scalar_math: false,
@@ -646,10 +646,24 @@ impl<'a, 'b> Translator<'a, 'b> {
         if let Some(&f) = self.func_refs.get(name) {
             return f;
         }
-        let id = *self
-            .imports
-            .get(name)
-            .unwrap_or_else(|| panic!("compiler bug: runtime symbol {name} not declared"));
+        // Declared in the module at the kernel's first use: declaring every runtime
+        // function up front cost a cold compile 40–100 µs per kernel.
+        let id = match self.imports.get(name) {
+            Some(&id) => id,
+            None => {
+                let symbol = runtime::symbols()
+                    .into_iter()
+                    .find(|s| s.name == name)
+                    .unwrap_or_else(|| panic!("compiler bug: no runtime symbol {name}"));
+                let sig = super::import_signature(self.module, &symbol.shape);
+                let id = self
+                    .module
+                    .declare_function(name, Linkage::Import, &sig)
+                    .unwrap_or_else(|e| panic!("compiler bug: declaring {name}: {e}"));
+                self.imports.insert(name, id);
+                id
+            }
+        };
         let f = self.module.declare_func_in_func(id, self.bcx.func);
         self.func_refs.insert(name, f);
         f
