@@ -352,12 +352,12 @@ impl Op {
 
     /// The result type of this op given a way to look up operand types and argument
     /// types, or a message saying which rule is broken.
-    pub fn result_type(
+    pub fn result_type<'t>(
         &self,
-        ty_of: &dyn Fn(Value) -> Type,
+        ty_of: &dyn Fn(Value) -> &'t Type,
         args: &[ArgDecl],
     ) -> Result<Type, String> {
-        let real = |v: Value| -> Result<Type, String> {
+        let real = |v: Value| -> Result<&'t Type, String> {
             let t = ty_of(v);
             if t.elem == Elem::Real {
                 Ok(t)
@@ -365,7 +365,7 @@ impl Op {
                 Err(format!("{v} must be real, is {:?}", t.elem))
             }
         };
-        let int_index = |v: Value| -> Result<Type, String> {
+        let int_index = |v: Value| -> Result<&'t Type, String> {
             let t = ty_of(v);
             if t.elem == Elem::Int && t.rank() <= 1 {
                 Ok(t)
@@ -391,21 +391,21 @@ impl Op {
                 elem: Elem::Int,
                 shape: Vec::new(),
             },
-            Op::Unary(_, x) => real(*x)?,
+            Op::Unary(_, x) => real(*x)?.clone(),
             Op::Binary(_, a, b) => {
                 let (ta, tb) = (real(*a)?, real(*b)?);
-                same(&ta, &tb)?;
-                ta
+                same(ta, tb)?;
+                ta.clone()
             }
             Op::Compare(_, a, b) => {
                 let (ta, tb) = (ty_of(*a), ty_of(*b));
                 if ta.elem != tb.elem || ta.elem == Elem::Bool {
                     return Err("comparison needs two reals or two ints".into());
                 }
-                same(&ta, &tb)?;
+                same(ta, tb)?;
                 Type {
                     elem: Elem::Bool,
-                    shape: ta.shape,
+                    shape: ta.shape.clone(),
                 }
             }
             Op::Select(m, a, b) => {
@@ -414,9 +414,9 @@ impl Op {
                     return Err(format!("{m} must be a mask"));
                 }
                 let (ta, tb) = (real(*a)?, real(*b)?);
-                same(&tm, &ta)?;
-                same(&ta, &tb)?;
-                ta
+                same(tm, ta)?;
+                same(ta, tb)?;
+                ta.clone()
             }
             Op::Broadcast(x, shape) => {
                 let tx = ty_of(*x);
@@ -459,7 +459,7 @@ impl Op {
                 if (*axis as usize) >= tx.rank().max(1) {
                     return Err(format!("axis {axis} out of range"));
                 }
-                tx
+                tx.clone()
             }
             Op::MatMul(a, b) => {
                 let (ta, tb) = (real(*a)?, real(*b)?);
@@ -617,7 +617,7 @@ impl Function {
                 return Err(format!("operand {v} does not precede v{next}"));
             }
         }
-        let ty = op.result_type(&|v| self.insts[v.index()].ty.clone(), &self.args)?;
+        let ty = op.result_type(&|v| &self.insts[v.index()].ty, &self.args)?;
         self.insts.push(Inst { op, ty });
         Ok(Value(next))
     }

@@ -33,7 +33,7 @@ pub fn verify(func: &Function) -> Result<(), Vec<String>> {
         }
         match inst
             .op
-            .result_type(&|v| func.insts[v.index()].ty.clone(), &func.args)
+            .result_type(&|v| &func.insts[v.index()].ty, &func.args)
         {
             Ok(ty) if ty == inst.ty => {}
             Ok(ty) => problems.push(format!(

@@ -164,7 +164,7 @@ impl Rewriter {
 
     /// The type `op` would have.
     pub(super) fn type_of(&self, op: &Op) -> Type {
-        op.result_type(&|v| self.func.ty(v).clone(), &self.func.args)
+        op.result_type(&|v| self.func.ty(v), &self.func.args)
             .unwrap_or_else(|msg| panic!("compiler bug: a rule built an ill-typed op: {msg}"))
     }
 
