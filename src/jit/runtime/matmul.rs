@@ -572,41 +572,16 @@ unsafe fn block_tiles(
             // padding costs nothing).
             unsafe {
                 let rows = MR.min(mr - ir);
-                match a_block {
-                    ABlock::Packed(a_pack) => {
-                        let args = (
-                            depth,
-                            a_pack.add(ir * depth),
-                            0,
-                            b_panel,
-                            b_step,
-                            tile,
-                            nr,
-                            accumulate,
-                        );
-                        if nr > 4 {
-                            kernel_of_rows::<NV, false>(rows, args)
-                        } else {
-                            kernel_of_rows::<1, false>(rows, args)
-                        }
-                    }
-                    ABlock::InPlace(a, rs) => {
-                        let args = (
-                            depth,
-                            a.add(ir * rs),
-                            rs,
-                            b_panel,
-                            b_step,
-                            tile,
-                            nr,
-                            accumulate,
-                        );
-                        if nr > 4 {
-                            kernel_of_rows::<NV, true>(rows, args)
-                        } else {
-                            kernel_of_rows::<1, true>(rows, args)
-                        }
-                    }
+                let (a_panel, a_rs, in_place) = match a_block {
+                    ABlock::Packed(a) => (a.add(ir * depth), 0, false),
+                    ABlock::InPlace(a, rs) => (a.add(ir * rs), rs, true),
+                };
+                let args = (depth, a_panel, a_rs, b_panel, b_step, tile, nr, accumulate);
+                match (in_place, nr > 4) {
+                    (false, true) => kernel_of_rows::<NV, false>(rows, args),
+                    (false, false) => kernel_of_rows::<1, false>(rows, args),
+                    (true, true) => kernel_of_rows::<NV, true>(rows, args),
+                    (true, false) => kernel_of_rows::<1, true>(rows, args),
                 }
             };
         }
