@@ -167,8 +167,51 @@ impl Model {
 
     /// Compiles `.loss` source with the given options.
     pub fn with_options(source: &str, options: CompileOptions) -> Result<Model, ModelError> {
-        let compiled = driver::compile(source).map_err(ModelError::Compile)?;
-        Model::from_compiled(&compiled, options)
+        let front = driver::compile_front(source).map_err(ModelError::Compile)?;
+        Model::from_front(front, options).map(|(model, _)| model)
+    }
+
+    /// Builds a model from the front of the pipeline, running its gradient stages on
+    /// the way; returns every artefact of the pipeline too. With the JIT on two threads,
+    /// the gradient stages run while the forward function is translated.
+    pub fn from_front(
+        front: driver::Front,
+        options: CompileOptions,
+    ) -> Result<(Model, Compiled), ModelError> {
+        if !(options.simplify && options.engine == Engine::Jit) {
+            let gradient = front.gradient().map_err(ModelError::Compile)?;
+            let compiled = front.finish(gradient);
+            return Ok((Model::from_compiled(&compiled, options)?, compiled));
+        }
+        // The raw gradient (or the failure) stays here; the JIT takes the simplified one.
+        let grad_raw: Mutex<Option<Result<Function, Vec<Diagnostic>>>> = Mutex::new(None);
+        let (forward, made) = jit::compile_pair_with(front.forward(), &|| {
+            let (raw, result) = match front.gradient() {
+                Ok((raw, grad)) => (Ok(raw), Some(grad)),
+                Err(diagnostics) => (Err(diagnostics), None),
+            };
+            *grad_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
+            result
+        });
+        let grad_raw = grad_raw.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (raw, grad_fn, grad) = match (grad_raw, made) {
+            (Some(Ok(raw)), Some((grad_fn, grad))) => (raw, grad_fn, grad),
+            (Some(Err(diagnostics)), _) => return Err(ModelError::Compile(diagnostics)),
+            _ => {
+                return Err(ModelError::Jit(JitError::Codegen(
+                    "the JIT thread panicked".into(),
+                )))
+            }
+        };
+        let compiled = front.finish((raw, grad_fn.clone()));
+        let model = Model {
+            forward_fn: compiled.forward.clone(),
+            grad_fn,
+            warnings: compiled.warnings.clone(),
+            kernels: Some((forward?, grad?)),
+            pool: Mutex::new(Vec::new()),
+        };
+        Ok((model, compiled))
     }
 
     /// Builds a model from the output of the pipeline (JIT-compiling both functions

@@ -52,16 +52,29 @@ impl Compiled {
 /// Runs the pipeline on `source`. Errors are returned as diagnostics (with any
 /// warnings found before them); this never panics on any input.
 pub fn compile(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    // A compiler bug must not take the caller down: it becomes an error like any other.
-    std::panic::catch_unwind(|| run_pipeline(source)).unwrap_or_else(|_| {
-        Err(vec![Diagnostic::error(
-            crate::Span::default(),
-            "internal compiler error (please report it with the input file)",
-        )])
-    })
+    let front = compile_front(source)?;
+    let gradient = front.gradient()?;
+    Ok(front.finish(gradient))
 }
 
-fn run_pipeline(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
+/// The pipeline up to the simplified forward function: the file parsed, checked,
+/// lowered and simplified. [`Front::gradient`] runs the rest (reverse mode and its
+/// simplification), so that a caller can start on the forward function meanwhile.
+#[derive(Clone, Debug)]
+pub struct Front {
+    ast: ast::File,
+    forward_raw: Function,
+    forward: Function,
+    warnings: Vec<Diagnostic>,
+}
+
+/// [`compile`] up to the forward function.
+pub fn compile_front(source: &str) -> Result<Front, Vec<Diagnostic>> {
+    // A compiler bug must not take the caller down: it becomes an error like any other.
+    std::panic::catch_unwind(|| run_front(source)).unwrap_or_else(|_| Err(internal_error()))
+}
+
+fn run_front(source: &str) -> Result<Front, Vec<Diagnostic>> {
     let ast = syntax::parse(source)?;
     let (checked, diagnostics) = check::check(&ast);
     let checked = match checked {
@@ -70,16 +83,48 @@ fn run_pipeline(source: &str) -> Result<Compiled, Vec<Diagnostic>> {
     };
     let forward_raw = lower::lower(&checked);
     let forward = simplify::simplify(&forward_raw);
-    let grad_raw = autodiff::grad(&forward);
-    let grad = simplify::simplify(&grad_raw);
-    Ok(Compiled {
+    Ok(Front {
         ast,
         forward_raw,
         forward,
-        grad_raw,
-        grad,
         warnings: diagnostics,
     })
+}
+
+fn internal_error() -> Vec<Diagnostic> {
+    vec![Diagnostic::error(
+        crate::Span::default(),
+        "internal compiler error (please report it with the input file)",
+    )]
+}
+
+impl Front {
+    /// The simplified forward function.
+    pub fn forward(&self) -> &Function {
+        &self.forward
+    }
+
+    /// The value-and-gradient function straight out of reverse mode, and simplified.
+    pub fn gradient(&self) -> Result<(Function, Function), Vec<Diagnostic>> {
+        std::panic::catch_unwind(|| {
+            let grad_raw = autodiff::grad(&self.forward);
+            let grad = simplify::simplify(&grad_raw);
+            (grad_raw, grad)
+        })
+        .map_err(|_| internal_error())
+    }
+
+    /// Everything the pipeline derives, given what [`Front::gradient`] returned.
+    pub fn finish(self, (grad_raw, grad): (Function, Function)) -> Compiled {
+        Compiled {
+            ast: self.ast,
+            forward_raw: self.forward_raw,
+            forward: self.forward,
+            grad_raw,
+            grad,
+            warnings: self.warnings,
+        }
+    }
 }
 
 /// The number of operations in a function: every instruction except arguments and

@@ -219,6 +219,37 @@ pub fn compile_pair(
     a: &Function,
     b: &Function,
 ) -> (Result<Kernel, JitError>, Result<Kernel, JitError>) {
+    let ([a, b], _) = compile_sources([Source::Ready(a), Source::Ready(b)]);
+    (a, b)
+}
+
+/// [`compile_pair`] with the second function made by `make_b`, on whichever thread
+/// translates it: the pipeline's gradient stages run while the first function is
+/// translated. Returns the second function with its kernel, or `None` if `make_b` made
+/// none.
+pub fn compile_pair_with(
+    a: &Function,
+    make_b: &(dyn Fn() -> Option<Function> + Sync),
+) -> (Result<Kernel, JitError>, Option<MadeKernel>) {
+    let ([a, b], [_, made]) = compile_sources([Source::Ready(a), Source::Later(make_b)]);
+    (a, made.map(|function| (function, b)))
+}
+
+/// A function made during [`compile_pair_with`], and its kernel.
+pub type MadeKernel = (Function, Result<Kernel, JitError>);
+
+/// A function for [`compile_sources`]: given, or made by the thread that translates it.
+enum Source<'a> {
+    /// Given.
+    Ready(&'a Function),
+    /// Made by this closure (`None`: it made none).
+    Later(&'a (dyn Fn() -> Option<Function> + Sync)),
+}
+
+/// The kernels of two functions, and the functions that were made on the way.
+fn compile_sources(
+    sources: [Source<'_>; 2],
+) -> ([Result<Kernel, JitError>; 2], [Option<Function>; 2]) {
     /// One function to compile: its size (the queue's order), kernel, id, code, tier.
     struct Job {
         insts: usize,
@@ -234,7 +265,7 @@ pub fn compile_pair(
             self.0.fetch_sub(1, Ordering::Release);
         }
     }
-    let sources = [a, b];
+    let made: [Mutex<Option<Function>>; 2] = Default::default();
     let translated: [Mutex<Option<Result<Translated, JitError>>>; 2] = Default::default();
     // Functions of each kernel, counted when queued (to tell a lost job from none).
     let queued: [AtomicUsize; 2] = Default::default();
@@ -245,7 +276,17 @@ pub fn compile_pair(
     helper::run_on_two_threads(&|| {
         while let k @ 0..=1 = next.fetch_add(1, Ordering::Relaxed) {
             let _finished = Finished(&translating);
-            let mut kernel = translate_kernel(sources[k], false);
+            let mut kernel = match sources[k] {
+                Source::Ready(function) => translate_kernel(function, false),
+                Source::Later(make) => match make() {
+                    Some(function) => {
+                        let kernel = translate_kernel(&function, false);
+                        *lock(&made[k]) = Some(function);
+                        kernel
+                    }
+                    None => Err(JitError::Codegen("no function to compile".into())),
+                },
+            };
             if let Ok(t) = &mut kernel {
                 let tier_of = t.tier_of();
                 let jobs: Vec<Job> = std::mem::take(&mut t.functions)
@@ -309,7 +350,8 @@ pub fn compile_pair(
         code.sort_by_key(|machine| machine.id.as_u32());
         finish_kernel(translated, code)
     });
-    (a, b)
+    let made = made.map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()));
+    ([a, b], made)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
