@@ -839,35 +839,20 @@ fn new_module() -> Result<JITModule, JitError> {
 
 /// The signature of a runtime function of the given shape.
 pub(crate) fn import_signature(module: &JITModule, shape: &runtime::SymbolShape) -> Signature {
+    use runtime::SymbolShape::*;
+    use types::{F64, I64};
+    let (params, returns): (Vec<_>, &[_]) = match *shape {
+        Ints(n) => (vec![I64; n], &[]),
+        Math1 => (vec![F64], &[F64]),
+        Math2 => (vec![F64, F64], &[F64]),
+        Fill => (vec![I64, I64, F64], &[]),
+        SinCos => (vec![F64], &[F64, F64]),
+        SinCosTo => (vec![F64, I64], &[]),
+    };
     let mut sig = module.make_signature();
-    match *shape {
-        runtime::SymbolShape::Ints(n) => {
-            sig.params.extend((0..n).map(|_| AbiParam::new(types::I64)));
-        }
-        runtime::SymbolShape::Math1 => {
-            sig.params.push(AbiParam::new(types::F64));
-            sig.returns.push(AbiParam::new(types::F64));
-        }
-        runtime::SymbolShape::Math2 => {
-            sig.params.push(AbiParam::new(types::F64));
-            sig.params.push(AbiParam::new(types::F64));
-            sig.returns.push(AbiParam::new(types::F64));
-        }
-        runtime::SymbolShape::Fill => {
-            sig.params.push(AbiParam::new(types::I64));
-            sig.params.push(AbiParam::new(types::I64));
-            sig.params.push(AbiParam::new(types::F64));
-        }
-        runtime::SymbolShape::SinCos => {
-            sig.params.push(AbiParam::new(types::F64));
-            sig.returns.push(AbiParam::new(types::F64));
-            sig.returns.push(AbiParam::new(types::F64));
-        }
-        runtime::SymbolShape::SinCosTo => {
-            sig.params.push(AbiParam::new(types::F64));
-            sig.params.push(AbiParam::new(types::I64));
-        }
-    }
+    sig.params.extend(params.into_iter().map(AbiParam::new));
+    sig.returns
+        .extend(returns.iter().copied().map(AbiParam::new));
     sig
 }
 

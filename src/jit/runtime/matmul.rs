@@ -412,14 +412,20 @@ fn reads_b_in_place(m: usize, n: usize, kc: usize, b: Operand) -> bool {
         return false;
     }
     let row_bytes = b.rs as usize * size_of::<f64>();
-    let sets = if row_bytes % 64 == 0 {
-        L1_SETS / gcd(row_bytes / 64, L1_SETS)
-    } else {
-        L1_SETS
-    };
+    let sets = sets_reached(row_bytes, L1_SETS);
     // Pages a panel spans, against a 64-entry L1 TLB shared with A and dst.
     let pages = (kc * row_bytes).div_ceil(4096).min(kc);
     m <= 2 * MR || (kc <= sets * L1_WAYS && pages <= 32)
+}
+
+/// How many of a cache's `sets` (64-byte lines) rows `stride_bytes` apart map to: a
+/// power-of-two stride reaches only a few.
+fn sets_reached(stride_bytes: usize, sets: usize) -> usize {
+    if stride_bytes % 64 == 0 {
+        sets / gcd(stride_bytes / 64, sets)
+    } else {
+        sets
+    }
 }
 
 /// The greatest common divisor.
@@ -471,13 +477,8 @@ fn reads_a_in_place(mc: usize, a: Operand) -> bool {
     if !(a.cs == 1 && a.rs > 0) {
         return false;
     }
-    let row_bytes = a.rs as usize * size_of::<f64>();
-    let set_groups = if row_bytes % 64 == 0 {
-        L2_SETS / gcd(row_bytes / 64, L2_SETS)
-    } else {
-        L2_SETS
-    };
-    mc.div_ceil(set_groups) <= L2_WAYS / 2
+    let sets = sets_reached(a.rs as usize * size_of::<f64>(), L2_SETS);
+    mc.div_ceil(sets) <= L2_WAYS / 2
 }
 
 /// The packed B buffer, shared with the helper for the duration of one product.
