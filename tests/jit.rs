@@ -377,8 +377,8 @@ fn transcendentals_evaluated_on_blocks_agree_across_block_edges() {
     // function of a function needs a pass per level. Sizes on both sides of the block
     // edges, odd and even, a flat nest and one over rows (whose blocks restart per row,
     // and whose `row`/`column` broadcasts, row and column sums live in the last pass), values
-    // kept for the gradient, and a sigmoid and softplus of one value that share their
-    // exponential inline; functions of an input read its rows in place.
+    // kept for the gradient, and a sigmoid and softplus of one value (a kernel each);
+    // functions of an input read its rows in place.
     let source = "input x: [N]\ninput y: [R, C]\nparam a\nparam b: [C]\nparam c: [R]\n\
                   let u = exp(tanh(a * x)) + log1p(x * x) + tanh(x)\n\
                   let v = sigmoid(y * row(b)) * softplus(log(1 + y * y) - column(c)) + exp(y)\n\
@@ -406,12 +406,11 @@ fn transcendentals_evaluated_on_blocks_agree_across_block_edges() {
         }
     }
     let clif = jit::clif_text(&compiled.forward).expect("jit");
-    // One 2 KiB buffer per blocked member: all nine but the sigmoid and softplus of
-    // `a * x`, which share one exponential inline (`tanh(x)` and `exp(y)` read their
+    // One 2 KiB buffer per blocked member, all eleven (`tanh(x)` and `exp(y)` read their
     // operand in place, from the rows of `x` and `y`).
     let buffers = clif.matches("explicit_slot 2048").count();
     let expected = if gradc::jit::math::has_block_kernels() {
-        9
+        11
     } else {
         0
     };
@@ -420,12 +419,14 @@ fn transcendentals_evaluated_on_blocks_agree_across_block_edges() {
 
 #[test]
 fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
-    // Both are computed from exp(-|t|); the loop nest's value numbering keeps one.
-    let source = "input x: [N]\nparam w\nloss = sum(softplus(x * w) + sigmoid(x * w))\n";
+    // Both are computed from exp(-|t|); the loop nest's value numbering keeps one. (A
+    // loop reading a transpose runs one lane at a time with inline math; two-lane loops
+    // call a four-lane kernel for each instead, which is faster.)
+    let source = "input x: [R, C]\nparam w\nloss = sum(softplus(x.T * w) + sigmoid(x.T * w))\n";
     check_source("softplus and sigmoid", source);
     let compiled = gradc::driver::compile(source).expect("compiles");
     let clif = jit::clif_text(&compiled.forward).expect("jit");
-    // One table lookup of exp in the two-lane loop (the one-lane tail calls libm).
+    // One table lookup of exp in the loop.
     let lookups = clif.matches("iconst.i64 exp_table").count();
     assert_eq!(lookups, 1, "{clif}");
 }
@@ -433,8 +434,9 @@ fn softplus_and_sigmoid_of_one_value_share_its_exponential() {
 #[test]
 fn functions_of_a_value_and_its_negation_share_one_exponential() {
     // exp(-|-t|) is exp(-|t|): the binary cross-entropy's softplus(z) and softplus(-z),
-    // and the sigmoids of its gradient, need one exponential between them.
-    let source = "input x: [N]\nparam w\nlet z = x * w\n\
+    // and the sigmoids of its gradient, need one exponential between them (inline, in
+    // the one-lane loop that reads a transpose).
+    let source = "input x: [R, C]\nparam w\nlet z = x.T * w\n\
                   loss = sum(softplus(z) + softplus(-z) + sigmoid(z) * sigmoid(-z))\n";
     check_source("softplus and sigmoid of z and -z", source);
     let compiled = gradc::driver::compile(source).expect("compiles");

@@ -1937,8 +1937,51 @@ mod block {
     map_with!(map_log, log);
     map_with!(map_log1p, log1p);
     map_with!(map_tanh, tanh);
-    map_with!(map_sigmoid, sigmoid);
-    map_with!(map_softplus, softplus);
+
+    /// Defines `$name(src, dst, n)` like [`map_with`], but in two passes over each chunk of
+    /// a block: `$first(x)` into a buffer, then `$second(x, first)`. In one pass a vector's
+    /// chain through an exponential and what follows it (a logarithm, a division) is longer
+    /// than the reorder buffer covers at a few iterations in flight; split, each pass keeps
+    /// about twice as many going. The bits are those of `$kernel` (which is
+    /// `$second(x, $first(x))`), used for the padded tail.
+    macro_rules! map_in_two_passes {
+        ($name:ident, $first:ident, $second:ident, $kernel:ident) => {
+            /// # Safety
+            /// The host has AVX2 and FMA; as [`super::apply_raw`].
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $name(src: *const f64, dst: *mut f64, n: usize) {
+                const CHUNK: usize = 128;
+                let mut firsts = [0.0; CHUNK];
+                let full = n / 4 * 4;
+                let mut start = 0;
+                while start < full {
+                    let len = CHUNK.min(full - start);
+                    for k in (0..len).step_by(4) {
+                        // SAFETY: four doubles from `start + k < full` on; `k + 4 <= CHUNK`.
+                        unsafe {
+                            let x = _mm256_loadu_pd(src.add(start + k));
+                            _mm256_storeu_pd(firsts.as_mut_ptr().add(k), $first(x));
+                        }
+                    }
+                    for k in (0..len).step_by(4) {
+                        // SAFETY: as above; `src[i]` is read before `dst[i]` is written.
+                        unsafe {
+                            let x = _mm256_loadu_pd(src.add(start + k));
+                            let first = _mm256_loadu_pd(firsts.as_ptr().add(k));
+                            _mm256_storeu_pd(dst.add(start + k), $second(x, first));
+                        }
+                    }
+                    start += len;
+                }
+                map_with!(tail, $kernel);
+                // SAFETY: the fewer than four elements from `full` on (forwarded contract).
+                unsafe { tail(src.add(full), dst.add(full), n - full) };
+            }
+        };
+    }
+
+    map_in_two_passes!(map_sigmoid, exp_of_neg_abs, sigmoid_from, sigmoid);
+    map_in_two_passes!(map_softplus, exp_of_neg_abs, softplus_from, softplus);
 
     // --- The emitter's helpers. ---------------------------------------------------------
 
@@ -2298,8 +2341,13 @@ mod block {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn sigmoid(x: __m256d) -> __m256d {
-        let neg_abs_x = max_const_keep_nan(neg_abs(x), EXP_MIN_ARG);
-        let e = exp_of_nonpositive(neg_abs_x);
+        sigmoid_from(x, exp_of_neg_abs(x))
+    }
+
+    /// The rest of [`sigmoid`] from `e = exp(-|x|)`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sigmoid_from(x: __m256d, e: __m256d) -> __m256d {
         let is_negative = _mm256_cmp_pd::<_CMP_LT_OQ>(x, float(0.0));
         let one = float(1.0);
         let numerator = select(is_negative, e, one);
@@ -2311,8 +2359,21 @@ mod block {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn softplus(x: __m256d) -> __m256d {
+        softplus_from(x, exp_of_neg_abs(x))
+    }
+
+    /// `exp(-|x|)`: the first part of [`sigmoid`] and [`softplus`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_of_neg_abs(x: __m256d) -> __m256d {
         let neg_abs_x = max_const_keep_nan(neg_abs(x), EXP_MIN_ARG);
-        let e = exp_of_nonpositive(neg_abs_x);
+        exp_of_nonpositive(neg_abs_x)
+    }
+
+    /// The rest of [`softplus`]: `max(x, 0) + log1p(e)` for `e = exp(-|x|)`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn softplus_from(x: __m256d, e: __m256d) -> __m256d {
         let one = float(1.0);
         let u = _mm256_add_pd(one, e);
         let one_minus_u = _mm256_sub_pd(one, u);
