@@ -626,6 +626,9 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
     // The measured compile must be the process's first, so the file is not checked
     // beforehand: its errors come from the measured compile (or, where the data can't be
     // read, from a check), its warnings from a check after the measurement.
+    // The helper thread starts before the data is read, as JAX's client starts its
+    // thread pool when the peer harness stages the data: by the compile, it is running.
+    crate::jit::start_helper_thread();
     let data = match read_data(data_path) {
         Ok(data) => data,
         Err(failure) => {

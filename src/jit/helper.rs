@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //!
-//! - One helper per process, spawned on first use; it is never joined.
+//! - One helper per process, spawned on first use (or by [`start_helper_thread`]); it is
+//!   never joined.
 //!   `GRADC_THREADS=1` (or a one-core host) disables it: callers then run alone.
 //! - A caller that finds the helper busy (another thread is using it) runs `work` alone,
 //!   and a caller that finishes before the helper has picked its job up takes the job
@@ -16,6 +17,8 @@
 //!   a `Mutex` slot.
 //! - Both sides poll for a short while ([`POLL`]) before they sleep, so the jobs of one
 //!   call (a few products and loop nests, microseconds apart) do not each pay a wake-up.
+//! - A poster that finds the helper asleep keeps it off the poster's CPU while it wakes
+//!   ([`steer_away`]); once awake, the helper may run anywhere again.
 //! - The helper starts on a different CPU from the thread that spawned it. Some kernels
 //!   (seen on a 2-vCPU Firecracker guest) place a new thread on its parent's CPU and
 //!   only move it milliseconds later, so two threads would take turns on one core for
@@ -40,12 +43,19 @@ struct Slot {
     job: Option<Job>,
     /// The job taken last has returned.
     finished: bool,
+    /// The helper sleeps on `posted` (it has stopped polling).
+    sleeping: bool,
+    /// The helper's CPUs before a poster steered its wake-up away from the poster's CPU
+    /// ([`steer_away`]); the helper restores them once awake.
+    steered_from: Option<Cpus>,
 }
 
 /// The helper's mailbox. The atomics mirror the slot so that either side can poll
 /// without the lock for a while before it sleeps.
 struct Helper {
     slot: Mutex<Slot>,
+    /// The helper's thread id, once it runs (0 before), for [`steer_away`].
+    tid: std::sync::atomic::AtomicI32,
     /// Signalled when a job is posted.
     posted: Condvar,
     /// Signalled when a job has returned.
@@ -105,6 +115,7 @@ fn helper() -> Option<&'static Helper> {
             slot: Mutex::new(Slot::default()),
             posted: Condvar::new(),
             done: Condvar::new(),
+            tid: std::sync::atomic::AtomicI32::new(0),
             has_job: AtomicBool::new(false),
             finished: AtomicBool::new(false),
         }));
@@ -112,6 +123,7 @@ fn helper() -> Option<&'static Helper> {
         std::thread::Builder::new()
             .name("gradc-helper".into())
             .spawn(move || {
+                helper.tid.store(thread_id(), Ordering::Relaxed);
                 if let Some(cpu) = parent_cpu {
                     leave_cpu(cpu);
                 }
@@ -127,16 +139,23 @@ fn helper_loop(helper: &'static Helper) -> ! {
         poll(|| helper.has_job.load(Ordering::Acquire));
         let job = {
             let mut slot = lock(&helper.slot);
-            loop {
+            let job = loop {
                 if let Some(job) = slot.job.take() {
                     helper.has_job.store(false, Ordering::Relaxed);
                     break job;
                 }
+                slot.sleeping = true;
                 slot = helper
                     .posted
                     .wait(slot)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-            }
+                slot.sleeping = false;
+                // Awake (where the poster steered it): free to move again.
+                if let Some(cpus) = slot.steered_from.take() {
+                    set_cpus(0, &cpus);
+                }
+            };
+            job
         };
         // SAFETY: the poster keeps the closure alive until it sees `finished`. A panic
         // is caught so that the poster is still told the job returned (the poster's
@@ -153,6 +172,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the helper thread now, if it is not running yet (otherwise the first
+/// [`run_on_two_threads`] starts it). A new thread can take from 0.1 to 2 ms to run for
+/// the first time on a virtual machine, so a program that compiles soon after it starts
+/// gets the second core sooner by starting the helper first; it then sleeps until used.
+pub fn start_helper_thread() {
+    let _ = helper();
 }
 
 /// Runs `work` on the calling thread and, when it is free, on the helper thread too;
@@ -175,6 +202,9 @@ pub fn run_on_two_threads(work: &(dyn Fn() + Sync)) {
         let mut slot = lock(&helper.slot);
         slot.job = Some(job);
         slot.finished = false;
+        if slot.sleeping && slot.steered_from.is_none() {
+            slot.steered_from = steer_away(helper.tid.load(Ordering::Relaxed));
+        }
         helper.finished.store(false, Ordering::Relaxed);
         helper.has_job.store(true, Ordering::Release);
         helper.posted.notify_one();
@@ -198,6 +228,74 @@ pub fn run_on_two_threads(work: &(dyn Fn() + Sync)) {
         }
     }
     BUSY.store(false, Ordering::Release);
+}
+
+/// A thread's CPU affinity (where the host has one).
+#[cfg(target_os = "linux")]
+type Cpus = libc::cpu_set_t;
+/// A thread's CPU affinity (where the host has one).
+#[cfg(not(target_os = "linux"))]
+type Cpus = ();
+
+/// The calling thread's id for the affinity calls (0, "the calling thread", elsewhere).
+fn thread_id() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no arguments; cannot fail.
+        unsafe { libc::gettid() }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Keeps the sleeping helper (thread `tid`) off the calling thread's CPU while it wakes,
+/// returning its CPUs before (for [`set_cpus`] once it is awake), or `None` if nothing
+/// was changed. A thread woken after a long sleep is often placed on its waker's CPU,
+/// and moved only milliseconds later: until then the two take turns on one core
+/// (seen as compiles taking twice as long, one run in four, with the helper started early).
+fn steer_away(tid: i32) -> Option<Cpus> {
+    #[cfg(target_os = "linux")]
+    {
+        let cpu = current_cpu()?;
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if tid == 0 || cpu >= 8 * size {
+            return None;
+        }
+        // SAFETY: `cpu_set_t` is plain data; the calls read and write exactly `size` bytes
+        // of it, and `tid` is a thread of this process (the helper never exits).
+        unsafe {
+            let mut before: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(tid, size, &mut before) != 0 {
+                return None;
+            }
+            let mut others = before;
+            libc::CPU_CLR(cpu, &mut others);
+            if libc::CPU_COUNT(&others) == 0 || libc::sched_setaffinity(tid, size, &others) != 0 {
+                return None;
+            }
+            Some(before)
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tid;
+        None
+    }
+}
+
+/// Sets the CPUs thread `tid` (0: the calling thread) may run on.
+fn set_cpus(tid: i32, cpus: &Cpus) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `cpus` is a whole `cpu_set_t`; `tid` is a thread of this process.
+    unsafe {
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), cpus);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (tid, cpus);
+    }
 }
 
 /// The CPU the calling thread runs on, where the host says.
@@ -266,6 +364,57 @@ mod tests {
             });
             assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_steered_thread_may_not_run_on_the_posters_cpu_until_set_free() {
+        use std::sync::mpsc;
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let cpus_of = |tid: i32| {
+            // SAFETY: plain data, `size` bytes; `tid` is a live thread of this process.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                assert_eq!(libc::sched_getaffinity(tid, size, &mut set), 0);
+                set
+            }
+        };
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let before = cpus_of(tid);
+        // Pinned, so that "the poster's CPU" stays one CPU during the test.
+        let mine = cpus_of(0);
+        let cpu = current_cpu().expect("Linux reports the CPU");
+        // SAFETY: as above.
+        let count = unsafe { libc::CPU_COUNT(&before) };
+        let mut pinned: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below the set's size (the host reported it).
+        unsafe { libc::CPU_SET(cpu, &mut pinned) };
+        set_cpus(0, &pinned);
+        let steered = steer_away(tid);
+        let during = cpus_of(tid);
+        set_cpus(0, &mine);
+        // SAFETY: as above.
+        unsafe {
+            if count < 2 || !libc::CPU_ISSET(cpu, &before) {
+                // Nowhere else to go (or already elsewhere): left as it was.
+                assert!(steered.is_none() || !libc::CPU_ISSET(cpu, &during));
+            } else {
+                let steered = steered.expect("a second CPU to steer to");
+                assert!(libc::CPU_EQUAL(&steered, &before));
+                assert!(!libc::CPU_ISSET(cpu, &during));
+                assert_eq!(libc::CPU_COUNT(&during), count - 1);
+                set_cpus(tid, &steered);
+                assert!(libc::CPU_EQUAL(&cpus_of(tid), &before));
+            }
+        }
+        go_tx.send(()).unwrap();
+        sleeper.join().unwrap();
     }
 
     #[test]
