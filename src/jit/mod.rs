@@ -1196,7 +1196,9 @@ struct CachedLayout {
 /// then never allocates again for dimensions it has seen.
 #[derive(Default)]
 pub struct Workspace {
-    arena: Vec<Line>,
+    /// Never read from Rust: every buffer a kernel reads, it (or an earlier item of the same
+    /// call) has written, so the arena needs no zeroing (growing it touches no memory).
+    arena: Vec<std::mem::MaybeUninit<Line>>,
     layouts: Vec<CachedLayout>,
     arg_ptrs: Vec<usize>,
     result_ptrs: Vec<usize>,
@@ -1257,8 +1259,8 @@ impl Workspace {
         self.layouts.len() - 1
     }
 
-    /// Grows the arena to `lines` lines (zeroed) if it is shorter; an error if it cannot
-    /// be allocated.
+    /// Grows the arena to `lines` lines (uninitialised) if it is shorter; an error if it
+    /// cannot be allocated.
     fn grow(&mut self, lines: usize) -> Result<(), JitError> {
         if self.arena.len() < lines {
             let more = lines - self.arena.len();
@@ -1268,7 +1270,8 @@ impl Workspace {
                     lines * size_of::<Line>()
                 ))
             })?;
-            self.arena.resize(lines, Line([0; 64]));
+            // SAFETY: the capacity was reserved above; `MaybeUninit` needs no initialising.
+            unsafe { self.arena.set_len(lines) };
         }
         Ok(())
     }
