@@ -446,6 +446,41 @@ fn functions_of_a_value_and_its_negation_share_one_exponential() {
 }
 
 #[test]
+fn sigmoids_and_softpluses_of_a_value_and_its_negation_share_one_block_call() {
+    // The binary cross-entropy's softplus(z) and softplus(-z) and its gradient's
+    // sigmoid(z) and sigmoid(-z): in a two-lane loop, one call of the runtime's family
+    // kernel computes all four from one exp(-|z|); tanh keeps its own call.
+    let source = "input x: [N]\nparam w\nlet z = x * w\n\
+                  loss = sum(softplus(z) + softplus(-z) + sigmoid(z) * sigmoid(-z) + tanh(z))\n";
+    check_source("family of z and -z", source);
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    for (n, seed) in [(255, 3), (256, 4), (1001, 5)] {
+        for (label, func) in [("forward", &compiled.forward), ("grad", &compiled.grad)] {
+            let bound = fixtures::point_at(func, &[n], seed, RealSampling::Signed);
+            check_agrees(&format!("family {label} N={n}"), func, &bound);
+        }
+    }
+    let clif = jit::clif_text(&compiled.forward).expect("jit");
+    let nest = clif
+        .split("\nfunction ")
+        .next()
+        .expect("a loop nest function");
+    let calls: Vec<&str> = nest.lines().filter(|l| l.contains(" call fn")).collect();
+    if gradc::jit::math::has_block_kernels() {
+        assert_eq!(calls.len(), 2, "{nest}");
+        let arguments = |call: &str| {
+            let (open, close) = (call.find('(').expect("("), call.find(')').expect(")"));
+            call[open + 1..close].split(", ").count()
+        };
+        assert_eq!(
+            calls.iter().filter(|c| arguments(c) == 6).count(),
+            1,
+            "{nest}"
+        );
+    }
+}
+
+#[test]
 fn nests_alike_but_for_one_detail_each_get_their_own_code() {
     // Nests of one shape share a translation (debug builds translate every nest and
     // check that the shared one is the same code). Each layer here is a nest of the same

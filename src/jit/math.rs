@@ -1831,7 +1831,7 @@ unsafe fn apply_scalar(f: MathFn, src: *const f64, dst: *mut f64, n: usize) {
         MathFn::Log1p => f64::ln_1p,
         MathFn::Tanh => f64::tanh,
         MathFn::Sigmoid => sigmoid_std,
-        MathFn::Softplus => |x| x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        MathFn::Softplus => softplus_std,
         MathFn::Sin => f64::sin,
         MathFn::Cos => f64::cos,
     };
@@ -1839,6 +1839,63 @@ unsafe fn apply_scalar(f: MathFn, src: *const f64, dst: *mut f64, n: usize) {
         // SAFETY: `i < n`; each element is read before it is written.
         unsafe { *dst.add(i) = g(*src.add(i)) };
     }
+}
+
+/// The members of an exponential family ([`apply_exp_family_raw`]), in the order of its
+/// outputs: functions of `x` and of `-x` that all take `exp(-|x|)`.
+pub(crate) const EXP_FAMILY: [(MathFn, bool); 4] = [
+    (MathFn::Sigmoid, false),
+    (MathFn::Sigmoid, true),
+    (MathFn::Softplus, false),
+    (MathFn::Softplus, true),
+];
+
+/// `outs[k][i] = f(±src[i])` for `i < n` and each non-null `outs[k]`, `(f, negated)` being
+/// [`EXP_FAMILY`]`[k]`: the sigmoid and softplus of a value and of its negation from one
+/// exponential per element. The bits of [`apply_raw`] on `src` (or its negation) for each.
+///
+/// # Safety
+/// `src` addresses `n` readable doubles and every non-null `outs[k]` `n` writable ones;
+/// each is `src` or overlaps neither `src` nor another.
+pub(crate) unsafe fn apply_exp_family_raw(src: *const f64, n: usize, outs: [*mut f64; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_block_kernels() {
+        // SAFETY: the host has AVX2 and FMA (checked just above); forwarded contract.
+        unsafe { block::exp_family(src, n, outs) };
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { exp_family_scalar(src, n, outs) };
+}
+
+/// The fallback of [`apply_exp_family_raw`]: `std` functions, as [`apply_scalar`].
+///
+/// # Safety
+/// As [`apply_exp_family_raw`].
+unsafe fn exp_family_scalar(src: *const f64, n: usize, outs: [*mut f64; 4]) {
+    // Every element is read before any output is written (an output may be `src`).
+    for i in 0..n {
+        // SAFETY: `i < n`: forwarded contract.
+        let x = unsafe { *src.add(i) };
+        let values = EXP_FAMILY.map(|(f, negated)| {
+            let x = if negated { -x } else { x };
+            match f {
+                MathFn::Sigmoid => sigmoid_std(x),
+                _ => softplus_std(x),
+            }
+        });
+        for (out, value) in outs.iter().zip(values) {
+            if !out.is_null() {
+                // SAFETY: `i < n`: forwarded contract.
+                unsafe { *out.add(i) = value };
+            }
+        }
+    }
+}
+
+/// `max(x, 0) + ln_1p(e^-|x|)` with `std` functions.
+fn softplus_std(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
 /// `1/(1+e^-x)` from `e = exp(-|x|)` (never overflows), the sum `1 + e` and the quotient
@@ -1982,6 +2039,89 @@ mod block {
 
     map_in_two_passes!(map_sigmoid, exp_of_neg_abs, sigmoid_from, sigmoid);
     map_in_two_passes!(map_softplus, exp_of_neg_abs, softplus_from, softplus);
+
+    /// [`super::apply_exp_family_raw`] with the kernels: `exp(-|x|)` in a first pass over
+    /// each chunk, then every output wanted from it.
+    ///
+    /// # Safety
+    /// The host has AVX2 and FMA; as [`super::apply_exp_family_raw`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_family(src: *const f64, n: usize, outs: [*mut f64; 4]) {
+        const CHUNK: usize = 128;
+        let mut es = [0.0; CHUNK];
+        let full = n / 4 * 4;
+        let mut start = 0;
+        while start < full {
+            let len = CHUNK.min(full - start);
+            for k in (0..len).step_by(4) {
+                // SAFETY: four doubles from `start + k < full` on; `k + 4 <= CHUNK`.
+                unsafe {
+                    let x = _mm256_loadu_pd(src.add(start + k));
+                    _mm256_storeu_pd(es.as_mut_ptr().add(k), exp_of_neg_abs(x));
+                }
+            }
+            for k in (0..len).step_by(4) {
+                // SAFETY: as above; every output is stored after `x` is loaded.
+                unsafe {
+                    let x = _mm256_loadu_pd(src.add(start + k));
+                    let e = _mm256_loadu_pd(es.as_ptr().add(k));
+                    store_family(x, e, outs, start + k);
+                }
+            }
+            start += len;
+        }
+        if full < n {
+            let mut lanes = [0.0; 4];
+            let mut tails = [[0.0; 4]; 4];
+            for (k, lane) in lanes.iter_mut().enumerate().take(n - full) {
+                // SAFETY: `full + k < n`.
+                *lane = unsafe { *src.add(full + k) };
+            }
+            let tail_outs = [0, 1, 2, 3].map(|k| {
+                if outs[k].is_null() {
+                    std::ptr::null_mut()
+                } else {
+                    tails[k].as_mut_ptr()
+                }
+            });
+            // SAFETY: four lanes in and four per output; the host has AVX2 and FMA.
+            unsafe {
+                let x = _mm256_loadu_pd(lanes.as_ptr());
+                store_family(x, exp_of_neg_abs(x), tail_outs, 0);
+            }
+            for (out, tail) in outs.iter().zip(&tails) {
+                for (k, &value) in tail.iter().enumerate().take(n - full) {
+                    if !out.is_null() {
+                        // SAFETY: `full + k < n`.
+                        unsafe { *out.add(full + k) = value };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the wanted members of the family of `x` (`e = exp(-|x|)`) at element `i`.
+    ///
+    /// # Safety
+    /// The host has AVX2 and FMA; each non-null output holds four doubles from `i` on.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store_family(x: __m256d, e: __m256d, outs: [*mut f64; 4], i: usize) {
+        let minus_x = _mm256_xor_pd(x, float(-0.0));
+        for (k, out) in outs.iter().enumerate() {
+            if out.is_null() {
+                continue;
+            }
+            let value = match k {
+                0 => sigmoid_from(x, e),
+                1 => sigmoid_from(minus_x, e),
+                2 => softplus_from(x, e),
+                _ => softplus_from(minus_x, e),
+            };
+            // SAFETY: forwarded contract.
+            unsafe { _mm256_storeu_pd(out.add(i), value) };
+        }
+    }
 
     // --- The emitter's helpers. ---------------------------------------------------------
 
@@ -2583,6 +2723,83 @@ mod tests {
             1.0
         );
         assert_eq!(sigmoid[0], 0.5);
+    }
+
+    /// The family kernel (and its fallback) gives each member the bits of that function
+    /// alone on the value or its negation: out of place, and in place over its input.
+    #[test]
+    fn the_exp_family_gives_each_member_the_bits_of_its_function_alone() {
+        let mut state = 0x5851_f42d_4c95_7f2d_u64;
+        let mut points: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-300,
+            -5e-324,
+            36.0,
+            -37.5,
+            745.5,
+            -745.5,
+            1000.0,
+            -1000.0,
+        ];
+        for _ in 0..5000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            points.push((unit - 0.5) * 100.0);
+            points.push((unit - 0.5) * 1600.0);
+        }
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        type Family = unsafe fn(*const f64, usize, [*mut f64; 4]);
+        type Single = unsafe fn(MathFn, *const f64, *mut f64, usize);
+        let paths: [(&str, Family, Single); 2] = [
+            ("kernels", apply_exp_family_raw, apply_raw),
+            ("std", exp_family_scalar, apply_scalar),
+        ];
+        for (path, family, single) in paths {
+            for len in [0, 1, 2, 3, 4, 5, 7, 127, 128, 129, 131, 300, points.len()] {
+                let xs = &points[..len];
+                let minus: Vec<f64> = xs.iter().map(|x| -x).collect();
+                let expected = EXP_FAMILY.map(|(f, negated)| {
+                    let src = if negated { &minus[..] } else { xs };
+                    let mut out = vec![0.0; len];
+                    // SAFETY: `len` doubles each.
+                    unsafe { single(f, src.as_ptr(), out.as_mut_ptr(), len) };
+                    out
+                });
+                let check = |k: usize, got: &[f64], how: &str| {
+                    for (i, (&g, &want)) in got.iter().zip(&expected[k]).enumerate() {
+                        assert!(
+                            same(g, want),
+                            "{path} {how}: member {k} of {:e}: {g:e}, alone {want:e}",
+                            xs[i]
+                        );
+                    }
+                };
+                let mut outs: [Vec<f64>; 4] = std::array::from_fn(|_| vec![f64::NAN; len]);
+                // SAFETY: `len` doubles in and out, four disjoint outputs.
+                unsafe { family(xs.as_ptr(), len, outs.each_mut().map(|o| o.as_mut_ptr())) };
+                for (k, out) in outs.iter().enumerate() {
+                    check(k, out, "out of place");
+                }
+                for lead in 0..4 {
+                    let other = (lead + 1) % 4;
+                    let mut in_place = xs.to_vec();
+                    let mut second = vec![f64::NAN; len];
+                    let mut ptrs = [std::ptr::null_mut(); 4];
+                    ptrs[lead] = in_place.as_mut_ptr();
+                    ptrs[other] = second.as_mut_ptr();
+                    // SAFETY: the input is the lead's output; the other is disjoint.
+                    unsafe { family(ptrs[lead], len, ptrs) };
+                    check(lead, &in_place, "in place");
+                    check(other, &second, "beside one in place");
+                }
+            }
+        }
     }
 
     #[test]

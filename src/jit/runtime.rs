@@ -81,6 +81,7 @@ pub(crate) fn symbols() -> Vec<Symbol> {
         sym!(gradc_sincos_to, SinCosTo),
         sym!(gradc_fill, Fill),
         sym!(gradc_block_math, Ints(4)),
+        sym!(gradc_block_exp_family, Ints(6)),
         sym!(gradc_matmul, Ints(12)),
         sym!(gradc_gather, Ints(7)),
         sym!(gradc_scatter_add, Ints(8)),
@@ -141,6 +142,16 @@ extern "C" fn gradc_block_math(code: i64, src: i64, dst: i64, n: i64) {
     // SAFETY: generated code passes `n` doubles at `src` and a buffer of at least `n` at
     // `dst`, the same pointer or disjoint.
     unsafe { math::apply_raw(f, src as *const f64, dst as *mut f64, n as usize) };
+}
+
+/// The sigmoid and softplus of `x` and of `-x` (those of `outs` not null, in the order of
+/// [`math::EXP_FAMILY`]) for `i < n`, from one `exp(-|x|)`: the members of a loop block
+/// that share their exponential.
+extern "C" fn gradc_block_exp_family(src: i64, n: i64, o0: i64, o1: i64, o2: i64, o3: i64) {
+    let outs = [o0, o1, o2, o3].map(|o| o as *mut f64);
+    // SAFETY: generated code passes `n` doubles at `src` and a buffer of at least `n` at
+    // each non-null output, `src` itself or disjoint from it and from each other.
+    unsafe { math::apply_exp_family_raw(src as *const f64, n as usize, outs) };
 }
 
 extern "C" fn gradc_exp(x: f64) -> f64 {

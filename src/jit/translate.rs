@@ -197,6 +197,77 @@ fn nest_pointers(plan: &Plan, g: usize, loads: &[LoadSpec]) -> Vec<NestPtr> {
     pointers
 }
 
+/// The families of `blocked` members that share one exponential: sigmoids and softpluses
+/// of one value or of its negation, evaluated after the same pass (`pass_of`). Each
+/// family of two or more is its lead's index in `blocked` and, per output of
+/// [`math::EXP_FAMILY`] (relative to the lead's argument), the index of the member it
+/// computes. A member whose output is taken already keeps its own call.
+fn exp_families(
+    func: &Function,
+    plan: &Plan,
+    blocked: &[Value],
+    pass_of: impl Fn(Value) -> usize,
+) -> Vec<(usize, [Option<usize>; 4])> {
+    // The value whose exp(-|t|) a sigmoid or softplus takes, and whether its argument is
+    // the negation of that value.
+    let source = |m: Value| -> Option<(MathFn, Value, bool)> {
+        let Op::Unary(u @ (UnaryOp::Sigmoid | UnaryOp::Softplus), x) = *func.op(m) else {
+            return None;
+        };
+        let f = runtime::math_fn(u)?;
+        let x = plan.resolve(x);
+        Some(match *func.op(x) {
+            Op::Unary(UnaryOp::Neg, y) => (f, plan.resolve(y), true),
+            _ => (f, x, false),
+        })
+    };
+    /// A family as it is gathered.
+    struct Family {
+        source: Value,
+        pass: usize,
+        lead_negated: bool,
+        lead: usize,
+        outputs: [Option<usize>; 4],
+    }
+    let mut families: Vec<Family> = Vec::new();
+    for (i, &b) in blocked.iter().enumerate() {
+        let Some((f, t, negated)) = source(b) else {
+            continue;
+        };
+        let pass = pass_of(b);
+        let family = families
+            .iter_mut()
+            .find(|family| family.source == t && family.pass == pass);
+        let lead_negated = family
+            .as_ref()
+            .map_or(negated, |family| family.lead_negated);
+        let output = math::EXP_FAMILY
+            .iter()
+            .position(|&member| member == (f, negated != lead_negated))
+            .expect("every sigmoid and softplus, either way round, is a member");
+        match family {
+            Some(family) if family.outputs[output].is_none() => family.outputs[output] = Some(i),
+            Some(_) => {}
+            None => {
+                let mut outputs = [None; 4];
+                outputs[output] = Some(i);
+                families.push(Family {
+                    source: t,
+                    pass,
+                    lead_negated: negated,
+                    lead: i,
+                    outputs,
+                });
+            }
+        }
+    }
+    families
+        .into_iter()
+        .filter(|family| family.outputs.iter().flatten().count() > 1)
+        .map(|family| (family.lead, family.outputs))
+        .collect()
+}
+
 /// The strided operands of a group (deduplicated, first-use order), its scalar
 /// operands, and whether it runs as one flat loop.
 fn group_operands(func: &Function, plan: &Plan, g: usize) -> (Vec<LoadSpec>, Vec<Value>, bool) {
@@ -1425,9 +1496,11 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// The members of group `g` to evaluate on blocks: transcendentals with a four-lane
-    /// runtime kernel. A sigmoid and a softplus of one value get a kernel each, although
-    /// inline they would share one `exp(-|t|)`: two four-lane kernels are faster (fused's
-    /// value-and-grad, which takes both of `a·x + c`: 7.29 → 4.91 ms).
+    /// runtime kernel. Sigmoids and softpluses of one value (or its negation) share one
+    /// call and one `exp(-|t|)` there ([`exp_families`]), as they share it inline; the
+    /// four-lane kernels are faster than the inline sharing (fused's value-and-grad,
+    /// which takes both of `a·x + c`: inline 7.29 ms, a kernel each 4.91, one family
+    /// call 4.38).
     fn blocked_members(&self, g: usize) -> Vec<Value> {
         let func = self.func;
         self.plan.groups[g]
@@ -1476,10 +1549,17 @@ impl<'a, 'b> Translator<'a, 'b> {
             known.insert(m, ready + usize::from(blocked.contains(&m)));
         }
         let passes = blocked.iter().map(|b| known[b]).max().unwrap_or(0);
+        let families = exp_families(func, plan, blocked, |b| known[&b]);
+        let followers: HashSet<Value> = families
+            .iter()
+            .flat_map(|(lead, outputs)| outputs.iter().flatten().filter(move |&k| k != lead))
+            .map(|&k| blocked[k])
+            .collect();
         // Blocked members of a contiguous real operand read it in place (by its load's
         // index): no pass copies it to their buffer.
         let direct: HashMap<Value, usize> = blocked
             .iter()
+            .filter(|b| !followers.contains(b))
             .filter_map(|&b| {
                 let x = func.op(b).operands()[0];
                 let Access::Strided(base, strides) = plan.access(func, x) else {
@@ -1528,7 +1608,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             let targets: Vec<(Value, ClifValue)> = blocked
                 .iter()
                 .zip(&buffers)
-                .filter(|&(b, _)| !last && known[b] == pass + 1 && !direct.contains_key(b))
+                .filter(|&(b, _)| {
+                    !last
+                        && known[b] == pass + 1
+                        && !direct.contains_key(b)
+                        && !followers.contains(b)
+                })
                 .map(|(&b, &buffer)| (b, buffer))
                 .collect();
             let mut needed = HashSet::new();
@@ -1619,18 +1704,33 @@ impl<'a, 'b> Translator<'a, 'b> {
                 if last || known[&b] != pass + 1 {
                     continue;
                 }
+                ready.insert(b, buffers[i]);
+                if followers.contains(&b) {
+                    // Written by its family's call.
+                    continue;
+                }
+                let src = match direct.get(&b) {
+                    Some(&k) => self.bcx.ins().iadd(state.load_row[k], start_bytes),
+                    None => slots[i],
+                };
+                if let Some((_, outputs)) = families.iter().find(|(lead, _)| *lead == i) {
+                    let mut args = vec![src, len];
+                    for output in outputs {
+                        args.push(match output {
+                            Some(k) => slots[*k],
+                            None => self.iconst(0),
+                        });
+                    }
+                    self.call("gradc_block_exp_family", &args);
+                    continue;
+                }
                 let Op::Unary(u, _) = *func.op(b) else {
                     unreachable!("compiler bug: blocked member is not a unary op")
                 };
                 let f = runtime::block_math_fn(u).expect("compiler bug: no block kernel");
                 let code = MathFn::ALL.iter().position(|&g| g == f).expect("listed");
                 let code = self.iconst(code as i64);
-                let src = match direct.get(&b) {
-                    Some(&k) => self.bcx.ins().iadd(state.load_row[k], start_bytes),
-                    None => slots[i],
-                };
                 self.call("gradc_block_math", &[code, src, slots[i], len]);
-                ready.insert(b, buffers[i]);
             }
         }
         self.bcx.def_var(block_var, block_end);
