@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cranelift::codegen::ir::{FuncRef, StackSlotData, StackSlotKind, Type as ClifType};
+use cranelift::codegen::ir::{FuncRef, StackSlot, StackSlotData, StackSlotKind, Type as ClifType};
 use cranelift::prelude::{
     types, FloatCC, FunctionBuilder, InstBuilder, IntCC, MemFlagsData, Value as ClifValue, Variable,
 };
@@ -41,6 +41,11 @@ const LANES: i64 = 2;
 /// runtime's four-lane kernels ([`runtime::block_math_fn`]): small enough that the
 /// blocks' buffers stay in L1 next to the loop's other data.
 const BLOCK: i64 = 256;
+
+/// Byte offsets of an accumulator's two-lane and one-lane parts in its stack slot (see
+/// [`Translator::emit_blocked_inner`]).
+const ACC_VECTOR: i32 = 0;
+const ACC_SCALAR: i32 = 16;
 
 /// Emits the entry function of `func` into `bcx`.
 pub(crate) fn translate(
@@ -1589,6 +1594,34 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.bcx.ins().stack_addr(types::I64, slot, 0)
             })
             .collect();
+        // The nest's accumulators wait in memory while the blocks run: each block adds to
+        // them once, and as variables they would be reloaded in every iteration of every
+        // pass's loop (calls clobber every vector register, so they sit in spill slots
+        // anyway; measured on fused's value-and-grad, whose last pass reloaded six).
+        let mut sums: Vec<Value> = state.accs.keys().copied().collect();
+        sums.sort();
+        let acc_slots: HashMap<Value, StackSlot> = sums
+            .iter()
+            .map(|&m| {
+                let slot = self.bcx.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    32,
+                    4,
+                ));
+                let (vector, scalar) = state.accs[&m];
+                let value = self.bcx.use_var(scalar);
+                self.bcx
+                    .ins()
+                    .stack_store(types::I64, value, slot, ACC_SCALAR);
+                if let Some(vector) = vector {
+                    let value = self.bcx.use_var(vector);
+                    self.bcx
+                        .ins()
+                        .stack_store(types::I64, value, slot, ACC_VECTOR);
+                }
+                (m, slot)
+            })
+            .collect();
         let block_var = self.bcx.declare_var(types::I64);
         self.bcx.def_var(block_var, start);
         let blocks = self.loop_begin(block_var, end, 1);
@@ -1656,9 +1689,6 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
             }
             let accs = state.accs.clone();
-            // Sorted: the emitted code must not depend on hash order.
-            let mut sums: Vec<Value> = accs.keys().copied().collect();
-            sums.sort();
             if last {
                 for &m in &sums {
                     let acc = state.accs.get_mut(&m).expect("an accumulator");
@@ -1686,14 +1716,22 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let Op::Reduce(op, _, _) = *func.op(m) else {
                         unreachable!("compiler bug: accumulator of a non-reduction")
                     };
-                    let (outer, local) = (accs[&m], state.accs[&m]);
-                    let pairs = [(Some(outer.1), Some(local.1)), (outer.0, local.0)];
-                    for (outer, local) in pairs {
-                        if let (Some(outer), Some(local)) = (outer, local) {
-                            let total = self.bcx.use_var(outer);
+                    let local = state.accs[&m];
+                    let parts = [
+                        (Some(local.1), types::F64, ACC_SCALAR),
+                        (local.0, types::F64X2, ACC_VECTOR),
+                    ];
+                    for (local, ty, offset) in parts {
+                        if let Some(local) = local {
+                            let total =
+                                self.bcx
+                                    .ins()
+                                    .stack_load(types::I64, ty, acc_slots[&m], offset);
                             let part = self.bcx.use_var(local);
                             let total = self.combine(op, total, part);
-                            self.bcx.def_var(outer, total);
+                            self.bcx
+                                .ins()
+                                .stack_store(types::I64, total, acc_slots[&m], offset);
                         }
                     }
                 }
@@ -1738,6 +1776,21 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.bcx.seal_block(blocks.header);
         self.bcx.switch_to_block(blocks.exit);
         self.bcx.seal_block(blocks.exit);
+        for &m in &sums {
+            let (vector, scalar) = state.accs[&m];
+            let value =
+                self.bcx
+                    .ins()
+                    .stack_load(types::I64, types::F64, acc_slots[&m], ACC_SCALAR);
+            self.bcx.def_var(scalar, value);
+            if let Some(vector) = vector {
+                let value =
+                    self.bcx
+                        .ins()
+                        .stack_load(types::I64, types::F64X2, acc_slots[&m], ACC_VECTOR);
+                self.bcx.def_var(vector, value);
+            }
+        }
     }
 
     fn init_acc(&mut self, state: &GroupState, m: Value, op: ReduceOp) {
