@@ -256,18 +256,29 @@ fn thread_id() -> i32 {
 /// and moved only milliseconds later: until then the two take turns on one core
 /// (seen as compiles taking twice as long, one run in four, with the helper started early).
 fn steer_away(tid: i32) -> Option<Cpus> {
+    if tid == 0 {
+        return None;
+    }
+    keep_off_cpu(tid, current_cpu()?)
+}
+
+/// Takes `cpu` out of the CPUs thread `tid` (0: the calling thread) may run on, if it is
+/// one of them and not the only one; returns the CPUs before, or `None` if nothing was
+/// changed. A thread running on `cpu` moves at once.
+fn keep_off_cpu(tid: i32, cpu: usize) -> Option<Cpus> {
     #[cfg(target_os = "linux")]
     {
-        let cpu = current_cpu()?;
         let size = std::mem::size_of::<libc::cpu_set_t>();
-        if tid == 0 || cpu >= 8 * size {
+        if cpu >= 8 * size {
             return None;
         }
         // SAFETY: `cpu_set_t` is plain data; the calls read and write exactly `size` bytes
-        // of it, and `tid` is a thread of this process (the helper never exits).
+        // of it, and `tid` is the calling thread or the helper (which never exits).
         unsafe {
             let mut before: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(tid, size, &mut before) != 0 {
+            if libc::sched_getaffinity(tid, size, &mut before) != 0
+                || !libc::CPU_ISSET(cpu, &before)
+            {
                 return None;
             }
             let mut others = before;
@@ -280,7 +291,7 @@ fn steer_away(tid: i32) -> Option<Cpus> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = tid;
+        let _ = (tid, cpu);
         None
     }
 }
@@ -315,33 +326,8 @@ fn current_cpu() -> Option<usize> {
 /// Moves the calling thread off `cpu` (if another CPU is allowed), then lets it run
 /// anywhere it was allowed before: the scheduler leaves it where it now is.
 fn leave_cpu(cpu: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: `cpu_set_t` is plain data; the calls read and write exactly `size`
-        // bytes of it, and pid 0 is the calling thread.
-        unsafe {
-            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
-                return;
-            }
-            if cpu >= 8 * size || !libc::CPU_ISSET(cpu, &allowed) {
-                return;
-            }
-            let mut others = allowed;
-            libc::CPU_CLR(cpu, &mut others);
-            if libc::CPU_COUNT(&others) == 0 {
-                return;
-            }
-            // Setting a mask without the current CPU migrates the thread at once.
-            if libc::sched_setaffinity(0, size, &others) == 0 {
-                libc::sched_setaffinity(0, size, &allowed);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = cpu;
+    if let Some(allowed) = keep_off_cpu(0, cpu) {
+        set_cpus(0, &allowed);
     }
 }
 

@@ -2094,18 +2094,16 @@ mod block {
         i: usize,
     ) {
         let minus_x = _mm256_xor_pd(x, float(-0.0));
-        // SAFETY (each store): forwarded contract.
-        if WANTED & 1 != 0 {
-            unsafe { _mm256_storeu_pd(outs[0].add(i), sigmoid_from(x, e)) };
-        }
-        if WANTED & 2 != 0 {
-            unsafe { _mm256_storeu_pd(outs[1].add(i), sigmoid_from(minus_x, e)) };
-        }
-        if WANTED & 4 != 0 {
-            unsafe { _mm256_storeu_pd(outs[2].add(i), softplus_from(x, e)) };
-        }
-        if WANTED & 8 != 0 {
-            unsafe { _mm256_storeu_pd(outs[3].add(i), softplus_from(minus_x, e)) };
+        for (k, &(f, negated)) in super::EXP_FAMILY.iter().enumerate() {
+            if WANTED & (1 << k) != 0 {
+                let x = if negated { minus_x } else { x };
+                let value = match f {
+                    MathFn::Sigmoid => sigmoid_from(x, e),
+                    _ => softplus_from(x, e),
+                };
+                // SAFETY: forwarded contract.
+                unsafe { _mm256_storeu_pd(outs[k].add(i), value) };
+            }
         }
     }
 
