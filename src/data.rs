@@ -205,6 +205,14 @@ pub enum CallError {
         /// The sizes of the shape.
         sizes: Vec<u64>,
     },
+    /// Memory for an argument could not be allocated (a random point at a size the
+    /// limits allow but the machine cannot hold).
+    CannotAllocate {
+        /// The argument's name.
+        name: String,
+        /// The bytes asked for.
+        bytes: u128,
+    },
     /// A call with argument slices (Rust API) given the wrong number of them.
     ArgCount {
         /// How many were given.
@@ -373,6 +381,9 @@ impl fmt::Display for CallError {
                 value,
                 target,
             } => write!(f, "{index} = {value} is out of range for {target}"),
+            CallError::CannotAllocate { name, bytes } => {
+                write!(f, "cannot allocate {bytes} bytes for `{name}`")
+            }
             CallError::TooLarge { what, shape, sizes } => {
                 write!(f, "{what} is too large to evaluate: shape {shape} has ")?;
                 match sizes.iter().find(|&&size| size > MAX_ELEMENTS as u64) {
@@ -1506,6 +1517,19 @@ pub fn try_random_point_at(
     random_args(func, sizes.to_vec(), &mut SplitMix64::new(seed), sampling)
 }
 
+/// `n` values of `next`, or an error naming argument `name` if their memory cannot be
+/// allocated (the size limits allow 16 GiB arrays; a machine may not hold them).
+fn filled<T>(name: &str, n: usize, mut next: impl FnMut() -> T) -> Result<Vec<T>, CallError> {
+    let mut data = Vec::new();
+    data.try_reserve_exact(n)
+        .map_err(|_| CallError::CannotAllocate {
+            name: name.to_string(),
+            bytes: n as u128 * std::mem::size_of::<T>() as u128,
+        })?;
+    data.extend((0..n).map(|_| next()));
+    Ok(data)
+}
+
 /// The values of a random point at `dims` (widened for literal indices), after
 /// [`check_sizes`].
 fn random_args(
@@ -1545,29 +1569,44 @@ fn random_args(
                     .min()
                     .unwrap_or(4)
                     .max(1);
-                Tensor::int(
-                    shape,
-                    (0..n).map(|_| rng.below(limit as u64) as i64).collect(),
-                )
+                let data = filled(&decl.name, n, || rng.below(limit as u64) as i64)?;
+                Tensor::int(shape, data)
             }
             _ => {
-                let data = (0..n)
-                    .map(|_| match sampling {
-                        RealSampling::Signed => {
-                            let magnitude = 0.25 + rng.next_f64();
-                            if rng.next_u64() & 1 == 0 {
-                                magnitude
-                            } else {
-                                -magnitude
-                            }
+                let data = filled(&decl.name, n, || match sampling {
+                    RealSampling::Signed => {
+                        let magnitude = 0.25 + rng.next_f64();
+                        if rng.next_u64() & 1 == 0 {
+                            magnitude
+                        } else {
+                            -magnitude
                         }
-                        RealSampling::Positive => 0.5 + rng.next_f64(),
-                    })
-                    .collect();
+                    }
+                    RealSampling::Positive => 0.5 + rng.next_f64(),
+                })?;
                 Tensor::real(shape, data)
             }
         };
         args.push(tensor);
     }
     Ok(Bound { dims, args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_the_machine_cannot_give_is_an_error_naming_the_argument() {
+        // More than any address space holds: the reservation fails, it does not abort.
+        let err = filled("x", usize::MAX / 4, || 0.0f64).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot allocate {} bytes for `x`",
+                (usize::MAX / 4) as u128 * 8
+            )
+        );
+        assert_eq!(filled("x", 3, || 1i64).unwrap(), vec![1, 1, 1]);
+    }
 }
