@@ -577,3 +577,34 @@ fn forward_and_gradient_share_one_arena_sized_for_the_larger() {
         .expect("gradient");
     assert_eq!(workspace.arena_bytes(), reserved);
 }
+
+#[test]
+fn chains_longer_than_one_nest_or_one_function_holds_agree() {
+    // 600 elementwise ops: more than one loop nest takes, so the chain continues in
+    // further nests reading the last one's values from memory; the gradient keeps each
+    // value for its backward pass, more buffers than the greedy layout places.
+    let mut chain = String::from("p * x");
+    for k in 0..600 {
+        let f = ["tanh", "sin"][k % 2];
+        chain = format!("{f}({chain})");
+    }
+    let source = format!("input x: [N]\nparam p\nloss = sum({chain})\n");
+    let compiled = gradc::driver::compile(&source).expect("compiles");
+    let clif = gradc::jit::clif_text(&compiled.forward).expect("compiles to native code");
+    let functions =
+        clif.matches("\nfunction ").count() + usize::from(clif.starts_with("function "));
+    assert!(
+        functions >= 3,
+        "expected the chain split over nests, found {functions} functions"
+    );
+    for (label, func) in [("forward", &compiled.forward), ("grad", &compiled.grad)] {
+        let bound = fixtures::point_at(func, &[37], 3, RealSampling::Signed);
+        check_agrees(&format!("long chain {label}"), func, &bound);
+    }
+    // A scalar product of 3,000 factors: one function too long for the backtracking
+    // register allocator.
+    let source = format!("param a\nloss = {}\n", vec!["a"; 3000].join(" * "));
+    let compiled = gradc::driver::compile(&source).expect("compiles");
+    let bound = fixtures::point_at(&compiled.grad, &[], 5, RealSampling::Positive);
+    check_agrees("long product", &compiled.grad, &bound);
+}
