@@ -76,29 +76,36 @@ fn binop_text(op: BinOp) -> &'static str {
     }
 }
 
-/// One expression as an s-expression (on stack grown as deep nesting needs, see
-/// [`crate::stack`]).
+/// One expression as an s-expression.
 pub fn print_expr(expr: &Expr) -> String {
+    let mut out = String::new();
+    write_expr(expr, &mut out);
+    out
+}
+
+/// Appends `expr` as an s-expression to `out` (on stack grown as deep nesting needs, see
+/// [`crate::stack`]). One buffer for the whole expression: building each level's text
+/// from its children's took time quadratic in the depth.
+fn write_expr(expr: &Expr, out: &mut String) {
     crate::stack::with_room(|| match &expr.kind {
-        ExprKind::Int(n) => n.to_string(),
-        ExprKind::Real(x) => format!("{x:?}"),
-        ExprKind::Name(n) => n.clone(),
-        ExprKind::Neg(x) => format!("(neg {})", print_expr(x)),
-        ExprKind::Binary(op, a, b) => {
-            format!("({} {} {})", binop_text(*op), print_expr(a), print_expr(b))
-        }
-        ExprKind::Call { func, args } => {
-            let mut s = format!("({}", func.name);
-            for a in args {
-                s.push(' ');
-                s.push_str(&print_expr(a));
-            }
-            s.push(')');
-            s
-        }
-        ExprKind::Index { base, index } => {
-            format!("(index {} {})", print_expr(base), print_expr(index))
-        }
-        ExprKind::Transpose(x) => format!("(T {})", print_expr(x)),
+        ExprKind::Int(n) => out.push_str(&n.to_string()),
+        ExprKind::Real(x) => out.push_str(&format!("{x:?}")),
+        ExprKind::Name(n) => out.push_str(n),
+        ExprKind::Neg(x) => write_form(out, "neg", [&**x]),
+        ExprKind::Binary(op, a, b) => write_form(out, binop_text(*op), [&**a, &**b]),
+        ExprKind::Call { func, args } => write_form(out, &func.name, args),
+        ExprKind::Index { base, index } => write_form(out, "index", [&**base, &**index]),
+        ExprKind::Transpose(x) => write_form(out, "T", [&**x]),
     })
+}
+
+/// `(head arg arg ...)`.
+fn write_form<'e>(out: &mut String, head: &str, args: impl IntoIterator<Item = &'e Expr>) {
+    out.push('(');
+    out.push_str(head);
+    for arg in args {
+        out.push(' ');
+        write_expr(arg, out);
+    }
+    out.push(')');
 }
