@@ -1246,6 +1246,28 @@ fn index_target(func: &Function, check: &IndexCheck, limit: u64) -> String {
     format!("{before}{limit}{after}")
 }
 
+/// How the source reads an indexed value built from an argument by indexing and
+/// transposing (`E`, `E[0]`, `E.T[k]`), if it is one; `depth` bounds the walk.
+fn indexed_text(func: &Function, v: crate::ir::Value, depth: usize) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    match func.op(v) {
+        Op::Arg(k) => Some(func.args[*k as usize].name.clone()),
+        Op::Transpose(x) => Some(format!("{}.T", indexed_text(func, *x, depth + 1)?)),
+        Op::Reshape(x, _) => indexed_text(func, *x, depth + 1),
+        Op::Gather(t, i) => {
+            let index = match func.op(*i) {
+                Op::ConstInt(n) => n.to_string(),
+                Op::Arg(k) => func.args[*k as usize].name.clone(),
+                _ => return None,
+            };
+            Some(format!("{}[{index}]", indexed_text(func, *t, depth + 1)?))
+        }
+        _ => None,
+    }
+}
+
 /// [`index_target`] without its limit, which goes between the two parts (the JIT
 /// keeps them to word its own index errors the same way).
 pub fn index_target_parts(func: &Function, check: &IndexCheck) -> (String, String) {
@@ -1253,9 +1275,9 @@ pub fn index_target_parts(func: &Function, check: &IndexCheck) -> (String, Strin
         Dim::Const(_) => String::new(),
         d => format!(" ({})", func.dim_name(d)),
     };
-    let table_name = |t: crate::ir::Value| match func.op(t) {
-        Op::Arg(k) => format!("`{}`", func.args[*k as usize].name),
-        _ => "the indexed value".to_string(),
+    let table_name = |t: crate::ir::Value| match indexed_text(func, t, 0) {
+        Some(text) => format!("`{text}`"),
+        None => "the indexed value".to_string(),
     };
     for inst in &func.insts {
         let (before, what) = match inst.op {

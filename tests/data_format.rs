@@ -561,3 +561,22 @@ fn random_points_are_deterministic_in_range_and_evaluate() {
         }
     }
 }
+
+#[test]
+fn an_index_into_an_indexed_or_transposed_argument_names_it_as_written() {
+    let message_of = |source: &str, data: serde_json::Value| {
+        let compiled = gradc::driver::compile(source).expect("compiles");
+        bind_json(&compiled.forward, &data).unwrap_err().to_string()
+    };
+    let data = json!({"E": [[1, 2], [3, 4]]});
+    let message = message_of("param E: [V, D]\nloss = E[0][5]\n", data.clone());
+    assert_mentions(
+        &message,
+        &["literal index 5", "`E[0]`", "2 elements", "(D)"],
+    );
+    let message = message_of("param E: [V, D]\nloss = sum(E.T[5])\n", data);
+    assert_mentions(&message, &["literal index 5", "`E.T`", "2 rows", "(D)"]);
+    let data = json!({"E": [[1, 2], [3, 4]], "k": 7});
+    let message = message_of("param E: [V, D]\ninput k: int\nloss = E[1][k]\n", data);
+    assert_mentions(&message, &["`k` = 7", "`E[1]`", "2 elements"]);
+}
