@@ -962,12 +962,16 @@ fn json_integer(n: &Number) -> Result<i64, bool> {
     let Some(x) = n.as_f64() else {
         return Err(false);
     };
-    // 2^63 is exactly representable; every integral f64 in [-2^63, 2^63) fits an i64.
+    // 2^63 is exactly representable; every integral f64 in (-2^63, 2^63) fits an i64.
+    // -2^63 itself fits too, but an integer written without a fraction that fits is read
+    // as an i64 above: reaching here as -2^63, it was written below it
+    // (`-9223372036854775809` rounds to -2^63), or as `-9223372036854775808.0`, which is
+    // refused with it rather than let a smaller integer pass as i64::MIN.
     let limit = 9_223_372_036_854_775_808.0;
     if x.fract() != 0.0 || !x.is_finite() {
         return Err(false);
     }
-    if x >= -limit && x < limit {
+    if x > -limit && x < limit {
         Ok(x as i64)
     } else {
         Err(true)

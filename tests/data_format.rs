@@ -209,6 +209,13 @@ fn int_data_must_be_integral() {
     }
     let bound = bind_json(&model(), &with("labels", json!([1.0, -0.0]))).unwrap();
     assert_eq!(bound.args[1], Tensor::int(vec![2], vec![1, 0]));
+    // One below i64::MIN rounds to it as an f64: refused, not read as i64::MIN.
+    let below: serde_json::Value = gradc::data::parse_json("[1, -9223372036854775809]").unwrap();
+    let message = error(with("labels", below));
+    assert_mentions(&message, &["`labels`", "64 bits", "element 1"]);
+    let least: serde_json::Value = gradc::data::parse_json("[1, -9223372036854775808]").unwrap();
+    let message = error(with("labels", least));
+    assert!(!message.contains("64 bits"), "{message}");
 }
 
 #[test]
