@@ -493,7 +493,14 @@ fn gradcheck_command(
     };
     print_out(&report.to_string())?;
     let verdict = gradcheck_verdict(&report, tolerance);
-    if report.passed(tolerance) {
+    if report.passed(tolerance) && report.inconclusive() {
+        // Nothing exceeded the tolerance, so the exit status is 0; but nothing was
+        // compared either, which "passed" would hide.
+        print_out(
+            "gradcheck inconclusive: every element was skipped as nonsmooth (finite \
+             differences do not apply there); try other data, or another --seed\n",
+        )
+    } else if report.passed(tolerance) {
         print_out(&format!("gradcheck passed: {verdict}\n"))
     } else {
         Err(Failure::Message(format!("gradcheck failed: {verdict}")))

@@ -185,6 +185,12 @@ impl GradcheckReport {
         self.params.iter().all(|p| p.passed(tolerance))
     }
 
+    /// True if elements were skipped as nonsmooth and none was compared: the check says
+    /// nothing about the gradient at this point.
+    pub fn inconclusive(&self) -> bool {
+        self.params.iter().all(|p| p.checked == 0) && self.params.iter().any(|p| p.nonsmooth > 0)
+    }
+
     /// The worst error over all params: NaN if any is NaN, 0 when there is nothing to
     /// check.
     pub fn worst_error(&self) -> f64 {

@@ -649,6 +649,34 @@ fn gradcheck_skips_a_point_on_a_kink() {
         "{}",
         stdout(&out)
     );
+    // Nothing was compared: not called a pass (nothing exceeded the tolerance either).
+    assert!(
+        stdout(&out).contains("gradcheck inconclusive") && !stdout(&out).contains("passed"),
+        "{}",
+        stdout(&out)
+    );
+    // With another param compared, it is a pass.
+    let both = scratch(
+        "gc_relu_and_square.loss",
+        "param x
+param y
+loss = relu(x) + y * y
+",
+    );
+    let point = scratch("gc_kink_point.json", r#"{"x": 0, "y": 0.5}"#);
+    let out = gradc(&["gradcheck", path_str(&both), "--data", path_str(&point)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("gradcheck passed"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
