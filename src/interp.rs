@@ -659,7 +659,8 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
-fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
+/// The comparison `a op b` (false if either is NaN, but for `!=`).
+pub(crate) fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
     match op {
         CmpOp::Lt => a < b,
         CmpOp::Le => a <= b,

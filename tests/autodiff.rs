@@ -339,6 +339,33 @@ fn kinks_follow_the_spec() {
     );
 }
 
+#[test]
+fn powers_at_a_zero_base_or_exponent_have_jax_s_finite_gradients() {
+    let data = |x: Vec<f64>, w: f64| {
+        vec![
+            ("x", Tensor::real(vec![x.len()], x)),
+            ("w", Tensor::scalar(w)),
+        ]
+    };
+    let source = "param x: [N]\nparam w\nloss = sum(x ^ w)";
+    // d/dw 0^w is 0 for w > 0 (not 0 · log 0 = NaN); the rest is x^w · log x.
+    let grads = gradients_at(source, data(vec![0.0, 3.0], 2.0));
+    assert_eq!(grads[..2], [0.0, 6.0]);
+    assert!((grads[2] - 9.0 * 3f64.ln()).abs() < 1e-12, "{grads:?}");
+    // d/dx x^0 is 0 (not 0 · 0^-1 = NaN).
+    let grads = gradients_at(source, data(vec![0.0, 2.0], 0.0));
+    assert_eq!(grads[..2], [0.0, 0.0]);
+    assert!((grads[2] - 2f64.ln()).abs() < 1e-15, "{grads:?}");
+    // Elsewhere the rule is unchanged: d/dx x^-1 at 0 is -1 · 0^-2 = -inf.
+    let at_zero = vec![("x", Tensor::real(vec![1], vec![0.0]))];
+    let grads = gradients_at("param x: [N]\nloss = sum(x ^ -1)", at_zero);
+    assert_eq!(grads, [f64::NEG_INFINITY]);
+    // A constant exponent keeps no trace of the guard once simplified.
+    let compiled = compile_ok("param x: [N]\nloss = sum(x ^ 2.5)");
+    let text = ir::print_function(&compiled.grad);
+    assert!(!text.contains("select"), "{text}");
+}
+
 /// A hand-built forward function: `loss = sum(x ^ b * w)` with a constant exponent
 /// `b`, an unused param `u` and a data input `w`.
 fn hand_built_pow() -> Function {

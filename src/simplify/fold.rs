@@ -13,6 +13,14 @@ use crate::ir::{BinaryOp, Op, UnaryOp, Value};
 
 /// The folded value of `op`, if all its operands are constants.
 pub(super) fn fold(rewriter: &mut Rewriter, op: &Op) -> Option<Value> {
+    // where(c ∘ d, a, b) → a or b, for constants c and d.
+    if let Op::Select(mask, a, b) = *op {
+        let Op::Compare(cmp, x, y) = *rewriter.op(mask) else {
+            return None;
+        };
+        let (cx, cy) = (rewriter.const_value(x)?, rewriter.const_value(y)?);
+        return Some(if interp::compare(cmp, cx, cy) { a } else { b });
+    }
     let (c, like) = match *op {
         Op::Unary(unary, x) => (eval_unary(unary, rewriter.const_value(x)?), x),
         Op::Binary(binary, a, b) => {
