@@ -533,8 +533,10 @@ pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
             });
         }
     }
+    let declared: std::collections::HashSet<&str> =
+        func.args.iter().map(|decl| decl.name.as_str()).collect();
     for name in object.keys() {
-        if !func.args.iter().any(|decl| &decl.name == name) {
+        if !declared.contains(name.as_str()) {
             return Err(CallError::Unexpected { name: name.clone() });
         }
     }
@@ -981,26 +983,34 @@ fn json_integer(n: &Number) -> Result<i64, bool> {
 /// Binds named tensors (the Rust API) to the arguments of `func`, with the same
 /// validation as [`bind_json`], and checks every index.
 pub fn bind_tensors(func: &Function, named: Vec<(String, Tensor)>) -> Result<Bound, CallError> {
-    for (k, (name, _)) in named.iter().enumerate() {
-        if named[..k].iter().any(|(earlier, _)| earlier == name) {
+    // Sets, so that a model with thousands of params binds in linear time.
+    let mut given = std::collections::HashSet::with_capacity(named.len());
+    for (name, _) in &named {
+        if !given.insert(name.as_str()) {
             return Err(CallError::Duplicate { name: name.clone() });
         }
     }
     for decl in &func.args {
-        if !named.iter().any(|(name, _)| name == &decl.name) {
+        if !given.contains(decl.name.as_str()) {
             return Err(CallError::Missing {
                 name: decl.name.clone(),
             });
         }
     }
+    let position: std::collections::HashMap<&str, usize> = func
+        .args
+        .iter()
+        .enumerate()
+        .map(|(k, decl)| (decl.name.as_str(), k))
+        .collect();
     for (name, _) in &named {
-        if !func.args.iter().any(|decl| &decl.name == name) {
+        if !position.contains_key(name.as_str()) {
             return Err(CallError::Unexpected { name: name.clone() });
         }
     }
     let mut slots: Vec<Option<Tensor>> = vec![None; func.args.len()];
     for (name, tensor) in named {
-        if let Some(k) = func.args.iter().position(|decl| decl.name == name) {
+        if let Some(&k) = position.get(name.as_str()) {
             slots[k] = Some(tensor);
         }
     }

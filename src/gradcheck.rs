@@ -55,7 +55,10 @@
 //!
 //! A param with more than [`GradcheckOptions::max_elements`] elements is checked on
 //! that many elements drawn at random (deterministically, without replacement); the
-//! report says how many were checked.
+//! report says how many were checked. Over all params at most
+//! [`GradcheckOptions::max_total_elements`] are checked: past that, the elements are drawn
+//! from all params' together, so a model of many small params is checked in time linear
+//! in its size, not quadratic (each element costs evaluations of the whole loss).
 
 use std::fmt;
 
@@ -85,6 +88,8 @@ const KINK_GAP_RATIO: f64 = 0.5;
 pub struct GradcheckOptions {
     /// The most elements checked per param (each costs two or more evaluations).
     pub max_elements: usize,
+    /// The most elements checked over all params.
+    pub max_total_elements: usize,
     /// Seed of the choice of elements in large params.
     pub seed: u64,
     /// Elements whose error exceeds this are examined a second time (for truncation
@@ -96,6 +101,7 @@ impl Default for GradcheckOptions {
     fn default() -> Self {
         GradcheckOptions {
             max_elements: 64,
+            max_total_elements: 1024,
             seed: 0,
             tolerance: DEFAULT_TOLERANCE,
         }
@@ -176,6 +182,9 @@ pub struct GradcheckReport {
     pub loss: f64,
     /// One check per param, in declaration order.
     pub params: Vec<ParamCheck>,
+    /// Params none of whose elements was drawn, the total budget
+    /// ([`GradcheckOptions::max_total_elements`]) having gone to others.
+    pub not_drawn: usize,
 }
 
 impl GradcheckReport {
@@ -255,6 +264,14 @@ impl fmt::Display for GradcheckReport {
             }
             writeln!(f)?;
         }
+        if self.not_drawn > 0 {
+            writeln!(
+                f,
+                "({} params had no element drawn: the check compares a sample of all the \
+                 params' elements together)",
+                self.not_drawn
+            )?;
+        }
         Ok(())
     }
 }
@@ -319,13 +336,28 @@ pub fn gradcheck_with(
     let mut rng = SplitMix64::new(options.seed);
     let mut work = bound.clone();
     let mut params = Vec::new();
-    for (arg, decl) in forward.params() {
-        let gradient = grad
-            .results
-            .iter()
-            .zip(&grad_values)
-            .find(|(r, _)| r.role == ResultRole::Grad(arg))
-            .map(|(_, t)| t)
+    let gradient_of: std::collections::HashMap<u32, &Tensor> = grad
+        .results
+        .iter()
+        .zip(&grad_values)
+        .filter_map(|(r, t)| match r.role {
+            ResultRole::Grad(arg) => Some((arg, t)),
+            _ => None,
+        })
+        .collect();
+    let sizes: Vec<usize> = forward
+        .params()
+        .map(|(arg, _)| bound.args.get(arg as usize).map_or(0, Tensor::len))
+        .collect();
+    let quotas = element_quotas(&sizes, &options, &mut rng);
+    let not_drawn = sizes
+        .iter()
+        .zip(&quotas)
+        .filter(|(&n, &q)| n > 0 && q == 0)
+        .count();
+    for ((arg, decl), &quota) in forward.params().zip(&quotas) {
+        let gradient = *gradient_of
+            .get(&arg)
             .ok_or_else(|| format!("the gradient function has no gradient for `{}`", decl.name))?;
         let point = &bound.args[arg as usize];
         if gradient.shape != point.shape {
@@ -351,7 +383,7 @@ pub fn gradcheck_with(
             analytic: 0.0,
             numeric: 0.0,
         };
-        for flat in sample_elements(x.len(), options.max_elements, &mut rng) {
+        for flat in sample_elements(x.len(), quota, &mut rng) {
             let mut loss_with = |value: f64| -> Result<f64, String> {
                 set_real(&mut work.args[arg as usize], flat, value);
                 loss_at(forward, &work, &eval)
@@ -380,7 +412,11 @@ pub fn gradcheck_with(
         }
         params.push(row);
     }
-    Ok(GradcheckReport { loss, params })
+    Ok(GradcheckReport {
+        loss,
+        params,
+        not_drawn,
+    })
 }
 
 /// The loss: the forward function's `Loss` result, as a number.
@@ -632,6 +668,30 @@ fn better(a: Estimate, b: Estimate) -> Estimate {
     } else {
         a
     }
+}
+
+/// How many elements of each param (of `sizes` elements) to check: up to
+/// `max_elements` each, and if that is more than `max_total_elements` in all, that many
+/// drawn at random from all of them together (without touching `rng` otherwise, so the
+/// elements drawn within a param do not change with the budget unless it applies).
+fn element_quotas(sizes: &[usize], options: &GradcheckOptions, rng: &mut SplitMix64) -> Vec<usize> {
+    let each: Vec<usize> = sizes.iter().map(|&n| n.min(options.max_elements)).collect();
+    let total: usize = each.iter().sum();
+    if total <= options.max_total_elements {
+        return each;
+    }
+    // Slot `s` of the concatenated quotas belongs to the param whose range holds it.
+    let mut quotas = vec![0; sizes.len()];
+    let mut param = 0;
+    let mut end = each.first().copied().unwrap_or(0);
+    for slot in sample_elements(total, options.max_total_elements, rng) {
+        while slot >= end {
+            param += 1;
+            end += each[param];
+        }
+        quotas[param] += 1;
+    }
+    quotas
 }
 
 /// The flat indices to check: all of `0..n`, or `max` of them drawn at random without

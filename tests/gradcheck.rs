@@ -473,3 +473,50 @@ fn a_wrong_gradient_beside_a_kink_still_fails() {
     assert_eq!((row.checked, row.nonsmooth), (2, 1), "{report}");
     assert!((row.worst_error - 2.0).abs() < 1e-6, "{report}");
 }
+
+#[test]
+fn past_the_total_budget_elements_are_drawn_from_all_params_together() {
+    // 300 scalar params and a [40] one: 340 elements, over a budget of 100.
+    let mut source = String::from("param v: [N]\n");
+    let mut terms = vec!["sum(v * v)".to_string()];
+    for k in 0..300 {
+        source.push_str(&format!("param p{k}\n"));
+        terms.push(format!("p{k} * p{k}"));
+    }
+    source.push_str(&format!("loss = {}\n", terms.join(" + ")));
+    let compiled = gradc::driver::compile(&source).unwrap();
+    let point = gradc::data::random_point_at(
+        &compiled.forward,
+        &[40],
+        3,
+        gradc::data::RealSampling::Signed,
+    );
+    let checked = |options: GradcheckOptions| {
+        let report =
+            gradcheck_with(&compiled.forward, &compiled.grad, &point, run, options).unwrap();
+        assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+        let checked: Vec<usize> = report.params.iter().map(|p| p.checked).collect();
+        (checked, report.not_drawn)
+    };
+    let budget = GradcheckOptions {
+        max_elements: 16,
+        max_total_elements: 100,
+        ..GradcheckOptions::default()
+    };
+    let (within, not_drawn) = checked(budget);
+    assert_eq!(within.iter().sum::<usize>(), 100);
+    assert!(
+        within[0] <= 16 && within[1..].iter().all(|&c| c <= 1),
+        "{within:?}"
+    );
+    assert_eq!(not_drawn, within.iter().filter(|&&c| c == 0).count());
+    assert!(not_drawn >= 300 - 100, "{not_drawn}");
+    // Within the budget every param is checked, up to `max_elements` each.
+    let (all, not_drawn) = checked(GradcheckOptions {
+        max_total_elements: 1000,
+        ..budget
+    });
+    assert_eq!(all[0], 16);
+    assert!(all[1..].iter().all(|&c| c == 1));
+    assert_eq!(not_drawn, 0);
+}

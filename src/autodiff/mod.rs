@@ -78,14 +78,19 @@ pub fn grad(forward: &Function) -> Function {
         role: ResultRole::Loss,
         value: loss,
     }];
-    for (k, decl) in forward.params() {
-        // A param may be read by several `Arg` instructions: its gradient is the sum of
-        // their adjoints.
-        let mut total: Option<Value> = None;
-        for (index, inst) in forward.insts.iter().enumerate() {
-            if inst.op != Op::Arg(k) {
-                continue;
+    // A param may be read by several `Arg` instructions: its gradient is the sum of
+    // their adjoints. Listed once, so that many params cost no scan each.
+    let mut reads: Vec<Vec<usize>> = vec![Vec::new(); forward.args.len()];
+    for (index, inst) in forward.insts.iter().enumerate() {
+        if let Op::Arg(k) = inst.op {
+            if let Some(list) = reads.get_mut(k as usize) {
+                list.push(index);
             }
+        }
+    }
+    for (k, decl) in forward.params() {
+        let mut total: Option<Value> = None;
+        for &index in &reads[k as usize] {
             if let Some(adjoint) = adjoints[index] {
                 total = Some(match total {
                     None => adjoint,
