@@ -632,51 +632,28 @@ fn gradcheck_fails_a_nan_gradient_and_prints_the_real_error() {
 
 #[test]
 fn gradcheck_skips_a_point_on_a_kink() {
+    // The verdict at a point, after checking that the command exited with status 0.
+    let verdict_at = |loss: &str, source: &str, point: &str| {
+        let file = scratch(loss, source);
+        let out = gradc(&["gradcheck", path_str(&file), "--data", point]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+        text
+    };
     let zero = scratch("gc_kink_zero.json", r#"{"x": 0}"#);
-    let zero = path_str(&zero);
     // relu'(0) = 0 is the contract's value, which the average slope can't confirm.
-    let kink = scratch("gc_relu.loss", "param x\nloss = relu(x)\n");
-    let out = gradc(&["gradcheck", path_str(&kink), "--data", zero]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("1 nonsmooth elements skipped"),
-        "{}",
-        stdout(&out)
-    );
+    let text = verdict_at("gc_relu.loss", "param x\nloss = relu(x)\n", path_str(&zero));
+    assert!(text.contains("1 nonsmooth elements skipped"), "{text}");
     // Nothing was compared: not called a pass (nothing exceeded the tolerance either).
     assert!(
-        stdout(&out).contains("gradcheck inconclusive") && !stdout(&out).contains("passed"),
-        "{}",
-        stdout(&out)
+        text.contains("gradcheck inconclusive") && !text.contains("passed"),
+        "{text}"
     );
     // With another param compared, it is a pass.
-    let both = scratch(
-        "gc_relu_and_square.loss",
-        "param x
-param y
-loss = relu(x) + y * y
-",
-    );
     let point = scratch("gc_kink_point.json", r#"{"x": 0, "y": 0.5}"#);
-    let out = gradc(&["gradcheck", path_str(&both), "--data", path_str(&point)]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("gradcheck passed"),
-        "{}",
-        stdout(&out)
-    );
+    let source = "param x\nparam y\nloss = relu(x) + y * y\n";
+    let text = verdict_at("gc_relu_and_square.loss", source, path_str(&point));
+    assert!(text.contains("gradcheck passed"), "{text}");
 }
 
 #[test]
