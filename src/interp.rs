@@ -641,19 +641,33 @@ fn binary_fn(b: BinaryOp) -> fn(f64, f64) -> f64 {
     }
 }
 
-/// NumPy's `maximum`: NaN if either operand is NaN.
-fn nan_max(a: f64, b: f64) -> f64 {
+/// IEEE 754-2019 `maximum`, as Cranelift's `fmax` in native code: NaN if either operand
+/// is NaN, and +0 above -0 (Rust's `f64::max` may return either zero).
+pub(crate) fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        if a.is_sign_negative() {
+            b
+        } else {
+            a
+        }
     } else {
         a.max(b)
     }
 }
 
-/// NumPy's `minimum`: NaN if either operand is NaN.
-fn nan_min(a: f64, b: f64) -> f64 {
+/// IEEE 754-2019 `minimum`, as Cranelift's `fmin`: NaN if either operand is NaN, and -0
+/// below +0.
+pub(crate) fn nan_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        if a.is_sign_negative() {
+            a
+        } else {
+            b
+        }
     } else {
         a.min(b)
     }

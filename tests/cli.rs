@@ -752,3 +752,31 @@ fn a_reader_that_has_gone_is_not_an_error() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+#[test]
+fn maximum_and_minimum_order_signed_zeros_alike_in_both_engines() {
+    // IEEE 754-2019: +0 is above -0. The interpreter once returned the first operand
+    // at a tie, so `1 / maximum(-0, 0)` was -inf there and +inf in native code.
+    let file = scratch(
+        "signed_zeros.loss",
+        "input a: [N]\ninput b: [N]\nparam w\n\
+         output hi = maximum(a, b)\noutput lo = minimum(a, b)\n\
+         output top = max(a)\noutput bottom = min(b)\n\
+         loss = w * (sum(hi) + sum(lo)) + 1 / maximum(w, 0)\n",
+    );
+    let data = scratch(
+        "signed_zeros.json",
+        r#"{"a": [-0.0, 0.0, -0.0], "b": [0.0, -0.0, -0.0], "w": -0.0}"#,
+    );
+    let args = ["run", path_str(&file), "--data", path_str(&data)];
+    let native = stdout(&gradc(&args));
+    let interpreted = stdout(&gradc(&[&args[..], &["--interp"]].concat()));
+    assert_eq!(native, interpreted);
+    let result: Value = serde_json::from_str(&native).unwrap();
+    let text = |v: &Value| v.to_string();
+    assert_eq!(text(&result["outputs"]["hi"]), "[0.0,0.0,-0.0]");
+    assert_eq!(text(&result["outputs"]["lo"]), "[-0.0,-0.0,-0.0]");
+    assert_eq!(text(&result["outputs"]["top"]), "0.0");
+    assert_eq!(text(&result["outputs"]["bottom"]), "-0.0");
+    assert_eq!(result["loss"], Value::String("Infinity".into()));
+}

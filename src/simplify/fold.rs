@@ -67,9 +67,7 @@ fn eval_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
         BinaryOp::Div => a / b,
         BinaryOp::Pow => a.powf(b),
         // NaN-propagating, as the interpreter's `maximum` and `minimum`.
-        BinaryOp::Max if a.is_nan() || b.is_nan() => f64::NAN,
-        BinaryOp::Min if a.is_nan() || b.is_nan() => f64::NAN,
-        BinaryOp::Max => a.max(b),
-        BinaryOp::Min => a.min(b),
+        BinaryOp::Max => interp::nan_max(a, b),
+        BinaryOp::Min => interp::nan_min(a, b),
     }
 }
