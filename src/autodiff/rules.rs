@@ -283,20 +283,19 @@ fn binary_vjp(
             // As JAX does: gx is 0 where y = 0 (x^0 is constant in x, though 0 · 0^-1 is
             // NaN), and log(x) is taken as 0 where x = 0 (p = 0^y is 0 for every y > 0,
             // though 0 · log 0 is NaN).
+            // x, y and p have one shape (the IR's binary ops broadcast nothing).
+            let zero = b.constant_like(0.0, y);
             if active(x) {
                 let one = b.constant_like(1.0, y);
                 let exponent = b.sub(y, one);
                 let power = b.binary(BinaryOp::Pow, x, exponent);
                 let scaled = b.mul(g, y);
                 let gx = b.mul(scaled, power);
-                let zero = b.constant_like(0.0, y);
                 let constant = b.compare(CmpOp::Eq, y, zero);
-                let zero = b.constant_like(0.0, gx);
                 out.push((x, b.select(constant, zero, gx)));
             }
             if active(y) {
                 let log = b.unary(UnaryOp::Log, x);
-                let zero = b.constant_like(0.0, x);
                 let at_zero = b.compare(CmpOp::Eq, x, zero);
                 let log = b.select(at_zero, zero, log);
                 let scaled = b.mul(g, ans);

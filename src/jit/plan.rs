@@ -357,13 +357,18 @@ impl<'a> Planner<'a> {
     /// operands are `operands`: the latest group computing one of them inline, if every
     /// other operand is complete before it; else the last item if it is a group of the
     /// same domain; else a new group.
+    /// True if group `g` takes more members (it holds fewer than [`MAX_GROUP_MEMBERS`]).
+    fn has_room(&self, g: usize) -> bool {
+        self.groups[g].members.len() < MAX_GROUP_MEMBERS
+    }
+
     /// A group already holding [`MAX_GROUP_MEMBERS`] takes no more.
     fn choose_group(&mut self, domain: &[Dim], operands: &[Value]) -> usize {
         let mut best: Option<usize> = None;
         for &u in operands {
             if let Node::Member(g) = self.nodes[self.resolve(u).index()] {
                 if self.groups[g].domain == domain
-                    && self.groups[g].members.len() < MAX_GROUP_MEMBERS
+                    && self.has_room(g)
                     && best.is_none_or(|b| self.groups[g].pos > self.groups[b].pos)
                 {
                     best = Some(g);
@@ -381,7 +386,7 @@ impl<'a> Planner<'a> {
         }
         let resolved: Vec<Value> = operands.iter().map(|&u| self.resolve(u)).collect();
         match self.sibling(domain, &resolved) {
-            Some(g) if self.groups[g].members.len() < MAX_GROUP_MEMBERS => g,
+            Some(g) if self.has_room(g) => g,
             _ => self.new_group(domain.to_vec()),
         }
     }
