@@ -279,9 +279,16 @@ impl Model {
         Ok(data::bind_tensors(&self.forward_fn, named)?)
     }
 
-    /// Binds a `DATA.json` object (the command line's format).
+    /// Binds a `DATA.json` object (the command line's format). Numbers are taken as
+    /// the f64s they parsed to; [`Model::bind_data`] also checks an `int`'s text.
     pub fn bind_json(&self, data: &serde_json::Value) -> Result<Bound, ModelError> {
         Ok(data::bind_json(&self.forward_fn, data)?)
+    }
+
+    /// Binds `DATA.json` read from a file ([`data::DataFile`]), as the command line
+    /// does: a number given for an `int` must be an integer as written.
+    pub fn bind_data(&self, data: &data::DataFile) -> Result<Bound, ModelError> {
+        Ok(data::bind_data(&self.forward_fn, data)?)
     }
 
     /// Evaluates the forward function: every result (loss, then outputs) as a tensor.

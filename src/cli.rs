@@ -386,14 +386,14 @@ fn summary(compiled: &Compiled, compile_ms: f64) -> String {
     out
 }
 
-fn read_data(path: &PathBuf) -> Result<serde_json::Value, Failure> {
+fn read_data(path: &PathBuf) -> Result<data::DataFile, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    data::parse_json(&text).map_err(|e| Failure::Message(format!("`{}`: {e}", path.display())))
+    data::DataFile::parse(text).map_err(|e| Failure::Message(format!("`{}`: {e}", path.display())))
 }
 
-fn bind(func: &ir::Function, data: &serde_json::Value) -> Result<Bound, Failure> {
-    data::bind_json(func, data).map_err(|e| Failure::Message(e.to_string()))
+fn bind(func: &ir::Function, data: &data::DataFile) -> Result<Bound, Failure> {
+    data::bind_data(func, data).map_err(|e| Failure::Message(e.to_string()))
 }
 
 fn run_command(
@@ -643,7 +643,8 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
             return Err(failure);
         }
     };
-    let report = match bench::bench(&src.text, data, &bench::BenchOptions::default()) {
+    let bind = move |model: &api::Model| model.bind_data(&data);
+    let report = match bench::bench_with(&src.text, bind, &bench::BenchOptions::default()) {
         Ok(report) => report,
         Err(api::ModelError::Compile(diags)) => return Err(Failure::Source(diags)),
         Err(e) => return Err(e.to_string().into()),

@@ -1,7 +1,7 @@
 //! Call-time data: binding inputs and params to a function, and the JSON formats.
 //!
-//! In: a [`Function`] and its data, as a `DATA.json` object ([`bind_json`]) or as named
-//! tensors from the Rust API ([`bind_tensors`]). Out: a [`Bound`] (the size of every
+//! In: a [`Function`] and its data, as `DATA.json` text ([`DataFile`], [`bind_data`]), a
+//! JSON object ([`bind_json`]) or named tensors from the Rust API ([`bind_tensors`]). Out: a [`Bound`] (the size of every
 //! symbolic dimension and one tensor per argument, in declaration order) or a
 //! [`CallError`] naming the offending input and dimension. Also the output side: tensors
 //! to JSON ([`tensor_to_json`]) and the `run` object ([`run_output`]), and a
@@ -16,7 +16,8 @@
 //! The JSON data format (spec §5): one object mapping every input and param name to a
 //! number (rank 0), a list of numbers (rank 1) or a list of rows (rank 2). A `real`
 //! accepts any JSON number and the strings `"NaN"`, `"Infinity"`, `"-Infinity"`; an
-//! `int` accepts integral numbers only (`2` or `2.0`, not `2.5`). `[]` for a rank-1
+//! `int` accepts integral numbers only (`2` or `2.0`, not `2.5`; from text, not
+//! `0.99999999999999999` either, though it parses to the f64 1). `[]` for a rank-1
 //! argument has size 0. `[]` for a rank-2 argument has 0 rows and says nothing about
 //! its columns: the column dimension is then taken from another argument (or is the
 //! literal size), and if no other argument binds it the call fails with
@@ -519,8 +520,23 @@ impl<'f> DimBinder<'f> {
     }
 }
 
-/// Binds a `DATA.json` object to the arguments of `func` and checks every index.
+/// Binds a `DATA.json` object to the arguments of `func` and checks every index. A
+/// number is taken as the f64 it parsed to: `0.99999999999999999` given for an `int` is
+/// read as 1 ([`bind_data`], which has the text, refuses it).
 pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
+    bind_parsed(func, data, None)
+}
+
+/// Binds `DATA.json` as read from a file ([`DataFile`]) to the arguments of `func` and
+/// checks every index. A number given for an `int` must be an integer as written:
+/// `2` and `2.0` are, but `0.99999999999999999` and `1e-400` are not, although they
+/// parse to the integral f64s 1 and 0.
+pub fn bind_data(func: &Function, data: &DataFile) -> Result<Bound, CallError> {
+    bind_parsed(func, &data.value, Some(&data.text))
+}
+
+/// [`bind_json`], with the text `data` was parsed from when there is one.
+fn bind_parsed(func: &Function, data: &Json, text: Option<&str>) -> Result<Bound, CallError> {
     let Json::Object(object) = data else {
         return Err(CallError::NotAnObject {
             found: describe_json(data),
@@ -541,6 +557,7 @@ pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
         }
     }
 
+    let mut literals = text.map(Literals::new);
     let mut binder = DimBinder::new(func);
     let mut parsed = Vec::with_capacity(func.args.len());
     let mut unknown_columns = Vec::new();
@@ -554,7 +571,7 @@ pub fn bind_json(func: &Function, data: &Json) -> Result<Bound, CallError> {
                 unknown_columns.push((decl.ty.shape[axis], decl.name.clone()));
             }
         }
-        let data = json_elements(decl, &shape, &elements)?;
+        let data = json_elements(decl, &shape, &elements, literals.as_mut())?;
         parsed.push((shape, data));
     }
 
@@ -615,23 +632,154 @@ impl std::error::Error for JsonError {}
 /// rewritten as those strings and the text is parsed again (text without them parses in
 /// one pass). Positions in errors are positions in `text`.
 pub fn parse_json(text: &str) -> Result<Json, JsonError> {
+    parse_rewriting(text).map(|(value, _)| value)
+}
+
+/// [`parse_json`], and the text with infinities as strings if it was rewritten.
+fn parse_rewriting(text: &str) -> Result<(Json, Option<String>), JsonError> {
     let first = match parse_unique_keys(text) {
-        Ok(value) => return Ok(value),
+        Ok(value) => return Ok((value, None)),
         Err(e) => e,
     };
     let Some((rewritten, replacements)) = infinities_as_strings(text) else {
         return Err(json_error(first, 0));
     };
-    parse_unique_keys(&rewritten).map_err(|e| {
-        // Back to the columns of `text`: the replacements earlier on the error's line
-        // made it longer.
-        let shift: usize = replacements
-            .iter()
-            .filter(|r| r.line == e.line() && r.column < e.column())
-            .map(|r| r.added)
-            .sum();
-        json_error(e, shift)
-    })
+    match parse_unique_keys(&rewritten) {
+        Ok(value) => Ok((value, Some(rewritten))),
+        Err(e) => Err({
+            // Back to the columns of `text`: the replacements earlier on the error's line
+            // made it longer.
+            let shift: usize = replacements
+                .iter()
+                .filter(|r| r.line == e.line() && r.column < e.column())
+                .map(|r| r.added)
+                .sum();
+            json_error(e, shift)
+        }),
+    }
+}
+
+/// `DATA.json` as read from a file: the parsed object and the text it was parsed from,
+/// which [`bind_data`] reads to tell whether a number given for an `int` is an integer
+/// as written.
+#[derive(Clone, Debug)]
+pub struct DataFile {
+    value: Json,
+    /// The text `value` was parsed from (with overflowing numbers as strings, see
+    /// [`parse_json`]).
+    text: String,
+}
+
+impl DataFile {
+    /// Parses `DATA.json` text as [`parse_json`] does, keeping the text.
+    pub fn parse(text: String) -> Result<DataFile, JsonError> {
+        let (value, rewritten) = parse_rewriting(&text)?;
+        Ok(DataFile {
+            value,
+            text: rewritten.unwrap_or(text),
+        })
+    }
+
+    /// The parsed JSON.
+    pub fn value(&self) -> &Json {
+        &self.value
+    }
+}
+
+/// The literal text of the elements of the data's arguments, found in the data's text
+/// when first asked for (only a number for an `int` written with a fraction or an
+/// exponent needs it).
+struct Literals<'t> {
+    text: &'t str,
+    /// Each top-level name's value as written; `None` until first needed.
+    values: Option<std::collections::HashMap<String, &'t serde_json::value::RawValue>>,
+    /// The scalars of an argument's value as written, in row-major order.
+    scalars: std::collections::HashMap<String, Vec<&'t str>>,
+}
+
+impl<'t> Literals<'t> {
+    fn new(text: &'t str) -> Self {
+        Literals {
+            text,
+            values: None,
+            scalars: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Element `flat` of argument `name` as written, if the text has it.
+    fn literal(&mut self, name: &str, flat: usize) -> Option<&'t str> {
+        if !self.scalars.contains_key(name) {
+            let text = self.text;
+            let values = self
+                .values
+                .get_or_insert_with(|| serde_json::from_str(text).unwrap_or_default());
+            let scalars = values
+                .get(name)
+                .map_or_else(Vec::new, |v| scalar_literals(v.get()));
+            self.scalars.insert(name.to_string(), scalars);
+        }
+        self.scalars.get(name)?.get(flat).copied()
+    }
+}
+
+/// The scalars (numbers, strings, `true`, `false`, `null`) of a JSON value's text, in
+/// the order written, which for a list of rows is row-major.
+fn scalar_literals(json: &str) -> Vec<&str> {
+    let bytes = json.as_bytes();
+    let mut scalars = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        match bytes[i] {
+            b'[' | b']' | b'{' | b'}' | b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => {
+                while i < bytes.len()
+                    && !matches!(bytes[i], b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r')
+                {
+                    i += 1;
+                }
+            }
+        }
+        scalars.push(json.get(start..i.min(bytes.len())).unwrap_or(""));
+    }
+    scalars
+}
+
+/// Whether a JSON number literal is an integer as written: every digit that the
+/// exponent leaves after the decimal point is 0 (`2.50e1` is, `2.5` and
+/// `0.99999999999999999` are not).
+fn decimal_is_integral(literal: &str) -> bool {
+    let unsigned = literal.strip_prefix('-').unwrap_or(literal);
+    let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (negative, digits) = match exponent.as_bytes().first() {
+        Some(b'-') => (true, &exponent[1..]),
+        Some(b'+') => (false, &exponent[1..]),
+        _ => (false, exponent),
+    };
+    // Saturates: an exponent beyond the i64 range moves the point past any digit.
+    let magnitude = digits.bytes().fold(0i64, |e, d| {
+        e.saturating_mul(10)
+            .saturating_add(i64::from(d.wrapping_sub(b'0')))
+    });
+    let exponent = if negative { -magnitude } else { magnitude };
+    // Digits at positions from `point` on (counting from the first) are after the point.
+    let point = (whole.len() as i64).saturating_add(exponent);
+    whole
+        .bytes()
+        .chain(fraction.bytes())
+        .enumerate()
+        .all(|(k, d)| (k as i64) < point || d == b'0')
 }
 
 /// A `serde_json` error as a [`JsonError`], its column moved `shift` bytes left.
@@ -888,11 +1036,14 @@ fn split_json<'v>(
     }
 }
 
-/// Converts flattened JSON elements to the declared element type.
+/// Converts flattened JSON elements to the declared element type. With `literals`, a
+/// number for an `int` written with a fraction or an exponent must be integral as
+/// written, not only as the f64 it parsed to.
 fn json_elements(
     decl: &ArgDecl,
     shape: &[Option<usize>],
     elements: &[&Json],
+    mut literals: Option<&mut Literals>,
 ) -> Result<TensorData, CallError> {
     let sizes: Vec<usize> = shape.iter().map(|s| s.unwrap_or(0)).collect();
     let position = |flat: usize| element_position(&sizes, flat);
@@ -921,13 +1072,23 @@ fn json_elements(
         Elem::Int => {
             let mut out = Vec::with_capacity(elements.len());
             for (flat, element) in elements.iter().enumerate() {
-                let n = match element {
-                    Json::Number(n) => json_integer(n),
-                    _ => Err(false),
+                let (n, written) = match element {
+                    // Written with a fraction or an exponent: the f64 may have rounded
+                    // a non-integer to an integer.
+                    Json::Number(n) if n.is_f64() => {
+                        match literals.as_mut().and_then(|l| l.literal(&decl.name, flat)) {
+                            Some(text) if !decimal_is_integral(text) => {
+                                (Err(false), Some(text.to_string()))
+                            }
+                            _ => (json_integer(n), None),
+                        }
+                    }
+                    Json::Number(n) => (json_integer(n), None),
+                    _ => (Err(false), None),
                 };
                 out.push(n.map_err(|integral| {
-                    let (name, element, found) =
-                        (decl.name.clone(), position(flat), element.to_string());
+                    let found = written.unwrap_or_else(|| element.to_string());
+                    let (name, element) = (decl.name.clone(), position(flat));
                     if integral {
                         CallError::IntegerTooLarge {
                             name,

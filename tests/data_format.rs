@@ -218,6 +218,80 @@ fn int_data_must_be_integral() {
     assert!(!message.contains("64 bits"), "{message}");
 }
 
+/// Binds `DATA.json` text as the command line does ([`gradc::data::bind_data`]).
+fn bind_text(text: &str) -> Result<Bound, String> {
+    let data = gradc::data::DataFile::parse(text.to_string()).map_err(|e| e.to_string())?;
+    gradc::data::bind_data(&model(), &data).map_err(|e| e.to_string())
+}
+
+/// `good_data()` as text, with `name`'s value written as `value`.
+fn text_with(name: &str, value: &str) -> String {
+    let mut text = String::from("{");
+    for (key, given) in good_data().as_object().unwrap() {
+        let written = if key == name {
+            value.to_string()
+        } else {
+            given.to_string()
+        };
+        text.push_str(&format!("{key:?}: {written}, "));
+    }
+    text.truncate(text.len() - 2);
+    text + "}"
+}
+
+#[test]
+fn int_data_read_from_text_must_be_integral_as_written() {
+    // Each parses to an integral f64 (1, 0, 2, 1e19) but is no integer.
+    for (name, value, element, written) in [
+        (
+            "labels",
+            "[0, 0.99999999999999999]",
+            "element 1",
+            "0.99999999999999999",
+        ),
+        ("labels", "[1e-400, 0]", "element 0", "1e-400"),
+        ("i", "1.99999999999999999e0", "", "1.99999999999999999e0"),
+        (
+            "w1",
+            "[0, 10000000000000000000.5]",
+            "element 1",
+            "10000000000000000000.5",
+        ),
+    ] {
+        let message = bind_text(&text_with(name, value)).unwrap_err();
+        let expected = [
+            format!("`{name}`"),
+            "integers".into(),
+            element.into(),
+            written.into(),
+        ];
+        for part in &expected {
+            assert!(
+                message.contains(part.as_str()),
+                "{message:?} should mention {part:?}"
+            );
+        }
+        assert!(!message.contains("64 bits"), "{message}");
+        // Without the text, the f64 is all there is.
+        let parsed = gradc::data::parse_json(&text_with(name, value)).unwrap();
+        assert!(!bind_json(&model(), &parsed).is_err_and(|e| e.to_string().contains(written)));
+    }
+    // Integral as written, however spelt: read as the integer.
+    for (value, labels) in [
+        ("[1, 0]", [1, 0]),
+        ("[1.0, -0.0]", [1, 0]),
+        ("[10e-1, 0.0e5]", [1, 0]),
+        ("[0.1e1, 100000000000000000000e-20]", [1, 1]),
+        ("[1E0, 0.00e-3]", [1, 0]),
+    ] {
+        let bound =
+            bind_text(&text_with("labels", value)).unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(bound.args[1], Tensor::int(vec![2], labels.to_vec()));
+    }
+    let message = bind_text(&text_with("labels", "[1, 2.50e-1]")).unwrap_err();
+    assert!(message.contains("element 1 is 2.50e-1"), "{message}");
+}
+
 #[test]
 fn a_name_given_twice_in_the_data_is_an_error() {
     let text = "{\"x\": 1,\n \"w\": [2],\n \"x\": 3}";
