@@ -565,13 +565,15 @@ fn train_command(
             _ => None,
         })
         .collect();
-    let sizes: Vec<usize> = grads_of
-        .iter()
-        .map(|&(_, arg)| bound.args[arg].len())
+    let rule = match settings.optimizer {
+        Optimizer::Sgd => crate::train::Rule::Sgd,
+        Optimizer::Adam => crate::train::Rule::Adam,
+    };
+    let mut optimizer = crate::train::Optimizer::new(rule, settings.lr);
+    // Params in declaration order, as their gradients are.
+    let is_param: Vec<bool> = (0..bound.args.len())
+        .map(|arg| grads_of.iter().any(|&(_, a)| a == arg))
         .collect();
-    let mut first_moment: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-    let mut second_moment = first_moment.clone();
-    let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8);
     let mut last_loss = f64::NAN;
     for step in 0..=settings.steps {
         let values = engine.value_and_grad(&bound)?;
@@ -590,29 +592,26 @@ fn train_command(
         if step == settings.steps {
             break;
         }
-        let t = (step + 1) as i32;
-        for (slot, &(result, arg)) in grads_of.iter().enumerate() {
-            let Some(g) = values[result].as_real() else {
-                continue;
-            };
-            let crate::TensorData::Real(p) = &mut bound.args[arg].data else {
-                continue;
-            };
-            for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-                match settings.optimizer {
-                    Optimizer::Sgd => *p -= settings.lr * g,
-                    Optimizer::Adam => {
-                        let m = &mut first_moment[slot][i];
-                        let v = &mut second_moment[slot][i];
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        let m_hat = *m / (1.0 - beta1.powi(t));
-                        let v_hat = *v / (1.0 - beta2.powi(t));
-                        *p -= settings.lr * m_hat / (v_hat.sqrt() + eps);
-                    }
-                }
-            }
+        let mut params: Vec<&mut [f64]> = bound
+            .args
+            .iter_mut()
+            .zip(&is_param)
+            .filter(|(_, &param)| param)
+            .filter_map(|(tensor, _)| match &mut tensor.data {
+                crate::TensorData::Real(p) => Some(p.as_mut_slice()),
+                _ => None,
+            })
+            .collect();
+        let grads: Vec<&[f64]> = grads_of
+            .iter()
+            .filter_map(|&(result, _)| values[result].as_real())
+            .collect();
+        if params.len() != grads.len() {
+            return Err(Failure::Message(
+                "compiler bug: a param or its gradient is not real".into(),
+            ));
         }
+        optimizer.step(&mut params, &grads);
     }
     if let Some(path) = out {
         let mut object = serde_json::Map::new();

@@ -10,8 +10,8 @@
 //! 6. [`jit`]: IR → native code with Cranelift.
 //! 7. [`interp`]: the reference interpreter of the IR (the oracle for tests).
 //!
-//! [`driver`] runs the stages in order; [`data`] binds call-time data; the `gradc`
-//! binary is the command line on top.
+//! [`driver`] runs the stages in order; [`data`] binds call-time data; [`train`] has the
+//! update rules of training loops; the `gradc` binary is the command line on top.
 
 #![warn(missing_docs)]
 // The stage modules' docs walk through their private parts too (rendered by
@@ -37,6 +37,7 @@ pub mod simplify;
 mod stack;
 pub mod syntax;
 pub mod tensor;
+pub mod train;
 
 pub use api::{CompileOptions, Model};
 pub use diag::{Diagnostic, Severity, Span};
