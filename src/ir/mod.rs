@@ -22,6 +22,10 @@
 //! The type of an instruction is a pure function of its op and its operands' types
 //! ([`Op::result_type`]); the verifier checks that the stored type agrees.
 //!
+//! The IR has one text form, written by [`print_function`] and read back by
+//! [`parse_function`] (`v3 = mul v0, v2 : real[N]`, one instruction per line), so tests
+//! give a pass IR text and compare the IR text it returns.
+//!
 //! Data layout: arrays are dense, row-major, f64 for `Real`, i64 for `Int`, one byte per
 //! element for `Bool` masks. A `Reshape` never moves data.
 //!
@@ -53,9 +57,11 @@
 //! `Arg` or a `ConstInt`; their range is checked before any evaluation
 //! ([`index_checks`]).
 
+mod parse;
 mod print;
 mod verify;
 
+pub use parse::{parse_function, ParseError};
 pub use print::{op_text, print_function, shape_text, type_text, unary_name};
 pub use verify::verify;
 
@@ -205,6 +211,25 @@ pub enum UnaryOp {
     Square,
 }
 
+impl UnaryOp {
+    /// Every UnaryOp, in declaration order (the text form's parser looks names up here).
+    pub const ALL: [UnaryOp; 13] = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Log1p,
+        UnaryOp::Sqrt,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::Softplus,
+        UnaryOp::Abs,
+        UnaryOp::Square,
+    ];
+}
+
 /// Elementwise functions of two reals of the same shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BinaryOp {
@@ -224,6 +249,19 @@ pub enum BinaryOp {
     Min,
 }
 
+impl BinaryOp {
+    /// Every BinaryOp, in declaration order (the text form's parser looks names up here).
+    pub const ALL: [BinaryOp; 7] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Max,
+        BinaryOp::Min,
+    ];
+}
+
 /// Elementwise comparisons, giving a mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CmpOp {
@@ -241,6 +279,18 @@ pub enum CmpOp {
     Ne,
 }
 
+impl CmpOp {
+    /// Every CmpOp, in declaration order (the text form's parser looks names up here).
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+        CmpOp::Eq,
+        CmpOp::Ne,
+    ];
+}
+
 /// Reductions over a set of axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReduceOp {
@@ -250,6 +300,11 @@ pub enum ReduceOp {
     Max,
     /// Minimum.
     Min,
+}
+
+impl ReduceOp {
+    /// Every ReduceOp, in declaration order (the text form's parser looks names up here).
+    pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min];
 }
 
 /// An operation: what an instruction computes from its operands.
