@@ -225,14 +225,7 @@ fn binary_ops_match_plain_formulas_and_propagate_nan() {
 
 #[test]
 fn compare_and_select_on_reals_and_ints() {
-    let ops = [
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Gt,
-        CmpOp::Ge,
-        CmpOp::Eq,
-        CmpOp::Ne,
-    ];
+    let ops = CmpOp::ALL;
     let reference = |op: CmpOp, a: f64, b: f64| match op {
         CmpOp::Lt => a < b,
         CmpOp::Le => a <= b,
