@@ -1,8 +1,9 @@
 //! Call-time data: binding inputs and params to a function, and the JSON formats.
 //!
 //! In: a [`Function`] and its data, as `DATA.json` text ([`DataFile`], [`bind_data`]), a
-//! JSON object ([`bind_json`]) or named tensors from the Rust API ([`bind_tensors`]). Out: a [`Bound`] (the size of every
-//! symbolic dimension and one tensor per argument, in declaration order) or a
+//! JSON object ([`bind_json`]) or named tensors from the Rust API ([`bind_tensors`]).
+//! Out: a [`Bound`] (the size of every symbolic dimension and one tensor per argument,
+//! in declaration order) or a
 //! [`CallError`] naming the offending input and dimension. Also the output side: tensors
 //! to JSON ([`tensor_to_json`]) and the `run` object ([`run_output`]), and a
 //! deterministic random point for `gradcheck` without data ([`random_point`]).
@@ -646,7 +647,7 @@ fn parse_rewriting(text: &str) -> Result<(Json, Option<String>), JsonError> {
     };
     match parse_unique_keys(&rewritten) {
         Ok(value) => Ok((value, Some(rewritten))),
-        Err(e) => Err({
+        Err(e) => {
             // Back to the columns of `text`: the replacements earlier on the error's line
             // made it longer.
             let shift: usize = replacements
@@ -654,8 +655,8 @@ fn parse_rewriting(text: &str) -> Result<(Json, Option<String>), JsonError> {
                 .filter(|r| r.line == e.line() && r.column < e.column())
                 .map(|r| r.added)
                 .sum();
-            json_error(e, shift)
-        }),
+            Err(json_error(e, shift))
+        }
     }
 }
 
