@@ -3,10 +3,10 @@
 //! In: a [`Function`] and its data, as `DATA.json` text ([`DataFile`], [`bind_data`]), a
 //! JSON object ([`bind_json`]) or named tensors from the Rust API ([`bind_tensors`]).
 //! Out: a [`Bound`] (the size of every symbolic dimension and one tensor per argument,
-//! in declaration order) or a
-//! [`CallError`] naming the offending input and dimension. Also the output side: tensors
-//! to JSON ([`tensor_to_json`]) and the `run` object ([`run_output`]), and a
-//! deterministic random point for `gradcheck` without data ([`random_point`]).
+//! in declaration order) or a [`CallError`] naming the offending input and dimension.
+//! Also the output side: tensors to JSON ([`tensor_to_json`]) and the `run` object
+//! ([`run_output`]), and a deterministic random point for `gradcheck` without data
+//! ([`random_point`]).
 //!
 //! Invariant: a `Bound` returned by the binders is safe to evaluate — every argument has
 //! its declared element type and shape under `dims`, and every index lies in range for
