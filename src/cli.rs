@@ -98,6 +98,17 @@ enum Command {
         /// Print the loss every this many steps (0: only the first and last).
         #[arg(long, default_value_t = 10)]
         every: usize,
+        /// Rows per step (minibatches): each step takes this many rows of the inputs
+        /// whose first axis is the batch dimension, shuffled each epoch. Without it,
+        /// each step uses all the data.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// The batch dimension (default: the first axis of the first input).
+        #[arg(long, requires = "batch")]
+        batch_dim: Option<String>,
+        /// Seeds the order of the rows in the batches.
+        #[arg(long, default_value_t = 0, requires = "batch")]
+        seed: u64,
         /// Write the data with the trained params here, ready for `run --data`.
         #[arg(short = 'o', long = "output")]
         out: Option<PathBuf>,
@@ -263,6 +274,9 @@ pub fn main() -> ExitCode {
             lr,
             optimizer,
             every,
+            batch,
+            batch_dim,
+            seed,
             out,
         } => with_source(&file, |src| {
             let settings = TrainSettings {
@@ -270,6 +284,7 @@ pub fn main() -> ExitCode {
                 lr,
                 optimizer,
                 every,
+                batch: batch.map(|size| (size, batch_dim.clone(), seed)),
             };
             train_command(src, &data, settings, out.as_ref())
         }),
@@ -543,6 +558,8 @@ struct TrainSettings {
     lr: f64,
     optimizer: Optimizer,
     every: usize,
+    /// Rows per batch, the batch dimension's name, the seed of the order.
+    batch: Option<(usize, Option<String>, u64)>,
 }
 
 fn train_command(
@@ -570,29 +587,54 @@ fn train_command(
         Optimizer::Adam => crate::train::Rule::Adam,
     };
     let mut optimizer = crate::train::Optimizer::new(rule, settings.lr);
+    let mut batches = match &settings.batch {
+        Some((size, dim, seed)) => Some(
+            crate::train::Batches::new(&compiled.forward, &bound, dim.as_deref(), *size, *seed)
+                .map_err(Failure::Message)?,
+        ),
+        None => None,
+    };
+    // With batches, the params live in `batch` and are copied to `bound` to report the
+    // loss over all the data.
+    let mut batch = batches.as_mut().map(|b| b.first(&bound));
     // Params in declaration order, as their gradients are.
     let is_param: Vec<bool> = (0..bound.args.len())
         .map(|arg| grads_of.iter().any(|&(_, a)| a == arg))
         .collect();
+    let batched = batch.is_some();
     let mut last_loss = f64::NAN;
     for step in 0..=settings.steps {
-        let values = engine.value_and_grad(&bound)?;
-        last_loss = values[0].as_real().map(|l| l[0]).unwrap_or(f64::NAN);
         let report = step == 0
             || step == settings.steps
             || (settings.every > 0 && step % settings.every == 0);
+        if let (true, Some(batch)) = (report, &batch) {
+            copy_params(batch, &mut bound, &is_param);
+            last_loss = engine.forward(&bound)?[0]
+                .as_real()
+                .map_or(f64::NAN, |l| l[0]);
+        }
+        if step == settings.steps && batched {
+            print_out(&format!("step {step:>6}  loss {last_loss:.10e}\n"))?;
+            break;
+        }
+        let current = batch.as_mut().unwrap_or(&mut bound);
+        let values = engine.value_and_grad(current)?;
+        let step_loss = values[0].as_real().map_or(f64::NAN, |l| l[0]);
+        if !batched {
+            last_loss = step_loss;
+        }
         if report {
             print_out(&format!("step {step:>6}  loss {last_loss:.10e}\n"))?;
         }
-        if !last_loss.is_finite() {
+        if !step_loss.is_finite() {
             return Err(Failure::Message(format!(
-                "the loss is {last_loss} at step {step}: lower the learning rate"
+                "the loss is {step_loss} at step {step}: lower the learning rate"
             )));
         }
         if step == settings.steps {
             break;
         }
-        let mut params: Vec<&mut [f64]> = bound
+        let mut params: Vec<&mut [f64]> = current
             .args
             .iter_mut()
             .zip(&is_param)
@@ -612,6 +654,9 @@ fn train_command(
             ));
         }
         optimizer.step(&mut params, &grads);
+        if let (Some(batches), Some(batch)) = (batches.as_mut(), batch.as_mut()) {
+            batches.advance(&bound, batch);
+        }
     }
     if let Some(path) = out {
         let mut object = serde_json::Map::new();
@@ -626,6 +671,16 @@ fn train_command(
         ));
     }
     Ok(())
+}
+
+/// Copies the params (the arguments marked in `is_param`) of `from` into `to`.
+fn copy_params(from: &Bound, to: &mut Bound, is_param: &[bool]) {
+    for ((from, to), _) in (from.args.iter().zip(&mut to.args))
+        .zip(is_param)
+        .filter(|(_, &param)| param)
+    {
+        to.clone_from(from);
+    }
 }
 
 fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Failure> {

@@ -4,6 +4,11 @@
 //! [`crate::api::Call::value_and_grad`] fills). Out: the params, moved one step. `gradc
 //! train` uses these rules, and so can a Rust training loop (`examples/train_digits.rs`).
 //! An [`Optimizer`] keeps its own state (Adam's moments), sized at its first step.
+//! [`Batches`] cuts a bound data set into minibatches along one dimension.
+
+use crate::data::{Bound, SplitMix64};
+use crate::ir::{ArgRole, Dim, DimVar, Function};
+use crate::tensor::TensorData;
 
 /// Which update rule an [`Optimizer`] applies.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,9 +87,235 @@ impl Optimizer {
     }
 }
 
+/// Minibatches of a data set: the rows of every `input` whose first axis is one
+/// dimension (the batch dimension), drawn without replacement in an order shuffled anew
+/// each epoch. A batch is the whole data set but for those inputs, which hold `size`
+/// rows; the rows left over at the end of an epoch (fewer than `size`) wait for the next.
+#[derive(Clone, Debug)]
+pub struct Batches {
+    dim: DimVar,
+    size: usize,
+    /// The inputs cut into batches.
+    sliced: Vec<usize>,
+    /// This epoch's order of the rows, and where the next batch starts in it.
+    order: Vec<usize>,
+    next: usize,
+    rng: SplitMix64,
+}
+
+impl Batches {
+    /// Batches of `size` rows along `dim_name`, or along the first axis of the first
+    /// input when it is `None`; the order is shuffled by `seed`. Fails (saying why) if
+    /// the dimension is not a name of `func`, a param has it, an input has it on another
+    /// axis than the first, or `size` is 0 or more than the rows there are.
+    pub fn new(
+        func: &Function,
+        full: &Bound,
+        dim_name: Option<&str>,
+        size: usize,
+        seed: u64,
+    ) -> Result<Batches, String> {
+        let dim = match dim_name {
+            Some(name) => match func.dims.iter().position(|d| d == name) {
+                Some(k) => DimVar(k as u32),
+                None => return Err(format!("the model has no dimension `{name}`")),
+            },
+            None => {
+                let first = func.args.iter().find(|a| a.role == ArgRole::Input);
+                match first.and_then(|a| a.ty.shape.first()) {
+                    Some(Dim::Sym(dim)) => *dim,
+                    _ => {
+                        return Err("no dimension to cut into batches: the first input has no \
+                             dimension name on its first axis (name one with --batch-dim)"
+                            .into())
+                    }
+                }
+            }
+        };
+        let name = &func.dims[dim.0 as usize];
+        let mut sliced = Vec::new();
+        for (k, arg) in func.args.iter().enumerate() {
+            for (axis, d) in arg.ty.shape.iter().enumerate() {
+                if *d != Dim::Sym(dim) {
+                    continue;
+                }
+                if arg.role == ArgRole::Param {
+                    return Err(format!(
+                        "param `{}` has dimension {name}, so {name} can't be cut into batches",
+                        arg.name
+                    ));
+                }
+                if axis > 0 {
+                    return Err(format!(
+                        "input `{}` has dimension {name} on axis {axis}: only a first axis \
+                         can be cut into batches",
+                        arg.name
+                    ));
+                }
+                sliced.push(k);
+            }
+        }
+        let rows = full.dims[dim.0 as usize];
+        if size == 0 || size > rows {
+            return Err(format!(
+                "a batch of {size} rows, but {name} has {rows} (a batch needs 1 to {rows})"
+            ));
+        }
+        let mut batches = Batches {
+            dim,
+            size,
+            sliced,
+            order: (0..rows).collect(),
+            next: rows,
+            rng: SplitMix64::new(seed),
+        };
+        batches.next_rows();
+        Ok(batches)
+    }
+
+    /// The batch dimension.
+    pub fn dim(&self) -> DimVar {
+        self.dim
+    }
+
+    /// The first batch: `full` with the batch dimension cut to this batch's rows.
+    pub fn first(&mut self, full: &Bound) -> Bound {
+        let mut batch = full.clone();
+        batch.dims[self.dim.0 as usize] = self.size;
+        self.fill(full, &mut batch);
+        batch
+    }
+
+    /// Moves `batch` (made by [`Batches::first`]) on to the next batch's rows of `full`;
+    /// the other arguments (the params) are left as they are.
+    pub fn advance(&mut self, full: &Bound, batch: &mut Bound) {
+        self.next_rows();
+        self.fill(full, batch);
+    }
+
+    /// Starts a new epoch if this one has fewer than `size` rows left.
+    fn next_rows(&mut self) {
+        let start = self.next + self.size;
+        if start + self.size > self.order.len() {
+            // Fisher-Yates.
+            for k in (1..self.order.len()).rev() {
+                let j = self.rng.below(k as u64 + 1) as usize;
+                self.order.swap(k, j);
+            }
+            self.next = 0;
+        } else {
+            self.next = start;
+        }
+    }
+
+    /// Copies the current batch's rows of the sliced inputs from `full` into `batch`.
+    fn fill(&self, full: &Bound, batch: &mut Bound) {
+        let rows = &self.order[self.next..self.next + self.size];
+        for &k in &self.sliced {
+            let (from, to) = (&full.args[k], &mut batch.args[k]);
+            let width = from.shape[1..].iter().product::<usize>();
+            to.shape[0] = self.size;
+            to.data = match &from.data {
+                TensorData::Real(v) => TensorData::Real(rows_of(v, rows, width)),
+                TensorData::Int(v) => TensorData::Int(rows_of(v, rows, width)),
+                TensorData::Bool(v) => TensorData::Bool(rows_of(v, rows, width)),
+            };
+        }
+    }
+}
+
+/// The rows `rows` of `from`, each `width` elements long, one after another.
+fn rows_of<T: Copy>(from: &[T], rows: &[usize], width: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &row in rows {
+        out.extend_from_slice(&from[row * width..(row + 1) * width]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{ArgDecl, Elem, Type};
+    use crate::tensor::Tensor;
+
+    /// `input x: [B, 2]`, `input y: int[B]`, `input t: [T]`, `param w: [2]`, with B = 5
+    /// rows (x's row r is `[r, 10 r]`, y's is r) and T = 3.
+    fn data_set() -> (Function, Bound) {
+        let arg = |name: &str, role, elem, shape: Vec<Dim>| ArgDecl {
+            name: name.into(),
+            role,
+            ty: Type { elem, shape },
+        };
+        let (b, t) = (Dim::Sym(DimVar(0)), Dim::Sym(DimVar(1)));
+        let args = vec![
+            arg("x", ArgRole::Input, Elem::Real, vec![b, Dim::Const(2)]),
+            arg("y", ArgRole::Input, Elem::Int, vec![b]),
+            arg("t", ArgRole::Input, Elem::Real, vec![t]),
+            arg("w", ArgRole::Param, Elem::Real, vec![Dim::Const(2)]),
+        ];
+        let func = Function::new("f", vec!["B".into(), "T".into()], args);
+        let x = (0..5).flat_map(|r| [r as f64, 10.0 * r as f64]).collect();
+        let bound = Bound {
+            dims: vec![5, 3],
+            args: vec![
+                Tensor::real(vec![5, 2], x),
+                Tensor::int(vec![5], (0..5).collect()),
+                Tensor::real(vec![3], vec![7.0; 3]),
+                Tensor::real(vec![2], vec![1.0, 2.0]),
+            ],
+        };
+        (func, bound)
+    }
+
+    #[test]
+    fn each_epoch_draws_every_row_once_in_batches_of_the_size() {
+        let (func, full) = data_set();
+        let mut batches = Batches::new(&func, &full, None, 2, 9).unwrap();
+        let mut batch = batches.first(&full);
+        let mut epochs: Vec<Vec<i64>> = Vec::new();
+        for k in 0..6 {
+            if k > 0 {
+                batches.advance(&full, &mut batch);
+            }
+            assert_eq!(batch.dims, vec![2, 3]);
+            let TensorData::Int(rows) = &batch.args[1].data else {
+                panic!("y is int")
+            };
+            // Rows stay whole and aligned across the inputs; the rest is untouched.
+            let x = batch.args[0].as_real().unwrap();
+            for (i, &r) in rows.iter().enumerate() {
+                assert_eq!(&x[2 * i..2 * i + 2], &[r as f64, 10.0 * r as f64]);
+            }
+            assert_eq!(batch.args[2], full.args[2]);
+            assert_eq!(batch.args[3], full.args[3]);
+            // Two batches of 2 from 5 rows per epoch: the fifth row waits.
+            if k % 2 == 0 {
+                epochs.push(Vec::new());
+            }
+            epochs.last_mut().unwrap().extend(rows);
+        }
+        for epoch in &epochs {
+            let mut sorted = epoch.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 4, "{epochs:?}");
+        }
+        assert!(epochs.windows(2).any(|w| w[0] != w[1]), "{epochs:?}");
+    }
+
+    #[test]
+    fn batches_refuse_what_they_cannot_cut() {
+        let (func, full) = data_set();
+        let error = |dim: Option<&str>, size| Batches::new(&func, &full, dim, size, 0).unwrap_err();
+        assert_eq!(
+            error(None, 6),
+            "a batch of 6 rows, but B has 5 (a batch needs 1 to 5)"
+        );
+        assert!(error(None, 0).starts_with("a batch of 0 rows"));
+        assert_eq!(error(Some("K"), 1), "the model has no dimension `K`");
+        assert!(Batches::new(&func, &full, Some("T"), 3, 0).is_ok());
+    }
 
     #[test]
     fn sgd_steps_against_the_gradient() {

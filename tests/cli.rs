@@ -380,6 +380,56 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
 }
 
 #[test]
+fn train_in_minibatches_reports_the_loss_over_all_the_data() {
+    let (file, data) = example("classifier");
+    let trained = Path::new(env!("CARGO_TARGET_TMPDIR")).join("classifier.batches.json");
+    let train = |extra: &[&str]| {
+        let args = [
+            "train", &file, "--data", &data, "--steps", "60", "--lr", "0.05",
+        ];
+        gradc(&[&args[..], extra].concat())
+    };
+    let out = train(&["--batch", "2", "-o", trained.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let losses: Vec<f64> = stdout(&out)
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 7, "{losses:?}");
+    assert!(losses[6] < 0.5 * losses[0], "{losses:?}");
+    // The loss printed is over all six rows, as `run` computes it at the trained params.
+    let rerun = json(&gradc(&[
+        "run",
+        &file,
+        "--data",
+        trained.to_str().unwrap(),
+        "--forward",
+    ]));
+    let final_loss = rerun["loss"].as_f64().unwrap();
+    assert!((final_loss - losses[6]).abs() <= 1e-9 * final_loss.abs());
+    // The order of the rows follows the seed, and only the seed.
+    let seeded = |seed: &str| stdout(&train(&["--batch", "2", "--seed", seed]));
+    assert_eq!(seeded("0"), stdout(&out));
+    assert_ne!(seeded("1"), seeded("0"));
+    assert_ne!(seeded("0"), stdout(&train(&[])));
+    for (args, message) in [
+        (&["--batch", "7"][..], "a batch of 7 rows, but B has 6"),
+        (
+            &["--batch", "2", "--batch-dim", "H"],
+            "param `W1` has dimension H",
+        ),
+        (
+            &["--batch", "2", "--batch-dim", "D"],
+            "input `x` has dimension D on axis 1",
+        ),
+    ] {
+        let out = train(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
     let (loss_file, data) = example("neuron");
     let report = json(&gradc(&["bench", &loss_file, "--data", &data, "--json"]));
