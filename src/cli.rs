@@ -601,37 +601,56 @@ fn train_command(
     let is_param: Vec<bool> = (0..bound.args.len())
         .map(|arg| grads_of.iter().any(|&(_, a)| a == arg))
         .collect();
+    // Scalar outputs (an accuracy...) are printed beside the loss.
+    let scalar_outputs: Vec<(usize, &str)> = (compiled.forward.results.iter().enumerate())
+        .filter(|(_, r)| r.role == ir::ResultRole::Output)
+        .filter(|(_, r)| compiled.forward.ty(r.value).shape.is_empty())
+        .map(|(k, r)| (k, r.name.as_str()))
+        .collect();
     let batched = batch.is_some();
+    let loss_of = |values: &[crate::Tensor]| {
+        (values.first().and_then(|l| l.as_real())).map_or(f64::NAN, |l| l[0])
+    };
     let mut last_loss = f64::NAN;
     for step in 0..=settings.steps {
-        let report = step == 0
-            || step == settings.steps
-            || (settings.every > 0 && step % settings.every == 0);
-        if let (true, Some(batch)) = (report, &batch) {
-            copy_params(batch, &mut bound, &is_param);
-            last_loss = engine.forward(&bound)?[0]
-                .as_real()
-                .map_or(f64::NAN, |l| l[0]);
-        }
-        if step == settings.steps && batched {
-            print_out(&format!("step {step:>6}  loss {last_loss:.10e}\n"))?;
-            break;
-        }
+        let last = step == settings.steps;
+        let report = step == 0 || last || (settings.every > 0 && step % settings.every == 0);
+        // Over all the data (a batch's loss is not the loss), with the outputs.
+        let overall = if report && (batched || !scalar_outputs.is_empty()) {
+            if let Some(batch) = &batch {
+                copy_params(batch, &mut bound, &is_param);
+            }
+            Some(engine.forward(&bound)?)
+        } else {
+            None
+        };
         let current = batch.as_mut().unwrap_or(&mut bound);
-        let values = engine.value_and_grad(current)?;
-        let step_loss = values[0].as_real().map_or(f64::NAN, |l| l[0]);
-        if !batched {
-            last_loss = step_loss;
-        }
+        // The last step only reports: with batches, it needs no gradient.
+        let values = match (last, &overall) {
+            (true, Some(_)) if batched => Vec::new(),
+            _ => engine.value_and_grad(current)?,
+        };
+        let step_loss = match &overall {
+            Some(overall) if values.is_empty() => loss_of(overall),
+            _ => loss_of(&values),
+        };
         if report {
-            print_out(&format!("step {step:>6}  loss {last_loss:.10e}\n"))?;
+            last_loss = overall.as_deref().map_or(step_loss, loss_of);
+            let mut line = format!("step {step:>6}  loss {last_loss:.10e}");
+            if let Some(overall) = &overall {
+                for (k, name) in &scalar_outputs {
+                    let value = overall[*k].as_real().map_or(f64::NAN, |v| v[0]);
+                    line.push_str(&format!("  {name} {}", short_number(value)));
+                }
+            }
+            print_out(&(line + "\n"))?;
         }
         if !step_loss.is_finite() {
             return Err(Failure::Message(format!(
                 "the loss is {step_loss} at step {step}: lower the learning rate"
             )));
         }
-        if step == settings.steps {
+        if last {
             break;
         }
         let mut params: Vec<&mut [f64]> = current
@@ -671,6 +690,16 @@ fn train_command(
         ));
     }
     Ok(())
+}
+
+/// A number for a progress line: six decimals, or six significant digits in exponent
+/// form where that would hide it.
+fn short_number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.6e}")
+    } else {
+        format!("{x:.6}")
+    }
 }
 
 /// Copies the params (the arguments marked in `is_param`) of `from` into `to`.

@@ -380,6 +380,48 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
 }
 
 #[test]
+fn train_prints_scalar_outputs_beside_the_loss() {
+    let file = scratch(
+        "train_outputs.loss",
+        "param w\ninput t\ninput v: [N]\noutput distance = abs(w - t)\noutput scaled = w * v\n\
+         loss = (w - t)^2\n",
+    );
+    let data = scratch("train_outputs.json", r#"{"w": 0, "t": 3, "v": [1, 2]}"#);
+    let args = [
+        "train",
+        path_str(&file),
+        "--data",
+        path_str(&data),
+        "--steps",
+        "10",
+    ];
+    let out = gradc(
+        &[
+            &args[..],
+            &["--optimizer", "sgd", "--lr", "0.1", "--every", "5"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines {
+        // `step N  loss L  distance D`: the distance is the root of the loss; the
+        // output that is not a scalar is not printed.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            (words[2], words[4], words.len()),
+            ("loss", "distance", 6),
+            "{line}"
+        );
+        let loss: f64 = words[3].parse().unwrap();
+        let distance: f64 = words[5].parse().unwrap();
+        assert!((distance - loss.sqrt()).abs() < 1e-6, "{line}");
+    }
+    assert!(lines[0].ends_with("distance 3.000000"), "{}", lines[0]);
+}
+
+#[test]
 fn train_in_minibatches_reports_the_loss_over_all_the_data() {
     let (file, data) = example("classifier");
     let trained = Path::new(env!("CARGO_TARGET_TMPDIR")).join("classifier.batches.json");
