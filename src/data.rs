@@ -666,19 +666,16 @@ fn parse_rewriting(text: &str) -> Result<(Json, Option<String>), JsonError> {
 #[derive(Clone, Debug)]
 pub struct DataFile {
     value: Json,
-    /// The text `value` was parsed from (with overflowing numbers as strings, see
-    /// [`parse_json`]).
+    /// The text `value` was parsed from, as written (a number too large for an f64 is
+    /// a string in `value`, see [`parse_json`], but a number here).
     text: String,
 }
 
 impl DataFile {
     /// Parses `DATA.json` text as [`parse_json`] does, keeping the text.
     pub fn parse(text: String) -> Result<DataFile, JsonError> {
-        let (value, rewritten) = parse_rewriting(&text)?;
-        Ok(DataFile {
-            value,
-            text: rewritten.unwrap_or(text),
-        })
+        let (value, _) = parse_rewriting(&text)?;
+        Ok(DataFile { value, text })
     }
 
     /// The parsed JSON.
@@ -1085,6 +1082,18 @@ fn json_elements(
                         }
                     }
                     Json::Number(n) => (json_integer(n), None),
+                    // `"Infinity"` in the value but a number in the text: the number was
+                    // too large for an f64.
+                    Json::String(_) => {
+                        match literals.as_mut().and_then(|l| l.literal(&decl.name, flat)) {
+                            Some(text)
+                                if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
+                            {
+                                (Err(decimal_is_integral(text)), Some(text.to_string()))
+                            }
+                            _ => (Err(false), None),
+                        }
+                    }
                     _ => (Err(false), None),
                 };
                 out.push(n.map_err(|integral| {

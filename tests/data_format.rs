@@ -290,6 +290,17 @@ fn int_data_read_from_text_must_be_integral_as_written() {
     }
     let message = bind_text(&text_with("labels", "[1, 2.50e-1]")).unwrap_err();
     assert!(message.contains("element 1 is 2.50e-1"), "{message}");
+    // Too large for an f64 (read as "Infinity"): an integer beyond 64 bits, as written.
+    let message = bind_text(&text_with("labels", "[1, -1e400]")).unwrap_err();
+    assert!(
+        message.contains("64 bits") && message.contains("element 1 is -1e400"),
+        "{message}"
+    );
+    let message = bind_text(&text_with("labels", "[1, \"Infinity\"]")).unwrap_err();
+    assert!(
+        !message.contains("64 bits") && message.contains("\"Infinity\""),
+        "{message}"
+    );
 }
 
 #[test]
