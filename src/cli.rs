@@ -587,16 +587,18 @@ fn train_command(
         Optimizer::Adam => crate::train::Rule::Adam,
     };
     let mut optimizer = crate::train::Optimizer::new(rule, settings.lr);
-    let mut batches = match &settings.batch {
-        Some((size, dim, seed)) => Some(
-            crate::train::Batches::new(&compiled.forward, &bound, dim.as_deref(), *size, *seed)
-                .map_err(Failure::Message)?,
-        ),
+    // With batches, the params live in the batch and are copied to `bound` to report
+    // the loss over all the data.
+    let mut batching = match &settings.batch {
+        Some((size, dim, seed)) => {
+            let mut batches =
+                crate::train::Batches::new(&compiled.forward, &bound, dim.as_deref(), *size, *seed)
+                    .map_err(Failure::Message)?;
+            let batch = batches.first(&bound);
+            Some((batches, batch))
+        }
         None => None,
     };
-    // With batches, the params live in `batch` and are copied to `bound` to report the
-    // loss over all the data.
-    let mut batch = batches.as_mut().map(|b| b.first(&bound));
     // Params in declaration order, as their gradients are.
     let is_param: Vec<bool> = (0..bound.args.len())
         .map(|arg| grads_of.iter().any(|&(_, a)| a == arg))
@@ -607,7 +609,7 @@ fn train_command(
         .filter(|(_, r)| compiled.forward.ty(r.value).shape.is_empty())
         .map(|(k, r)| (k, r.name.as_str()))
         .collect();
-    let batched = batch.is_some();
+    let batched = batching.is_some();
     let loss_of = |values: &[crate::Tensor]| {
         (values.first().and_then(|l| l.as_real())).map_or(f64::NAN, |l| l[0])
     };
@@ -617,14 +619,17 @@ fn train_command(
         let report = step == 0 || last || (settings.every > 0 && step % settings.every == 0);
         // Over all the data (a batch's loss is not the loss), with the outputs.
         let overall = if report && (batched || !scalar_outputs.is_empty()) {
-            if let Some(batch) = &batch {
+            if let Some((_, batch)) = &batching {
                 copy_params(batch, &mut bound, &is_param);
             }
             Some(engine.forward(&bound)?)
         } else {
             None
         };
-        let current = batch.as_mut().unwrap_or(&mut bound);
+        let current = match batching.as_mut() {
+            Some((_, batch)) => batch,
+            None => &mut bound,
+        };
         // The last step only reports: with batches, it needs no gradient.
         let values = match (last, &overall) {
             (true, Some(_)) if batched => Vec::new(),
@@ -673,7 +678,7 @@ fn train_command(
             ));
         }
         optimizer.step(&mut params, &grads);
-        if let (Some(batches), Some(batch)) = (batches.as_mut(), batch.as_mut()) {
+        if let Some((batches, batch)) = batching.as_mut() {
             batches.advance(&bound, batch);
         }
     }

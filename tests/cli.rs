@@ -332,6 +332,25 @@ fn a_nonsensical_learning_rate_or_tolerance_is_an_error() {
     assert!(stderr(&out).contains("--tolerance"), "{}", stderr(&out));
 }
 
+/// The losses `train` printed: `step N  loss L ...`, one line each.
+fn printed_losses(out: &Output) -> Vec<f64> {
+    (stdout(out).lines())
+        .map(|line| line.split_whitespace().nth(3).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// `run --forward` at the params `train` wrote gives the last loss it printed.
+fn assert_run_gives(file: &str, trained: &Path, printed: f64) {
+    let data = trained.to_str().unwrap();
+    let loss = json(&gradc(&["run", file, "--data", data, "--forward"]))["loss"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (loss - printed).abs() <= 1e-9 * loss.abs(),
+        "{loss} vs {printed}"
+    );
+}
+
 #[test]
 fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
     let (file, data) = example("classifier");
@@ -349,21 +368,10 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
         trained.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let losses: Vec<f64> = stdout(&out)
-        .lines()
-        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
-        .collect();
+    let losses = printed_losses(&out);
     assert!(losses.len() >= 2);
     assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{losses:?}");
-    let rerun = json(&gradc(&[
-        "run",
-        &file,
-        "--data",
-        trained.to_str().unwrap(),
-        "--forward",
-    ]));
-    let final_loss = rerun["loss"].as_f64().unwrap();
-    assert!((final_loss - losses.last().unwrap()).abs() <= 1e-9 * final_loss.abs());
+    assert_run_gives(&file, &trained, *losses.last().unwrap());
     for optimizer in ["sgd", "adam"] {
         let out = gradc(&[
             "train",
@@ -433,22 +441,11 @@ fn train_in_minibatches_reports_the_loss_over_all_the_data() {
     };
     let out = train(&["--batch", "2", "-o", trained.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let losses: Vec<f64> = stdout(&out)
-        .lines()
-        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
-        .collect();
+    let losses = printed_losses(&out);
     assert_eq!(losses.len(), 7, "{losses:?}");
     assert!(losses[6] < 0.5 * losses[0], "{losses:?}");
     // The loss printed is over all six rows, as `run` computes it at the trained params.
-    let rerun = json(&gradc(&[
-        "run",
-        &file,
-        "--data",
-        trained.to_str().unwrap(),
-        "--forward",
-    ]));
-    let final_loss = rerun["loss"].as_f64().unwrap();
-    assert!((final_loss - losses[6]).abs() <= 1e-9 * final_loss.abs());
+    assert_run_gives(&file, &trained, losses[6]);
     // The order of the rows follows the seed, and only the seed.
     let seeded = |seed: &str| stdout(&train(&["--batch", "2", "--seed", seed]));
     assert_eq!(seeded("0"), stdout(&out));
