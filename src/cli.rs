@@ -572,16 +572,6 @@ fn train_command(
     let data = read_data(data_path)?;
     let mut bound = bind(&compiled.forward, &data)?;
     let engine = Engine::new(&compiled, false)?;
-    let grads_of: Vec<(usize, usize)> = compiled
-        .grad
-        .results
-        .iter()
-        .enumerate()
-        .filter_map(|(k, r)| match r.role {
-            ir::ResultRole::Grad(arg) => Some((k, arg as usize)),
-            _ => None,
-        })
-        .collect();
     let rule = match settings.optimizer {
         Optimizer::Sgd => crate::train::Rule::Sgd,
         Optimizer::Adam => crate::train::Rule::Adam,
@@ -600,52 +590,63 @@ fn train_command(
         None => None,
     };
     // Params in declaration order, as their gradients are.
-    let is_param: Vec<bool> = (0..bound.args.len())
-        .map(|arg| grads_of.iter().any(|&(_, a)| a == arg))
+    let is_param: Vec<bool> = (compiled.forward.args.iter())
+        .map(|arg| arg.role == ir::ArgRole::Param)
         .collect();
     // Scalar outputs (an accuracy...) are printed beside the loss.
-    let scalar_outputs: Vec<(usize, &str)> = (compiled.forward.results.iter().enumerate())
-        .filter(|(_, r)| r.role == ir::ResultRole::Output)
-        .filter(|(_, r)| compiled.forward.ty(r.value).shape.is_empty())
-        .map(|(k, r)| (k, r.name.as_str()))
+    let scalar_outputs: Vec<&str> = (compiled.forward.results.iter())
+        .filter(|r| r.role == ir::ResultRole::Output)
+        .filter(|r| compiled.forward.ty(r.value).shape.is_empty())
+        .map(|r| r.name.as_str())
         .collect();
     let batched = batching.is_some();
-    let loss_of = |values: &[crate::Tensor]| {
-        (values.first().and_then(|l| l.as_real())).map_or(f64::NAN, |l| l[0])
+    // Prepared calls: each step checks slice lengths and indices, and allocates nothing.
+    let model = &engine.model;
+    let failed = |e: api::ModelError| Failure::Message(e.to_string());
+    let mut full_call = model.prepare(&bound.dims).map_err(failed)?;
+    let mut batch_call = match &batching {
+        Some((_, batch)) => Some(model.prepare(&batch.dims).map_err(failed)?),
+        None => None,
     };
+    let mut grads: Vec<Vec<f64>> = (bound.args.iter().zip(&is_param))
+        .filter(|(_, &param)| param)
+        .map(|(tensor, _)| vec![0.0; tensor.len()])
+        .collect();
     let mut last_loss = f64::NAN;
     for step in 0..=settings.steps {
         let last = step == settings.steps;
         let report = step == 0 || last || (settings.every > 0 && step % settings.every == 0);
-        // Over all the data (a batch's loss is not the loss), with the outputs.
+        // Over all the data (a batch's loss is not the loss), with the scalar outputs.
         let overall = if report && (batched || !scalar_outputs.is_empty()) {
             if let Some((_, batch)) = &batching {
                 copy_params(batch, &mut bound, &is_param);
             }
-            Some(engine.forward(&bound)?)
+            let loss = full_call.forward(&bound.arg_data()).map_err(failed)?;
+            Some(loss)
         } else {
             None
         };
-        let current = match batching.as_mut() {
-            Some((_, batch)) => batch,
-            None => &mut bound,
+        let (current, call) = match (batching.as_mut(), batch_call.as_mut()) {
+            (Some((_, batch)), Some(call)) => (batch, call),
+            _ => (&mut bound, &mut full_call),
         };
         // The last step only reports: with batches, it needs no gradient.
-        let values = match (last, &overall) {
-            (true, Some(_)) if batched => Vec::new(),
-            _ => engine.value_and_grad(current)?,
-        };
-        let step_loss = match &overall {
-            Some(overall) if values.is_empty() => loss_of(overall),
-            _ => loss_of(&values),
+        let step_loss = match overall {
+            Some(loss) if last && batched => loss,
+            _ => {
+                let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
+                (call.value_and_grad(&current.arg_data(), &mut slices)).map_err(failed)?
+            }
         };
         if report {
-            last_loss = overall.as_deref().map_or(step_loss, loss_of);
+            last_loss = overall.unwrap_or(step_loss);
             let mut line = format!("step {step:>6}  loss {last_loss:.10e}");
-            if let Some(overall) = &overall {
-                for (k, name) in &scalar_outputs {
-                    let value = overall[*k].as_real().map_or(f64::NAN, |v| v[0]);
-                    line.push_str(&format!("  {name} {}", short_number(value)));
+            if overall.is_some() {
+                for (name, values) in full_call.outputs() {
+                    if scalar_outputs.contains(&name) {
+                        let value = values.first().copied().unwrap_or(f64::NAN);
+                        line.push_str(&format!("  {name} {}", short_number(value)));
+                    }
                 }
             }
             print_out(&(line + "\n"))?;
@@ -658,26 +659,18 @@ fn train_command(
         if last {
             break;
         }
-        let mut params: Vec<&mut [f64]> = current
-            .args
-            .iter_mut()
-            .zip(&is_param)
+        let mut params: Vec<&mut [f64]> = (current.args.iter_mut().zip(&is_param))
             .filter(|(_, &param)| param)
             .filter_map(|(tensor, _)| match &mut tensor.data {
                 crate::TensorData::Real(p) => Some(p.as_mut_slice()),
                 _ => None,
             })
             .collect();
-        let grads: Vec<&[f64]> = grads_of
-            .iter()
-            .filter_map(|&(result, _)| values[result].as_real())
-            .collect();
-        if params.len() != grads.len() {
-            return Err(Failure::Message(
-                "compiler bug: a param or its gradient is not real".into(),
-            ));
+        let grad_views: Vec<&[f64]> = grads.iter().map(|g| &g[..]).collect();
+        if params.len() != grad_views.len() {
+            return Err(Failure::Message("compiler bug: a param is not real".into()));
         }
-        optimizer.step(&mut params, &grads);
+        optimizer.step(&mut params, &grad_views);
         if let Some((batches, batch)) = batching.as_mut() {
             batches.advance(&bound, batch);
         }
