@@ -7,7 +7,7 @@
 //! [`Batches`] cuts a bound data set into minibatches along one dimension.
 
 use crate::data::{Bound, SplitMix64};
-use crate::ir::{ArgRole, Dim, DimVar, Function};
+use crate::ir::{ArgRole, Dim, DimVar, Function, Op};
 use crate::tensor::TensorData;
 
 /// Which update rule an [`Optimizer`] applies.
@@ -153,6 +153,19 @@ impl Batches {
                     ));
                 }
                 sliced.push(k);
+            }
+        }
+        // Cutting the rows an index points into would move what it points at.
+        for check in crate::ir::index_checks(func) {
+            if check.bound == Dim::Sym(dim) {
+                let index = match *func.op(check.index) {
+                    Op::Arg(k) => format!("`{}`", func.args[k as usize].name),
+                    Op::ConstInt(n) => format!("the index {n}"),
+                    _ => "an index".to_string(),
+                };
+                return Err(format!(
+                    "{index} points at rows along {name}, so {name} can't be cut into batches"
+                ));
             }
         }
         let rows = full.dims[dim.0 as usize];
@@ -302,6 +315,20 @@ mod tests {
             assert_eq!(sorted.len(), 4, "{epochs:?}");
         }
         assert!(epochs.windows(2).any(|w| w[0] != w[1]), "{epochs:?}");
+    }
+
+    #[test]
+    fn rows_that_an_index_points_at_are_not_cut() {
+        let source = "input E: [B, D]\ninput i: int[N]\nparam w: [D]\nloss = sum(E[i] @ w)\n";
+        let func = crate::driver::compile(source).unwrap().forward;
+        let full = crate::data::random_point(&func, 1);
+        let error = Batches::new(&func, &full, Some("B"), 1, 0).unwrap_err();
+        assert_eq!(
+            error,
+            "`i` points at rows along B, so B can't be cut into batches"
+        );
+        // Cutting the indices themselves is fine: they still point into all of E.
+        assert!(Batches::new(&func, &full, Some("N"), 1, 0).is_ok());
     }
 
     #[test]
