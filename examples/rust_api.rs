@@ -5,6 +5,7 @@
 
 use gradc::api::{CompileOptions, Engine, Model};
 use gradc::jit::ArgData;
+use gradc::train::{Optimizer, Rule};
 use gradc::Tensor;
 
 const SOURCE: &str = "
@@ -67,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. The fast path: prepare once for these sizes, then pass slices in declaration
     //    order. Only lengths and indices are checked per call; nothing is allocated.
     let mut call = model.prepare(&bound.dims)?;
+    let mut sgd = Optimizer::new(Rule::Sgd, 0.5); // or Rule::Adam, as `gradc train` has
     for step in 0..200 {
         let loss = call.value_and_grad(
             &[
@@ -77,12 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ],
             &mut [&mut grad_w, &mut grad_b],
         )?;
-        for (p, g) in w.iter_mut().zip(&grad_w) {
-            *p -= 0.5 * g;
-        }
-        for (p, g) in bias.iter_mut().zip(&grad_b) {
-            *p -= 0.5 * g;
-        }
+        sgd.step(&mut [&mut w, &mut bias], &[&grad_w, &grad_b]);
         if step % 50 == 0 {
             println!("step {step:3}: loss {loss:.6}");
         }
