@@ -88,17 +88,24 @@ impl Optimizer {
 }
 
 /// Minibatches of a data set: the rows of every `input` whose first axis is one
-/// dimension (the batch dimension), drawn without replacement in an order shuffled anew
-/// each epoch. A batch is the whole data set but for those inputs, which hold `size`
-/// rows; the rows left over at the end of an epoch (fewer than `size`) wait for the next.
+/// dimension (the batch dimension). A batch is the whole data set but for those inputs,
+/// which hold `size` rows.
+///
+/// The batches are consecutive runs of a stream of epochs, each epoch a fresh shuffle
+/// of all the rows: every row is drawn once per epoch, and the rows left over at an
+/// epoch's end (fewer than `size`) open the next batch, which the new epoch fills up
+/// with other rows (no batch holds a row twice).
 #[derive(Clone, Debug)]
 pub struct Batches {
     dim: DimVar,
     size: usize,
     /// The inputs cut into batches.
     sliced: Vec<usize>,
-    /// This epoch's order of the rows, and where the next batch starts in it.
-    order: Vec<usize>,
+    /// The number of rows.
+    rows: usize,
+    /// The stream of rows: the current batch ends at `next`, the rows from `next` on
+    /// are still to come.
+    stream: Vec<usize>,
     next: usize,
     rng: SplitMix64,
 }
@@ -178,8 +185,9 @@ impl Batches {
             dim,
             size,
             sliced,
-            order: (0..rows).collect(),
-            next: rows,
+            rows,
+            stream: Vec::with_capacity(rows + size),
+            next: 0,
             rng: SplitMix64::new(seed),
         };
         batches.next_rows();
@@ -206,24 +214,41 @@ impl Batches {
         self.fill(full, batch);
     }
 
-    /// Starts a new epoch if this one has fewer than `size` rows left.
+    /// Moves on to the next batch's rows, starting an epoch when this one has fewer
+    /// than `size` rows left.
     fn next_rows(&mut self) {
-        let start = self.next + self.size;
-        if start + self.size > self.order.len() {
-            // Fisher-Yates.
-            for k in (1..self.order.len()).rev() {
-                let j = self.rng.below(k as u64 + 1) as usize;
-                self.order.swap(k, j);
-            }
+        let left = self.stream.len() - self.next;
+        if left < self.size {
+            // What is left of this epoch, then a fresh shuffle of every row (Fisher-Yates).
+            self.stream.drain(..self.next);
             self.next = 0;
-        } else {
-            self.next = start;
+            self.stream.extend(0..self.rows);
+            let epoch = &mut self.stream[left..];
+            for k in (1..epoch.len()).rev() {
+                let j = self.rng.below(k as u64 + 1) as usize;
+                epoch.swap(k, j);
+            }
+            // The new epoch's rows that complete the first batch must differ from the
+            // left-over ones: swap any repeat for a later row that is no repeat.
+            let mut is_left = vec![false; self.rows];
+            for &row in &self.stream[..left] {
+                is_left[row] = true;
+            }
+            let fill = self.size - left;
+            let (head, tail) = self.stream[left..].split_at_mut(fill);
+            let mut spare = tail.iter_mut().filter(|row| !is_left[**row]);
+            for row in head.iter_mut().filter(|row| is_left[**row]) {
+                if let Some(other) = spare.next() {
+                    std::mem::swap(row, other);
+                }
+            }
         }
+        self.next += self.size;
     }
 
     /// Copies the current batch's rows of the sliced inputs from `full` into `batch`.
     fn fill(&self, full: &Bound, batch: &mut Bound) {
-        let rows = &self.order[self.next..self.next + self.size];
+        let rows = &self.stream[self.next - self.size..self.next];
         for &k in &self.sliced {
             let (from, to) = (&full.args[k], &mut batch.args[k]);
             let width = from.shape[1..].iter().product::<usize>();
@@ -284,37 +309,38 @@ mod tests {
     #[test]
     fn each_epoch_draws_every_row_once_in_batches_of_the_size() {
         let (func, full) = data_set();
-        let mut batches = Batches::new(&func, &full, None, 2, 9).unwrap();
-        let mut batch = batches.first(&full);
-        let mut epochs: Vec<Vec<i64>> = Vec::new();
-        for k in 0..6 {
-            if k > 0 {
-                batches.advance(&full, &mut batch);
+        for seed in 0..20 {
+            let mut batches = Batches::new(&func, &full, None, 2, seed).unwrap();
+            let mut batch = batches.first(&full);
+            let mut stream: Vec<i64> = Vec::new();
+            for k in 0..10 {
+                if k > 0 {
+                    batches.advance(&full, &mut batch);
+                }
+                assert_eq!(batch.dims, vec![2, 3]);
+                let TensorData::Int(rows) = &batch.args[1].data else {
+                    panic!("y is int")
+                };
+                // Rows stay whole and aligned across the inputs; the rest is untouched.
+                let x = batch.args[0].as_real().unwrap();
+                for (i, &r) in rows.iter().enumerate() {
+                    assert_eq!(&x[2 * i..2 * i + 2], &[r as f64, 10.0 * r as f64]);
+                }
+                assert_eq!(batch.args[2], full.args[2]);
+                assert_eq!(batch.args[3], full.args[3]);
+                assert_ne!(rows[0], rows[1], "a row twice in one batch");
+                stream.extend(rows);
             }
-            assert_eq!(batch.dims, vec![2, 3]);
-            let TensorData::Int(rows) = &batch.args[1].data else {
-                panic!("y is int")
-            };
-            // Rows stay whole and aligned across the inputs; the rest is untouched.
-            let x = batch.args[0].as_real().unwrap();
-            for (i, &r) in rows.iter().enumerate() {
-                assert_eq!(&x[2 * i..2 * i + 2], &[r as f64, 10.0 * r as f64]);
+            // 10 batches of 2 from 5 rows are 4 epochs, each every row once (batches
+            // straddle epochs: the fifth row of one opens the next).
+            let epochs: Vec<Vec<i64>> = stream.chunks(5).map(<[i64]>::to_vec).collect();
+            for epoch in &epochs {
+                let mut sorted = epoch.clone();
+                sorted.sort();
+                assert_eq!(sorted, vec![0, 1, 2, 3, 4], "seed {seed}: {stream:?}");
             }
-            assert_eq!(batch.args[2], full.args[2]);
-            assert_eq!(batch.args[3], full.args[3]);
-            // Two batches of 2 from 5 rows per epoch: the fifth row waits.
-            if k % 2 == 0 {
-                epochs.push(Vec::new());
-            }
-            epochs.last_mut().unwrap().extend(rows);
+            assert!(epochs.windows(2).any(|w| w[0] != w[1]), "{stream:?}");
         }
-        for epoch in &epochs {
-            let mut sorted = epoch.clone();
-            sorted.sort();
-            sorted.dedup();
-            assert_eq!(sorted.len(), 4, "{epochs:?}");
-        }
-        assert!(epochs.windows(2).any(|w| w[0] != w[1]), "{epochs:?}");
     }
 
     #[test]
