@@ -753,31 +753,73 @@ fn scalar_literals(json: &str) -> Vec<&str> {
     scalars
 }
 
-/// Whether a JSON number literal is an integer as written: every digit that the
-/// exponent leaves after the decimal point is 0 (`2.50e1` is, `2.5` and
-/// `0.99999999999999999` are not).
-fn decimal_is_integral(literal: &str) -> bool {
-    let unsigned = literal.strip_prefix('-').unwrap_or(literal);
+/// A JSON number literal as an integer, exactly, from its digits: `None` if it is no
+/// integer as written (some digit that the exponent leaves after the point is not 0:
+/// `2.5`, `0.99999999999999999`), `Some(None)` if it is one beyond the i64 range, else
+/// the integer (`2.50e1` is 25, `9007199254740993.0` is 2^53 + 1, which no f64 holds).
+fn decimal_integer(literal: &str) -> Option<Option<i64>> {
+    let (negative, unsigned) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
     let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let (negative, digits) = match exponent.as_bytes().first() {
+    let (exponent_negative, exponent_digits) = match exponent.as_bytes().first() {
         Some(b'-') => (true, &exponent[1..]),
         Some(b'+') => (false, &exponent[1..]),
         _ => (false, exponent),
     };
     // Saturates: an exponent beyond the i64 range moves the point past any digit.
-    let magnitude = digits.bytes().fold(0i64, |e, d| {
+    let magnitude = exponent_digits.bytes().fold(0i64, |e, d| {
         e.saturating_mul(10)
             .saturating_add(i64::from(d.wrapping_sub(b'0')))
     });
-    let exponent = if negative { -magnitude } else { magnitude };
+    let exponent = if exponent_negative {
+        -magnitude
+    } else {
+        magnitude
+    };
     // Digits at positions from `point` on (counting from the first) are after the point.
     let point = (whole.len() as i64).saturating_add(exponent);
-    whole
-        .bytes()
-        .chain(fraction.bytes())
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if !digits()
         .enumerate()
         .all(|(k, d)| (k as i64) < point || d == b'0')
+    {
+        return None;
+    }
+    // The digits before the point, then zeros up to it; past 2^63 it is out of range
+    // (and stays so), which also ends the loop over an exponent of a billion zeros.
+    let limit = 1i128 << 63;
+    let mut value: i128 = 0;
+    let mut count = 0i64;
+    for d in digits().take(usize::try_from(point).unwrap_or(0)) {
+        value = value * 10 + i128::from(d.wrapping_sub(b'0'));
+        count += 1;
+        if value > limit {
+            return Some(None);
+        }
+    }
+    for _ in count..point {
+        if value == 0 {
+            break;
+        }
+        value *= 10;
+        if value > limit {
+            return Some(None);
+        }
+    }
+    let signed = if negative { -value } else { value };
+    Some(i64::try_from(signed).ok())
+}
+
+/// A value for a message: at most 40 characters of it (a data file may hold a number
+/// of millions of digits).
+fn shown(text: String) -> String {
+    match text.char_indices().nth(40) {
+        None => text,
+        Some((cut, _)) => format!("{}... ({} characters)", &text[..cut], text.chars().count()),
+    }
 }
 
 /// A `serde_json` error as a [`JsonError`], its column moved `shift` bytes left.
@@ -1062,7 +1104,7 @@ fn json_elements(
                 out.push(x.ok_or_else(|| CallError::NotANumber {
                     name: decl.name.clone(),
                     element: position(flat),
-                    found: element.to_string(),
+                    found: shown(element.to_string()),
                 })?);
             }
             Ok(TensorData::Real(out))
@@ -1072,13 +1114,15 @@ fn json_elements(
             for (flat, element) in elements.iter().enumerate() {
                 let (n, written) = match element {
                     // Written with a fraction or an exponent: the f64 may have rounded
-                    // a non-integer to an integer.
+                    // a non-integer to an integer, or an integer past 2^53 to another;
+                    // the digits as written decide.
                     Json::Number(n) if n.is_f64() => {
                         match literals.as_mut().and_then(|l| l.literal(&decl.name, flat)) {
-                            Some(text) if !decimal_is_integral(text) => {
-                                (Err(false), Some(text.to_string()))
-                            }
-                            _ => (json_integer(n), None),
+                            Some(text) => match decimal_integer(text) {
+                                Some(Some(i)) => (Ok(i), None),
+                                integral => (Err(integral.is_some()), Some(text.to_string())),
+                            },
+                            None => (json_integer(n), None),
                         }
                     }
                     Json::Number(n) => (json_integer(n), None),
@@ -1089,7 +1133,7 @@ fn json_elements(
                             Some(text)
                                 if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
                             {
-                                (Err(decimal_is_integral(text)), Some(text.to_string()))
+                                (Err(decimal_integer(text).is_some()), Some(text.to_string()))
                             }
                             _ => (Err(false), None),
                         }
@@ -1097,7 +1141,7 @@ fn json_elements(
                     _ => (Err(false), None),
                 };
                 out.push(n.map_err(|integral| {
-                    let found = written.unwrap_or_else(|| element.to_string());
+                    let found = shown(written.unwrap_or_else(|| element.to_string()));
                     let (name, element) = (decl.name.clone(), position(flat));
                     if integral {
                         CallError::IntegerTooLarge {

@@ -301,6 +301,43 @@ fn int_data_read_from_text_must_be_integral_as_written() {
         !message.contains("64 bits") && message.contains("\"Infinity\""),
         "{message}"
     );
+    // The integer is read from the digits, exactly: no f64 holds 2^53 + 1, and the
+    // i64 limits fit whatever their spelling.
+    for (written, value) in [
+        ("9007199254740993.0", 9007199254740993),
+        ("90071992547409930e-1", 9007199254740993),
+        ("9.223372036854775807e18", i64::MAX),
+        ("-9223372036854775808.0", i64::MIN),
+        ("-0.0e5", 0),
+        ("0e99999999999999999999", 0),
+    ] {
+        // `i` indexes `c` (3 elements): the big ones are refused, by their exact value.
+        match bind_text(&text_with("i", written)) {
+            Ok(bound) => assert_eq!(bound.args[7], Tensor::int(vec![], vec![value])),
+            Err(message) => assert!(
+                message.contains(&format!("`i` = {value} is out of range")),
+                "{written}: {message}"
+            ),
+        }
+    }
+    for past in [
+        "9223372036854775808.0",
+        "-9223372036854775809.0",
+        "1e999999999",
+    ] {
+        let message = bind_text(&text_with("i", past)).unwrap_err();
+        assert!(
+            message.contains("64 bits") && message.ends_with(past),
+            "{message}"
+        );
+    }
+    // A literal of a hundred digits is shown cut short.
+    let long = format!("1e-{}", "9".repeat(100));
+    let message = bind_text(&text_with("i", &long)).unwrap_err();
+    assert!(
+        message.ends_with("... (103 characters)") && message.len() < 150,
+        "{message}"
+    );
 }
 
 #[test]
