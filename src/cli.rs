@@ -651,10 +651,23 @@ fn train_command(
             }
             print_out(&(line + "\n"))?;
         }
-        if !step_loss.is_finite() {
-            return Err(Failure::Message(format!(
-                "the loss is {step_loss} at step {step}: lower the learning rate"
-            )));
+        // With batches, the batch's loss and the loss over all the data (NaN data in
+        // another batch) are both checked.
+        for (loss, over) in [(Some(step_loss), ""), (overall, " over all the data")] {
+            match loss {
+                Some(loss) if !loss.is_finite() => {
+                    let hint = if step == 0 {
+                        "at the starting params: check the data and the params"
+                    } else {
+                        "after the last update: lower the learning rate"
+                    };
+                    return Err(Failure::Message(format!(
+                        "the loss{over} is {} at step {step}, {hint}",
+                        short_number(loss)
+                    )));
+                }
+                _ => {}
+            }
         }
         if last {
             break;
@@ -693,7 +706,10 @@ fn train_command(
 /// A number for a progress line: six decimals, or six significant digits in exponent
 /// form where that would hide it.
 fn short_number(x: f64) -> String {
-    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+    if !x.is_finite() {
+        // As `run` writes them (without its JSON quotes).
+        data::real_to_json(x).as_str().unwrap_or("NaN").to_string()
+    } else if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) {
         format!("{x:.6e}")
     } else {
         format!("{x:.6}")

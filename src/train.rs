@@ -128,8 +128,10 @@ impl Batches {
                 None => return Err(format!("the model has no dimension `{name}`")),
             },
             None => {
-                let first = func.args.iter().find(|a| a.role == ArgRole::Input);
-                match first.and_then(|a| a.ty.shape.first()) {
+                let Some(first) = func.args.iter().find(|a| a.role == ArgRole::Input) else {
+                    return Err("the model has no input to cut into batches".into());
+                };
+                match first.ty.shape.first() {
                     Some(Dim::Sym(dim)) => *dim,
                     _ => {
                         return Err("no dimension to cut into batches: the first input has no \
@@ -368,6 +370,12 @@ mod tests {
         assert!(error(None, 0).starts_with("a batch of 0 rows"));
         assert_eq!(error(Some("K"), 1), "the model has no dimension `K`");
         assert!(Batches::new(&func, &full, Some("T"), 3, 0).is_ok());
+        let no_inputs = crate::driver::compile("param w\nloss = w^2\n")
+            .unwrap()
+            .forward;
+        let bound = crate::data::random_point(&no_inputs, 0);
+        let error = Batches::new(&no_inputs, &bound, None, 1, 0).unwrap_err();
+        assert_eq!(error, "the model has no input to cut into batches");
     }
 
     #[test]

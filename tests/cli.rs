@@ -427,6 +427,72 @@ fn train_prints_scalar_outputs_beside_the_loss() {
         assert!((distance - loss.sqrt()).abs() < 1e-6, "{line}");
     }
     assert!(lines[0].ends_with("distance 3.000000"), "{}", lines[0]);
+    // Non-finite and tiny values are printed as `run` would write them, and readable.
+    let file = scratch(
+        "train_outputs_edge.loss",
+        "param w\ninput t\ninput v: [N]\noutput gap = log(w - w)\noutput tiny = (w + 1) * 1e-9\n\
+         loss = (w - t)^2\n",
+    );
+    let out = gradc(&[
+        "train",
+        path_str(&file),
+        "--data",
+        path_str(&data),
+        "--steps",
+        "0",
+    ]);
+    assert!(
+        stdout(&out).ends_with("gap -Infinity  tiny 1.000000e-9\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn train_stops_at_a_non_finite_loss_saying_why() {
+    let file = scratch(
+        "train_nan.loss",
+        "input x: [B]\nparam w\nloss = mean(square(x * w - 1))\n",
+    );
+    let bad_data = scratch("train_nan.json", r#"{"x": [1, "NaN", 2, 3], "w": 0.5}"#);
+    let good_data = scratch("train_fine.json", r#"{"x": [1, 2, 3], "w": 0.5}"#);
+    let train = |data: &Path, extra: &[&str]| {
+        let args = [
+            "train",
+            path_str(&file),
+            "--data",
+            path_str(data),
+            "--steps",
+            "20",
+        ];
+        gradc(&[&args[..], extra].concat())
+    };
+    for (data, extra, message) in [
+        (
+            &bad_data,
+            &[][..],
+            "the loss is NaN at step 0, at the starting params: check the data",
+        ),
+        // The first batch of one row is fine; the loss over all the data is not.
+        (
+            &bad_data,
+            &["--batch", "1", "--seed", "3"],
+            "the loss over all the data is NaN at step 0, at the starting params",
+        ),
+        (
+            &good_data,
+            &["--optimizer", "sgd", "--lr", "1e308"],
+            "the loss is Infinity at step 1, after the last update: lower the learning rate",
+        ),
+    ] {
+        let out = train(data, extra);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        assert!(
+            stderr(&out).contains(message),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
