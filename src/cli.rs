@@ -569,6 +569,16 @@ fn train_command(
     out: Option<&PathBuf>,
 ) -> Result<(), Failure> {
     let compiled = src.compile()?;
+    // A missing folder for the trained params is found before training, not after.
+    if let Some(folder) = out.and_then(|path| path.parent()) {
+        if !folder.as_os_str().is_empty() && !folder.is_dir() {
+            let path = out.map_or_else(String::new, |p| p.display().to_string());
+            return Err(Failure::Message(format!(
+                "cannot write `{path}`: there is no folder `{}`",
+                folder.display()
+            )));
+        }
+    }
     let data = read_data(data_path)?;
     let mut bound = bind(&compiled.forward, &data)?;
     let engine = Engine::new(&compiled, false)?;

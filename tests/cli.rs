@@ -372,6 +372,18 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
     assert!(losses.len() >= 2);
     assert!(losses.last().unwrap() < &(0.5 * losses[0]), "{losses:?}");
     assert_run_gives(&file, &trained, *losses.last().unwrap());
+    // A folder that is not there is reported before any training.
+    let nowhere = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no/such/folder/out.json");
+    let out = gradc(&[
+        "train",
+        &file,
+        "--data",
+        &data,
+        "-o",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty() && stderr(&out).contains("there is no folder"));
     for optimizer in ["sgd", "adam"] {
         let out = gradc(&[
             "train",
