@@ -113,8 +113,9 @@ pub struct Batches {
 impl Batches {
     /// Batches of `size` rows along `dim_name`, or along the first axis of the first
     /// input when it is `None`; the order is shuffled by `seed`. Fails (saying why) if
-    /// the dimension is not a name of `func`, a param has it, an input has it on another
-    /// axis than the first, or `size` is 0 or more than the rows there are.
+    /// there is no such dimension, a param has it, an input has it on another axis than
+    /// the first, an index points along it, or `size` is 0 or more than the rows there
+    /// are.
     pub fn new(
         func: &Function,
         full: &Bound,
@@ -194,11 +195,6 @@ impl Batches {
         };
         batches.next_rows();
         Ok(batches)
-    }
-
-    /// The batch dimension.
-    pub fn dim(&self) -> DimVar {
-        self.dim
     }
 
     /// The first batch: `full` with the batch dimension cut to this batch's rows.
