@@ -95,6 +95,20 @@ enum Command {
         /// The update rule.
         #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
         optimizer: Optimizer,
+        /// How the learning rate decays after any warm-up, from `--lr` towards 0 at the
+        /// last step.
+        #[arg(long, value_enum, default_value_t = Schedule::Constant)]
+        schedule: Schedule,
+        /// Steps over which the learning rate rises linearly to `--lr` first.
+        #[arg(long, default_value_t = 0)]
+        warmup: usize,
+        /// Decoupled weight decay (AdamW's): each step also moves every param by
+        /// `-lr * DECAY * p`.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = finite_non_negative)]
+        weight_decay: f64,
+        /// Scale the gradients down to this global norm when theirs is larger.
+        #[arg(long, allow_negative_numbers = true, value_parser = positive_finite)]
+        clip_norm: Option<f64>,
         /// Print the loss every this many steps (0: only the first and last).
         #[arg(long, default_value_t = 10)]
         every: usize,
@@ -133,6 +147,17 @@ enum Optimizer {
     Sgd,
     /// Adam (Kingma & Ba) with beta1 = 0.9, beta2 = 0.999, eps = 1e-8.
     Adam,
+}
+
+/// Learning-rate decays for `train`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Schedule {
+    /// `--lr` throughout.
+    Constant,
+    /// A straight line from `--lr` down towards 0.
+    Linear,
+    /// Half a cosine from `--lr` down towards 0.
+    Cosine,
 }
 
 /// The stages `compile --emit` can print.
@@ -216,6 +241,15 @@ fn positive_finite(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A weight decay: a finite number of at least 0.
+fn finite_non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(_) => Err("must be a finite number of at least 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A tolerance: a number of at least 0 (not NaN, against which every comparison fails).
 fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -273,6 +307,10 @@ pub fn main() -> ExitCode {
             steps,
             lr,
             optimizer,
+            schedule,
+            warmup,
+            weight_decay,
+            clip_norm,
             every,
             batch,
             batch_dim,
@@ -283,6 +321,10 @@ pub fn main() -> ExitCode {
                 steps,
                 lr,
                 optimizer,
+                schedule,
+                warmup,
+                weight_decay,
+                clip_norm,
                 every,
                 batch: batch.map(|size| (size, batch_dim.clone(), seed)),
             };
@@ -557,6 +599,10 @@ struct TrainSettings {
     steps: usize,
     lr: f64,
     optimizer: Optimizer,
+    schedule: Schedule,
+    warmup: usize,
+    weight_decay: f64,
+    clip_norm: Option<f64>,
     every: usize,
     /// Rows per batch, the batch dimension's name, the seed of the order.
     batch: Option<(usize, Option<String>, u64)>,
@@ -586,7 +632,23 @@ fn train_command(
         Optimizer::Sgd => crate::train::Rule::Sgd,
         Optimizer::Adam => crate::train::Rule::Adam,
     };
-    let mut optimizer = crate::train::Optimizer::new(rule, settings.lr);
+    let mut optimizer =
+        crate::train::Optimizer::new(rule, settings.lr).with_weight_decay(settings.weight_decay);
+    if let Some(max_norm) = settings.clip_norm {
+        optimizer = optimizer.with_clip_norm(max_norm);
+    }
+    let schedule = crate::train::Schedule {
+        peak: settings.lr,
+        decay: match settings.schedule {
+            Schedule::Constant => crate::train::Decay::Constant,
+            Schedule::Linear => crate::train::Decay::Linear,
+            Schedule::Cosine => crate::train::Decay::Cosine,
+        },
+        warmup: settings.warmup,
+        steps: settings.steps,
+    };
+    // The learning rate is printed with the loss when it varies.
+    let varies = schedule.decay != crate::train::Decay::Constant || schedule.warmup > 0;
     // With batches, the params live in the batch and are copied to `bound` to report
     // the loss over all the data.
     let mut batching = match &settings.batch {
@@ -651,6 +713,10 @@ fn train_command(
         if report {
             last_loss = overall.unwrap_or(step_loss);
             let mut line = format!("step {step:>6}  loss {last_loss:.10e}");
+            if varies && !last {
+                let lr = schedule.learning_rate(step);
+                line.push_str(&format!("  lr {}", short_number(lr)));
+            }
             if overall.is_some() {
                 for (name, values) in full_call.outputs() {
                     if scalar_outputs.contains(&name) {
@@ -693,6 +759,7 @@ fn train_command(
         if params.len() != grad_views.len() {
             return Err(Failure::Message("compiler bug: a param is not real".into()));
         }
+        optimizer.set_learning_rate(schedule.learning_rate(step));
         optimizer.step(&mut params, &grad_views);
         if let Some((batches, batch)) = batching.as_mut() {
             batches.advance(&bound, batch);

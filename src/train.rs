@@ -3,7 +3,9 @@
 //! In: the params and their gradients, as slices in declaration order (what
 //! [`crate::api::Call::value_and_grad`] fills). Out: the params, moved one step. `gradc
 //! train` uses these rules, and so can a Rust training loop (`examples/train_digits.rs`).
-//! An [`Optimizer`] keeps its own state (Adam's moments), sized at its first step.
+//! An [`Optimizer`] keeps its own state (Adam's moments), sized at its first step, and
+//! may decay weights and clip the gradients' global norm; a [`Schedule`] varies the
+//! learning rate over a run (warm-up, then linear or cosine decay).
 //! [`Batches`] cuts a bound data set into minibatches along one dimension.
 
 use crate::data::{Bound, SplitMix64};
@@ -25,6 +27,10 @@ pub enum Rule {
 pub struct Optimizer {
     rule: Rule,
     lr: f64,
+    /// Decoupled weight decay: each step also moves every param by `-lr · λ · p`.
+    weight_decay: f64,
+    /// The largest global norm of the gradients a step uses (`None`: no clipping).
+    clip_norm: Option<f64>,
     /// Steps taken so far.
     steps: i32,
     /// Adam's running means of each param's gradient and squared gradient.
@@ -42,10 +48,41 @@ impl Optimizer {
         Optimizer {
             rule,
             lr,
+            weight_decay: 0.0,
+            clip_norm: None,
             steps: 0,
             first_moment: Vec::new(),
             second_moment: Vec::new(),
         }
+    }
+
+    /// With decoupled weight decay `lambda` (AdamW's, Loshchilov & Hutter): each step also
+    /// moves every param by `-lr · lambda · p`, apart from its gradient's step. For SGD
+    /// this is the same as adding `lambda/2 · |p|²` to the loss; for Adam it is not
+    /// (the decay is not divided by the gradient's scale), which is why AdamW decays so.
+    /// It applies to every param, biases included.
+    pub fn with_weight_decay(mut self, lambda: f64) -> Optimizer {
+        self.weight_decay = lambda;
+        self
+    }
+
+    /// With clipping: a step whose gradients' global norm (the root of the sum of the
+    /// squares of all their elements) exceeds `max_norm` uses the gradients scaled down
+    /// to that norm (optax's `clip_by_global_norm`).
+    pub fn with_clip_norm(mut self, max_norm: f64) -> Optimizer {
+        self.clip_norm = Some(max_norm);
+        self
+    }
+
+    /// The learning rate the next step uses.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate of the steps from now on (a [`Schedule`] sets it before
+    /// each step); Adam's moments are kept.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     /// Moves every param one step against its gradient: `params[k]` pairs with
@@ -57,6 +94,20 @@ impl Optimizer {
     /// changed since the first step.
     pub fn step(&mut self, params: &mut [&mut [f64]], grads: &[&[f64]]) {
         assert_eq!(params.len(), grads.len(), "one gradient per param");
+        // 1 unless clipping scales the gradients down.
+        let scale = match self.clip_norm {
+            Some(max_norm) => {
+                let squares: f64 = grads.iter().flat_map(|g| g.iter()).map(|g| g * g).sum();
+                let norm = squares.sqrt();
+                if norm > max_norm {
+                    max_norm / norm
+                } else {
+                    1.0
+                }
+            }
+            None => 1.0,
+        };
+        let decay = self.lr * self.weight_decay;
         if self.steps == 0 && self.rule == Rule::Adam {
             self.first_moment = grads.iter().map(|g| vec![0.0; g.len()]).collect();
             self.second_moment = self.first_moment.clone();
@@ -66,8 +117,11 @@ impl Optimizer {
             assert_eq!(param.len(), grad.len(), "param {k} and its gradient");
             match self.rule {
                 Rule::Sgd => {
-                    for (p, g) in param.iter_mut().zip(grad.iter()) {
-                        *p -= self.lr * g;
+                    for (p, &g) in param.iter_mut().zip(grad.iter()) {
+                        if decay != 0.0 {
+                            *p -= decay * *p;
+                        }
+                        *p -= self.lr * (g * scale);
                     }
                 }
                 Rule::Adam => {
@@ -76,6 +130,10 @@ impl Optimizer {
                     let m_correction = 1.0 - BETA1.powi(self.steps);
                     let v_correction = 1.0 - BETA2.powi(self.steps);
                     for (((p, &g), m), v) in param.iter_mut().zip(grad.iter()).zip(m).zip(v) {
+                        let g = g * scale;
+                        if decay != 0.0 {
+                            *p -= decay * *p;
+                        }
                         *m = BETA1 * *m + (1.0 - BETA1) * g;
                         *v = BETA2 * *v + (1.0 - BETA2) * g * g;
                         let (m_hat, v_hat) = (*m / m_correction, *v / v_correction);
@@ -83,6 +141,50 @@ impl Optimizer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How the learning rate varies over a run of `steps` steps: it rises linearly from
+/// `peak / warmup` to `peak` over the first `warmup` steps, then follows the decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    /// The learning rate after warm-up, where the decay starts.
+    pub peak: f64,
+    /// The shape of the decay after warm-up.
+    pub decay: Decay,
+    /// Steps of linear warm-up (0: none).
+    pub warmup: usize,
+    /// Steps in the whole run.
+    pub steps: usize,
+}
+
+/// The decay of a [`Schedule`] after its warm-up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decay {
+    /// The peak learning rate throughout.
+    Constant,
+    /// From the peak down towards 0 at the end of the run, in a straight line.
+    Linear,
+    /// From the peak down towards 0 along half a cosine (SGDR's, without restarts):
+    /// slowly at first and at the end.
+    Cosine,
+}
+
+impl Schedule {
+    /// The learning rate of step `step` (0-based). Every step of the run has a positive
+    /// rate: the last is `peak / (steps - warmup)` (linear) or about `peak · π² / (4 ·
+    /// (steps - warmup)²)` (cosine) rather than 0, which would be a wasted step.
+    pub fn learning_rate(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.peak * (step + 1) as f64 / self.warmup as f64;
+        }
+        let decaying = self.steps.saturating_sub(self.warmup).max(1) as f64;
+        let done = ((step - self.warmup) as f64 / decaying).min(1.0);
+        match self.decay {
+            Decay::Constant => self.peak,
+            Decay::Linear => self.peak * (1.0 - done),
+            Decay::Cosine => self.peak * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()),
         }
     }
 }
@@ -399,5 +501,76 @@ mod tests {
             adam.step(&mut [&mut p], &[&[g]]);
         }
         assert!((p[0] - 3.0).abs() < 1e-3, "{p:?}");
+    }
+
+    #[test]
+    fn schedules_warm_up_then_decay_towards_zero() {
+        let schedule = |decay, warmup| Schedule {
+            peak: 0.1,
+            decay,
+            warmup,
+            steps: 14,
+        };
+        let rates = |s: Schedule| (0..14).map(|k| s.learning_rate(k)).collect::<Vec<_>>();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
+        // Warm-up: 0.1 · (k + 1) / 4 for the first four steps, whatever the decay.
+        for decay in [Decay::Constant, Decay::Linear, Decay::Cosine] {
+            let r = rates(schedule(decay, 4));
+            for (k, rate) in r.iter().take(4).enumerate() {
+                assert!(close(*rate, 0.1 * (k + 1) as f64 / 4.0), "{decay:?} {r:?}");
+            }
+            assert!(close(r[4], 0.1), "the decay starts at the peak: {r:?}");
+            assert!(r.iter().all(|&x| x > 0.0), "no step is wasted: {r:?}");
+        }
+        assert!(rates(schedule(Decay::Constant, 0))
+            .iter()
+            .all(|&x| x == 0.1));
+        // Linear: ten steps after warm-up, each 0.01 less.
+        let linear = rates(schedule(Decay::Linear, 4));
+        for k in 4..14 {
+            assert!(close(linear[k], 0.1 - 0.01 * (k - 4) as f64), "{linear:?}");
+        }
+        // Cosine: half the peak halfway through the decay, symmetric about it.
+        let cosine = rates(schedule(Decay::Cosine, 4));
+        assert!(close(cosine[9], 0.05), "{cosine:?}");
+        assert!(close(cosine[6] + cosine[12], 0.1), "{cosine:?}");
+        assert!(cosine.windows(2).skip(4).all(|w| w[1] < w[0]), "{cosine:?}");
+    }
+
+    #[test]
+    fn weight_decay_shrinks_params_apart_from_their_gradient() {
+        // SGD: p ← p − lr·g − lr·λ·p.
+        let mut p = vec![2.0, -4.0];
+        Optimizer::new(Rule::Sgd, 0.5)
+            .with_weight_decay(0.1)
+            .step(&mut [&mut p], &[&[1.0, 0.0]]);
+        assert_eq!(p, vec![2.0 - 0.5 - 0.1, -4.0 + 0.2]);
+        // AdamW: the decay is not divided by the gradient's scale, so a zero gradient
+        // still shrinks the param by lr·λ·p.
+        let (mut moving, mut still) = (vec![1.0], vec![3.0]);
+        let mut adam = Optimizer::new(Rule::Adam, 0.01).with_weight_decay(0.5);
+        adam.step(&mut [&mut moving, &mut still], &[&[1e3], &[0.0]]);
+        assert!((still[0] - 3.0 * (1.0 - 0.005)).abs() < 1e-15, "{still:?}");
+        let adam_step = 0.01 * 1e3 / (1e3 + 1e-8);
+        assert!(
+            (moving[0] - (1.0 - 0.005 - adam_step)).abs() < 1e-15,
+            "{moving:?}"
+        );
+    }
+
+    #[test]
+    fn clipping_scales_the_gradients_down_to_the_global_norm() {
+        // Global norm of (3, 4) and (12) is 13: clipped to 1.3, each is a tenth.
+        let (mut a, mut b) = (vec![0.0, 0.0], vec![0.0]);
+        let mut sgd = Optimizer::new(Rule::Sgd, 1.0).with_clip_norm(1.3);
+        sgd.step(&mut [&mut a, &mut b], &[&[3.0, 4.0], &[12.0]]);
+        let expected = [-0.3, -0.4, -1.2];
+        for (got, want) in a.iter().chain(&b).zip(expected) {
+            assert!((got - want).abs() < 1e-15, "{a:?} {b:?}");
+        }
+        // Below the norm, nothing changes.
+        let mut c = vec![0.0];
+        sgd.step(&mut [&mut c], &[&[1.0]]);
+        assert_eq!(c, vec![-1.0]);
     }
 }

@@ -399,6 +399,87 @@ fn train_lowers_the_loss_and_writes_params_that_run_reproduces() {
     }
 }
 
+/// `--schedule`, `--warmup`, `--weight-decay` and `--clip-norm` on `loss = w^2` (gradient
+/// 2w) with SGD follow the update rules worked out here step by step.
+#[test]
+fn train_schedules_decays_and_clips_as_documented() {
+    let file = scratch("train_square.loss", "param w\nloss = w^2\n");
+    let data = scratch("train_square.json", r#"{"w": 1}"#);
+    let steps = 6;
+    let train = |extra: &[&str]| {
+        let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+        let mut args = vec!["train", file, "--data", data, "--optimizer", "sgd"];
+        args.extend(["--lr", "0.1", "--steps", "6", "--every", "1"]);
+        args.extend(extra);
+        let out = gradc(&args);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        out
+    };
+    // The learning rate of step k: warm-up over `warmup` steps, then the decay.
+    let rate = |k: usize, warmup: usize, decay: &str| {
+        if k < warmup {
+            return 0.1 * (k + 1) as f64 / warmup as f64;
+        }
+        let done = (k - warmup) as f64 / (steps - warmup) as f64;
+        match decay {
+            "linear" => 0.1 * (1.0 - done),
+            "cosine" => 0.05 * (1.0 + (std::f64::consts::PI * done).cos()),
+            _ => 0.1,
+        }
+    };
+    let check = |extra: &[&str], warmup: usize, decay: &str, lambda: f64, clip: f64| {
+        let out = train(extra);
+        let losses = printed_losses(&out);
+        let mut w: f64 = 1.0;
+        for (k, loss) in losses.iter().enumerate() {
+            assert!(
+                (loss - w * w).abs() <= 1e-9 * w * w,
+                "{extra:?} step {k}: {loss} vs {}",
+                w * w
+            );
+            let lr = rate(k, warmup, decay);
+            let line = stdout(&out).lines().nth(k).unwrap().to_string();
+            if k < steps && (warmup > 0 || decay != "constant") {
+                let printed: f64 = line.split_whitespace().nth(5).unwrap().parse().unwrap();
+                assert!((printed - lr).abs() < 1e-6, "{line}");
+            }
+            let g = 2.0 * w;
+            w -= lr * (g * (clip / g.abs()).min(1.0)) + lr * lambda * w;
+        }
+        assert_eq!(losses.len(), steps + 1);
+    };
+    check(&[], 0, "constant", 0.0, f64::INFINITY);
+    check(&["--schedule", "linear"], 0, "linear", 0.0, f64::INFINITY);
+    check(
+        &["--schedule", "cosine", "--warmup", "2"],
+        2,
+        "cosine",
+        0.0,
+        f64::INFINITY,
+    );
+    check(&["--warmup", "3"], 3, "constant", 0.0, f64::INFINITY);
+    check(
+        &["--weight-decay", "0.5"],
+        0,
+        "constant",
+        0.5,
+        f64::INFINITY,
+    );
+    check(&["--clip-norm", "1.5"], 0, "constant", 0.0, 1.5);
+    // Without a schedule, no learning rate is printed (the output is as it was).
+    assert!(!stdout(&train(&[])).contains("lr"));
+    for bad in [
+        ["--weight-decay", "-0.1"],
+        ["--clip-norm", "0"],
+        ["--schedule", "step"],
+    ] {
+        let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+        let out = gradc(&["train", file, "--data", data, bad[0], bad[1]]);
+        assert!(!out.status.success() && stdout(&out).is_empty(), "{bad:?}");
+        assert!(stderr(&out).contains(bad[0]), "{}", stderr(&out));
+    }
+}
+
 #[test]
 fn train_prints_scalar_outputs_beside_the_loss() {
     let file = scratch(
