@@ -123,6 +123,19 @@ enum Command {
         /// Seeds the order of the rows in the batches.
         #[arg(long, default_value_t = 0, requires = "batch")]
         seed: u64,
+        /// With `-o`: write the params of the report step (see `--every`) where this
+        /// scalar output, or `loss`, was lowest, rather than the last step's.
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "out",
+            conflicts_with = "keep_max"
+        )]
+        keep_min: Option<String>,
+        /// With `-o`: write the params of the report step where this scalar output (a
+        /// held-out accuracy, say) was highest, rather than the last step's.
+        #[arg(long, value_name = "NAME", requires = "out")]
+        keep_max: Option<String>,
         /// Write the data with the trained params here, ready for `run --data`.
         #[arg(short = 'o', long = "output")]
         out: Option<PathBuf>,
@@ -315,6 +328,8 @@ pub fn main() -> ExitCode {
             batch,
             batch_dim,
             seed,
+            keep_min,
+            keep_max,
             out,
         } => with_source(&file, |src| {
             let settings = TrainSettings {
@@ -327,6 +342,8 @@ pub fn main() -> ExitCode {
                 clip_norm,
                 every,
                 batch: batch.map(|size| (size, batch_dim.clone(), seed)),
+                keep: (keep_min.clone().map(|name| (false, name)))
+                    .or_else(|| keep_max.clone().map(|name| (true, name))),
             };
             train_command(src, &data, settings, out.as_ref())
         }),
@@ -606,6 +623,9 @@ struct TrainSettings {
     every: usize,
     /// Rows per batch, the batch dimension's name, the seed of the order.
     batch: Option<(usize, Option<String>, u64)>,
+    /// Whether higher is better, and the name of the value (`loss` or a scalar output)
+    /// whose best report step's params are written.
+    keep: Option<(bool, String)>,
 }
 
 fn train_command(
@@ -672,6 +692,18 @@ fn train_command(
         .map(|r| r.name.as_str())
         .collect();
     let batched = batching.is_some();
+    if let Some((_, name)) = &settings.keep {
+        if name != "loss" && !scalar_outputs.contains(&name.as_str()) {
+            let mut names = vec!["`loss`".to_string()];
+            names.extend(scalar_outputs.iter().map(|n| format!("`{n}`")));
+            return Err(Failure::Message(format!(
+                "cannot keep the best `{name}`: the values reported are {}",
+                names.join(", ")
+            )));
+        }
+    }
+    // The best value reported so far, its step and its params.
+    let mut best: Option<(f64, usize, Vec<crate::Tensor>)> = None;
     // Prepared calls: each step checks slice lengths and indices, and allocates nothing.
     let model = &engine.model;
     let failed = |e: api::ModelError| Failure::Message(e.to_string());
@@ -726,6 +758,24 @@ fn train_command(
                 }
             }
             print_out(&(line + "\n"))?;
+            if let Some((higher, name)) = &settings.keep {
+                let value = if name == "loss" {
+                    Some(last_loss)
+                } else {
+                    (full_call.outputs().find(|(n, _)| n == name))
+                        .and_then(|(_, values)| values.first().copied())
+                };
+                let better = |value: f64, old: f64| if *higher { value > old } else { value < old };
+                if let Some(value) = value.filter(|v| !v.is_nan()) {
+                    if best.as_ref().is_none_or(|(old, _, _)| better(value, *old)) {
+                        let params = (current.args.iter().zip(&is_param))
+                            .filter(|(_, &param)| param)
+                            .map(|(tensor, _)| tensor.clone())
+                            .collect();
+                        best = Some((value, step, params));
+                    }
+                }
+            }
         }
         // With batches, the batch's loss and the loss over all the data (NaN data in
         // another batch) are both checked.
@@ -766,16 +816,31 @@ fn train_command(
         }
     }
     if let Some(path) = out {
+        let which = match (&best, &settings.keep) {
+            (Some((value, step, params)), Some((higher, name))) => {
+                let args = (bound.args.iter_mut().zip(&is_param)).filter(|(_, &param)| param);
+                for ((arg, _), kept) in args.zip(params) {
+                    arg.clone_from(kept);
+                }
+                let most = if *higher { "highest" } else { "lowest" };
+                format!(
+                    "the params of step {step}, where `{name}` was {most} ({}), to `{}`",
+                    short_number(*value),
+                    path.display()
+                )
+            }
+            _ => format!(
+                "the trained params to `{}` (final loss {last_loss:e})",
+                path.display()
+            ),
+        };
         let mut object = serde_json::Map::new();
         for (arg, tensor) in compiled.forward.args.iter().zip(&bound.args) {
             object.insert(arg.name.clone(), data::tensor_to_json(tensor));
         }
         let text = data::format_json(&serde_json::Value::Object(object));
         write_output(Some(path), &format!("{text}\n"))?;
-        print_err(&format!(
-            "wrote the trained params to `{}` (final loss {last_loss:e})\n",
-            path.display()
-        ));
+        print_err(&format!("wrote {which}\n"));
     }
     Ok(())
 }

@@ -480,6 +480,78 @@ fn train_schedules_decays_and_clips_as_documented() {
     }
 }
 
+/// `--keep-min` / `--keep-max` write the params of the best report step. SGD on `w^2`
+/// from 1 with rate 0.1 gives w = 0.8^k at step k, nearest 0.5 at step 3.
+#[test]
+fn train_keeps_the_params_of_the_best_report() {
+    let file = scratch(
+        "train_keep.loss",
+        "input t\ninput u: [2]\nparam w\noutput dist = (w - t)^2\noutput v = w * u\nloss = w^2\n",
+    );
+    let data = scratch("train_keep.json", r#"{"w": 1, "t": 0.5, "u": [1, 2]}"#);
+    let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_keep.out.json");
+    let keep = |how: &str, name: &str| {
+        let out = gradc(&[
+            "train",
+            file,
+            "--data",
+            data,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--steps",
+            "6",
+            "--every",
+            "1",
+            how,
+            name,
+            "-o",
+            kept.to_str().unwrap(),
+        ]);
+        let loss = || {
+            let written = json(&gradc(&["run", file, "--data", kept.to_str().unwrap()]));
+            written["loss"].as_f64().unwrap()
+        };
+        (out, loss)
+    };
+    for (how, name, step) in [
+        ("--keep-min", "dist", 3),
+        ("--keep-max", "dist", 0),
+        ("--keep-min", "loss", 6),
+        ("--keep-max", "loss", 0),
+    ] {
+        let (out, loss) = keep(how, name);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (w, loss) = (0.8f64.powi(step), loss());
+        assert!(
+            (loss - w * w).abs() <= 1e-12,
+            "{how} {name}: {loss} vs {}",
+            w * w
+        );
+        let said = format!("wrote the params of step {step}, where `{name}` was");
+        assert!(
+            stderr(&out).contains(&said),
+            "{how} {name}: {}",
+            stderr(&out)
+        );
+    }
+    // Only the values printed can be kept: not a non-scalar output, not an unknown name.
+    for name in ["v", "nope"] {
+        let (out, _) = keep("--keep-min", name);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("the values reported are `loss`, `dist`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    let out = gradc(&["train", file, "--data", data, "--keep-max", "dist"]);
+    assert!(!out.status.success() && stderr(&out).contains("--output"));
+}
+
 #[test]
 fn train_prints_scalar_outputs_beside_the_loss() {
     let file = scratch(
