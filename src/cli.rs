@@ -702,8 +702,9 @@ fn train_command(
             )));
         }
     }
-    // The best value reported so far, its step and its params.
-    let mut best: Option<(f64, usize, Vec<crate::Tensor>)> = None;
+    // The params of the best value reported so far.
+    let mut best =
+        (settings.keep.as_ref()).map(|(higher, _)| crate::train::BestParams::new(*higher));
     // Prepared calls: each step checks slice lengths and indices, and allocates nothing.
     let model = &engine.model;
     let failed = |e: api::ModelError| Failure::Message(e.to_string());
@@ -758,23 +759,18 @@ fn train_command(
                 }
             }
             print_out(&(line + "\n"))?;
-            if let Some((higher, name)) = &settings.keep {
+            if let (Some(best), Some((_, name))) = (best.as_mut(), &settings.keep) {
                 let value = if name == "loss" {
                     Some(last_loss)
                 } else {
                     (full_call.outputs().find(|(n, _)| n == name))
                         .and_then(|(_, values)| values.first().copied())
                 };
-                let better = |value: f64, old: f64| if *higher { value > old } else { value < old };
-                if let Some(value) = value.filter(|v| !v.is_nan()) {
-                    if best.as_ref().is_none_or(|(old, _, _)| better(value, *old)) {
-                        let params = (current.args.iter().zip(&is_param))
-                            .filter(|(_, &param)| param)
-                            .map(|(tensor, _)| tensor.clone())
-                            .collect();
-                        best = Some((value, step, params));
-                    }
-                }
+                best.offer(
+                    value.unwrap_or(f64::NAN),
+                    step,
+                    &real_params(current, &is_param),
+                );
             }
         }
         // With batches, the batch's loss and the loss over all the data (NaN data in
@@ -816,16 +812,17 @@ fn train_command(
         }
     }
     if let Some(path) = out {
-        let which = match (&best, &settings.keep) {
+        let kept = best.as_ref().and_then(|best| best.best());
+        let which = match (kept, &settings.keep) {
             (Some((value, step, params)), Some((higher, name))) => {
                 let args = (bound.args.iter_mut().zip(&is_param)).filter(|(_, &param)| param);
                 for ((arg, _), kept) in args.zip(params) {
-                    arg.clone_from(kept);
+                    arg.data = crate::TensorData::Real(kept.clone());
                 }
                 let most = if *higher { "highest" } else { "lowest" };
                 format!(
                     "the params of step {step}, where `{name}` was {most} ({}), to `{}`",
-                    short_number(*value),
+                    short_number(value),
                     path.display()
                 )
             }
@@ -856,6 +853,14 @@ fn short_number(x: f64) -> String {
     } else {
         format!("{x:.6}")
     }
+}
+
+/// The values of the params (the arguments marked in `is_param`, all real) of `data`.
+fn real_params<'a>(data: &'a Bound, is_param: &[bool]) -> Vec<&'a [f64]> {
+    (data.args.iter().zip(is_param))
+        .filter(|(_, &param)| param)
+        .filter_map(|(tensor, _)| tensor.as_real())
+        .collect()
 }
 
 /// Copies the params (the arguments marked in `is_param`) of `from` into `to`.

@@ -5,7 +5,8 @@
 //! train` uses these rules, and so can a Rust training loop (`examples/train_digits.rs`).
 //! An [`Optimizer`] keeps its own state (Adam's moments), sized at its first step, and
 //! may decay weights and clip the gradients' global norm; a [`Schedule`] varies the
-//! learning rate over a run (warm-up, then linear or cosine decay).
+//! learning rate over a run (warm-up, then linear or cosine decay); [`BestParams`] keeps
+//! the params of the best score seen.
 //! [`Batches`] cuts a bound data set into minibatches along one dimension.
 
 use crate::data::{Bound, SplitMix64};
@@ -186,6 +187,46 @@ impl Schedule {
             Decay::Linear => self.peak * (1.0 - done),
             Decay::Cosine => self.peak * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()),
         }
+    }
+}
+
+/// The params at the best score seen so far (early stopping's bookkeeping, without
+/// stopping): offer it the score and params at each evaluation; it copies the params
+/// only when the score beats the best (NaN never does).
+#[derive(Clone, Debug)]
+pub struct BestParams {
+    higher_is_better: bool,
+    best: Option<(f64, usize, Vec<Vec<f64>>)>,
+}
+
+impl BestParams {
+    /// Keeps the params of the highest score if `higher_is_better`, else the lowest.
+    pub fn new(higher_is_better: bool) -> BestParams {
+        BestParams {
+            higher_is_better,
+            best: None,
+        }
+    }
+
+    /// Offers the `score` of `params` at `step`; whether it is the new best (the
+    /// params are then copied). Ties keep the earlier step.
+    pub fn offer(&mut self, score: f64, step: usize, params: &[&[f64]]) -> bool {
+        let better = match &self.best {
+            _ if score.is_nan() => false,
+            None => true,
+            Some((old, _, _)) if self.higher_is_better => score > *old,
+            Some((old, _, _)) => score < *old,
+        };
+        if better {
+            self.best = Some((score, step, params.iter().map(|p| p.to_vec()).collect()));
+        }
+        better
+    }
+
+    /// The best score, its step and its params (in the order offered), if any score was
+    /// offered that is not NaN.
+    pub fn best(&self) -> Option<(f64, usize, &[Vec<f64>])> {
+        (self.best.as_ref()).map(|(score, step, params)| (*score, *step, params.as_slice()))
     }
 }
 
@@ -572,5 +613,25 @@ mod tests {
         let mut c = vec![0.0];
         sgd.step(&mut [&mut c], &[&[1.0]]);
         assert_eq!(c, vec![-1.0]);
+    }
+
+    #[test]
+    fn best_params_are_those_of_the_best_score_offered() {
+        let mut highest = BestParams::new(true);
+        let mut lowest = BestParams::new(false);
+        assert!(highest.best().is_none());
+        for (step, score) in [(0, 0.5), (10, f64::NAN), (20, 0.9), (30, 0.9), (40, 0.1)] {
+            let p = [step as f64, -(step as f64)];
+            highest.offer(score, step, &[&p, &[score]]);
+            lowest.offer(score, step, &[&p, &[score]]);
+        }
+        let (score, step, params) = highest.best().unwrap();
+        assert_eq!((score, step), (0.9, 20), "ties keep the earlier step");
+        assert_eq!(params, &[vec![20.0, -20.0], vec![0.9]]);
+        let (score, step, params) = lowest.best().unwrap();
+        assert_eq!((score, step, params[0][0]), (0.1, 40, 40.0));
+        let mut only_nan = BestParams::new(false);
+        assert!(!only_nan.offer(f64::NAN, 0, &[]));
+        assert!(only_nan.best().is_none());
     }
 }
