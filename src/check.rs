@@ -1460,11 +1460,17 @@ impl<'a> Checker<'a> {
         match &depth.kind {
             ExprKind::Int(0) => return self.error(depth.span, ONEHOT_ZERO),
             ExprKind::Int(n) => return Some(Dim::Const(*n)),
-            ExprKind::Name(name) => {
-                if let Resolved::Dim(v) = self.resolve(name, env) {
-                    return Some(Dim::Sym(v));
+            ExprKind::Name(name) => match self.resolve(name, env) {
+                Resolved::Dim(v) => return Some(Dim::Sym(v)),
+                Resolved::Unknown => {
+                    let message = format!(
+                        "unknown dimension `{name}`: a dimension is declared by naming it in \
+                         the type of an input or param (`param w: [{name}]`)"
+                    );
+                    return self.error(depth.span, message);
                 }
-            }
+                _ => {}
+            },
             _ => {}
         }
         self.error(depth.span, ONEHOT_NOT_DIM)

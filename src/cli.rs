@@ -692,6 +692,9 @@ fn train_command(
         .map(|r| r.name.as_str())
         .collect();
     let batched = batching.is_some();
+    if !is_param.contains(&true) {
+        print_err("warning: the model has no `param`: training leaves it as it is\n");
+    }
     if let Some((_, name)) = &settings.keep {
         if name != "loss" && !scalar_outputs.contains(&name.as_str()) {
             let mut names = vec!["`loss`".to_string()];

@@ -552,6 +552,29 @@ fn train_keeps_the_params_of_the_best_report() {
     assert!(!out.status.success() && stderr(&out).contains("--output"));
 }
 
+/// A model without params trains nothing, and says so (it still reports its loss).
+#[test]
+fn train_warns_when_there_is_nothing_to_train() {
+    let file = scratch("train_no_params.loss", "input x: [N]\nloss = sum(x)\n");
+    let data = scratch("train_no_params.json", r#"{"x": [1, 2]}"#);
+    let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+    let out = gradc(&["train", file, "--data", data, "--steps", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(printed_losses(&out), vec![3.0, 3.0]);
+    assert!(
+        stderr(&out).contains("warning: the model has no `param`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gradc(&[
+        "train",
+        &example("classifier").0,
+        "--data",
+        &example("classifier").1,
+    ]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
 #[test]
 fn train_prints_scalar_outputs_beside_the_loss() {
     let file = scratch(
