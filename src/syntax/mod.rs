@@ -34,11 +34,12 @@ pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut rest = &tokens[..];
     while !rest.is_empty() {
-        // The statement runs up to the next statement keyword (after its own).
-        let end = 1 + rest[1..]
-            .iter()
-            .position(|(_, token, _)| token.starts_statement())
-            .unwrap_or(rest.len() - 1);
+        // The statement runs up to the next statement keyword (after its own), but for
+        // one misused where a name or operand must be: that is this statement's error.
+        let end = 1
+            + (rest.windows(2))
+                .position(|pair| pair[1].1.starts_statement() && !pair[0].1.needs_what_follows())
+                .unwrap_or(rest.len() - 1);
         let (statement, next) = rest.split_at(end);
         match parser.parse(statement.iter().cloned().map(Ok::<_, Diagnostic>)) {
             Ok(parsed) => items.extend(parsed),
@@ -113,7 +114,10 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
             let found = token.describe(source.get(start..end).unwrap_or(""));
             // `5.T` lexes as the real `5.` then `T`: say so.
             let before = source.get(..start).unwrap_or("");
-            let hint = if token == Token::Ident("T".to_string())
+            let names_expected = expected.iter().any(|e| e.trim_matches('"') == "identifier");
+            let hint = if names_expected && found.starts_with("keyword") {
+                " (keywords can't be used as names)"
+            } else if token == Token::Ident("T".to_string())
                 && before.ends_with('.')
                 && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit())
             {
@@ -265,6 +269,21 @@ mod tests {
         let errors = parse("param x\nlet y = ) 1\nlet z = x * 2\nloss = z").expect_err("one error");
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].span, Span::new(16, 17));
+    }
+
+    #[test]
+    fn a_keyword_misused_as_a_name_is_one_error_not_a_new_statement() {
+        // `loss` after `let` and after `=` does not start a statement; the statement
+        // after a truncated one still does (`+` then `loss` is that statement's error).
+        let errors = parse("let loss = 1\nloss = loss\n").expect_err("two errors");
+        let spans: Vec<Span> = errors.iter().map(|e| e.span).collect();
+        assert_eq!(spans, vec![Span::new(4, 8), Span::new(20, 24)]);
+        assert!(errors[0]
+            .message
+            .ends_with("(keywords can't be used as names)"));
+        let errors = parse("param x\nlet y = x +\nloss = x").expect_err("one error");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].span, Span::new(20, 24));
     }
 
     #[test]

@@ -167,6 +167,38 @@ impl Token {
         )
     }
 
+    /// Whether a name or an operand must follow the token, so that a statement keyword
+    /// right after it is a keyword misused there (`let loss = ...`, `x = loss`), not
+    /// the start of the next statement.
+    pub fn needs_what_follows(&self) -> bool {
+        matches!(
+            self,
+            Token::Input
+                | Token::Param
+                | Token::Let
+                | Token::Fn
+                | Token::Output
+                | Token::Assign
+                | Token::LParen
+                | Token::LBracket
+                | Token::Comma
+                | Token::Colon
+                | Token::Plus
+                | Token::Minus
+                | Token::Star
+                | Token::Slash
+                | Token::At
+                | Token::Caret
+                | Token::Lt
+                | Token::Le
+                | Token::Gt
+                | Token::Ge
+                | Token::EqEq
+                | Token::Ne
+                | Token::Dot
+        )
+    }
+
     /// The fixed text of a keyword or punctuation token (empty for the others).
     pub fn text(&self) -> &'static str {
         match self {
