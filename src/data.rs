@@ -1471,8 +1471,7 @@ pub fn check_indices(func: &Function, bound: &Bound) -> Result<(), CallError> {
 
 /// What an index check guards, for messages: `` `E` with 1000 rows (V) ``.
 fn index_target(func: &Function, check: &IndexCheck, limit: u64) -> String {
-    let (before, after) = index_target_parts(func, check);
-    format!("{before}{limit}{after}")
+    IndexTarget::of(func, check).with_limit(limit)
 }
 
 /// How the source reads an indexed value built from an argument by indexing and
@@ -1497,41 +1496,75 @@ fn indexed_text(func: &Function, v: crate::ir::Value, depth: usize) -> Option<St
     }
 }
 
-/// [`index_target`] without its limit, which goes between the two parts (the JIT
-/// keeps them to word its own index errors the same way).
-pub fn index_target_parts(func: &Function, check: &IndexCheck) -> (String, String) {
-    let dim = match check.bound {
-        Dim::Const(_) => String::new(),
-        d => format!(" ({})", func.dim_name(d)),
-    };
-    let table_name = |t: crate::ir::Value| match indexed_text(func, t, 0) {
-        Some(text) => format!("`{text}`"),
-        None => "the indexed value".to_string(),
-    };
-    for inst in &func.insts {
-        let (before, what) = match inst.op {
-            Op::Gather(t, i) if i == check.index && func.ty(t).shape[0] == check.bound => {
-                let what = if func.ty(t).rank() == 2 {
-                    "rows"
-                } else {
-                    "elements"
-                };
-                (format!("{} with ", table_name(t)), what)
-            }
-            Op::Pick(x, l) if l == check.index && func.ty(x).shape[1] == check.bound => {
-                ("`pick` from ".to_string(), "columns")
-            }
-            Op::OneHot(l, depth) if l == check.index && depth == check.bound => {
-                ("`onehot` with ".to_string(), "classes")
-            }
-            Op::ScatterAdd(_, i, rows) if i == check.index && rows == check.bound => {
-                ("a gradient scatter into ".to_string(), "rows")
-            }
-            _ => continue,
+/// What an index guards, worded once so that the binder and the JIT (which knows the
+/// limit only at call time) say it the same way: `` `E` with `` LIMIT `` rows (V)``.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexTarget {
+    /// What is indexed, up to the limit: `` `E` with ``.
+    what: String,
+    /// The unit counted by the limit, singular and plural (`row`/`rows`); `None` for a
+    /// bare range `0..LIMIT`.
+    unit: Option<(&'static str, &'static str)>,
+    /// The dimension of the limit: ` (V)`, or empty for a literal size.
+    dim: String,
+}
+
+impl IndexTarget {
+    /// The target of `check` in `func`.
+    pub fn of(func: &Function, check: &IndexCheck) -> IndexTarget {
+        let dim = match check.bound {
+            Dim::Const(_) => String::new(),
+            d => format!(" ({})", func.dim_name(d)),
         };
-        return (before, format!(" {what}{dim}"));
+        let table_name = |t: crate::ir::Value| match indexed_text(func, t, 0) {
+            Some(text) => format!("`{text}`"),
+            None => "the indexed value".to_string(),
+        };
+        for inst in &func.insts {
+            let (what, unit) = match inst.op {
+                Op::Gather(t, i) if i == check.index && func.ty(t).shape[0] == check.bound => {
+                    let unit = if func.ty(t).rank() == 2 {
+                        ("row", "rows")
+                    } else {
+                        ("element", "elements")
+                    };
+                    (format!("{} with ", table_name(t)), unit)
+                }
+                Op::Pick(x, l) if l == check.index && func.ty(x).shape[1] == check.bound => {
+                    ("`pick` from ".to_string(), ("column", "columns"))
+                }
+                Op::OneHot(l, depth) if l == check.index && depth == check.bound => {
+                    ("`onehot` with ".to_string(), ("class", "classes"))
+                }
+                Op::ScatterAdd(_, i, rows) if i == check.index && rows == check.bound => {
+                    ("a gradient scatter into ".to_string(), ("row", "rows"))
+                }
+                _ => continue,
+            };
+            return IndexTarget {
+                what,
+                unit: Some(unit),
+                dim,
+            };
+        }
+        IndexTarget {
+            what: "0..".to_string(),
+            unit: None,
+            dim,
+        }
     }
-    ("0..".to_string(), dim)
+
+    /// The wording with the limit in place: `` `E` with 1 row (V) ``.
+    pub fn with_limit(&self, limit: u64) -> String {
+        let IndexTarget { what, unit, dim } = self;
+        match unit {
+            Some((one, many)) => {
+                let unit = if limit == 1 { one } else { many };
+                format!("{what}{limit} {unit}{dim}")
+            }
+            None => format!("{what}{limit}{dim}"),
+        }
+    }
 }
 
 /// A tensor as JSON: a number, a list, or a list of rows (nested lists for any rank,

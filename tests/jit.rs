@@ -228,6 +228,45 @@ fn bad_calls_are_errors_not_undefined_behaviour() {
 }
 
 #[test]
+fn index_errors_count_rows_and_elements_in_the_right_number_the_same_way_everywhere() {
+    let source = "input i: int[B]\nparam E: [V, D]\nparam w: [V]\nloss = sum(E[i]) + sum(w[i])\n";
+    let compiled = gradc::driver::compile(source).expect("compiles");
+    let kernel = jit::compile(&compiled.forward).expect("jit");
+    for (v, expected) in [(1, "`E` with 1 row (V)"), (2, "`E` with 2 rows (V)")] {
+        let e = vec![1.0; v * 2];
+        let w = vec![1.0; v];
+        let result = kernel.call(
+            &[2, v, 2],
+            &[ArgData::Int(&[0, 3]), ArgData::Real(&e), ArgData::Real(&w)],
+            &mut [&mut [0.0]],
+            &mut Workspace::new(),
+        );
+        let Err(jit::JitError::Call(error)) = result else {
+            panic!("V = {v}: {result:?}")
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("`i`[1] = 3 is out of range for {expected}")
+        );
+        // The binder, which the command line uses, says it the same way.
+        let model = gradc::Model::from_source(source).expect("compiles");
+        let data = serde_json::json!({ "i": [0, 3], "E": vec![vec![1.0, 1.0]; v], "w": w });
+        let message = model.bind_json(&data).expect_err("refused").to_string();
+        assert!(message.ends_with(&error.to_string()), "{message}");
+    }
+    // A vector counts elements.
+    let source = "input i: int\nparam w: [1]\nloss = w[i]\n";
+    let model = gradc::Model::from_source(source).expect("compiles");
+    let message = (model.bind_json(&serde_json::json!({ "i": 1, "w": [2.0] })))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        message.ends_with("`i` = 1 is out of range for `w` with 1 element"),
+        "{message}"
+    );
+}
+
+#[test]
 fn log_of_sigmoid_stays_finite_where_the_sigmoid_underflows() {
     // sigmoid(-800) is 0 in f64; the loss and its gradient are not.
     let compiled =

@@ -50,7 +50,7 @@ use cranelift::prelude::{settings, types, AbiParam, Configurable, FunctionBuilde
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 
-use crate::data::CallError;
+use crate::data::{CallError, IndexTarget};
 use crate::ir::{self, Dim, Elem, Function, Op};
 use crate::shape::{checked_numel, MAX_ELEMENTS};
 
@@ -83,10 +83,6 @@ impl std::error::Error for JitError {}
 /// The machine code entry point: `(dims, args, results, arena, offsets)`.
 type EntryFn =
     unsafe extern "C" fn(*const i64, *const *const u8, *const *mut f64, *mut u8, *const i64);
-
-/// What an index guards, worded as the data binder words it: the text before and
-/// after the bound (`` `E` with `` 1000 `` rows (V)``).
-type IndexTarget = (String, String);
 
 /// The executable memory of one kernel, freed when the last [`Kernel`] clone drops.
 struct Code {
@@ -767,11 +763,7 @@ fn index_args(func: &Function) -> Vec<(usize, Dim, IndexTarget)> {
     ir::index_checks(func)
         .into_iter()
         .filter_map(|c| match *func.op(c.index) {
-            Op::Arg(k) => Some((
-                k as usize,
-                c.bound,
-                crate::data::index_target_parts(func, &c),
-            )),
+            Op::Arg(k) => Some((k as usize, c.bound, IndexTarget::of(func, &c))),
             _ => None,
         })
         .collect()
@@ -781,7 +773,7 @@ fn index_literals(func: &Function) -> Vec<(i64, Dim, IndexTarget)> {
     ir::index_checks(func)
         .into_iter()
         .filter_map(|c| match *func.op(c.index) {
-            Op::ConstInt(n) => Some((n, c.bound, crate::data::index_target_parts(func, &c))),
+            Op::ConstInt(n) => Some((n, c.bound, IndexTarget::of(func, &c))),
             _ => None,
         })
         .collect()
@@ -1068,7 +1060,7 @@ impl Kernel {
     /// Checks the range of every index argument and literal (arguments already have
     /// the right types and lengths).
     pub fn check_indices(&self, dims: &[usize], args: &[ArgData<'_>]) -> Result<(), JitError> {
-        for (k, bound, (before, after)) in &self.index_args {
+        for (k, bound, target) in &self.index_args {
             let bound = dim_size(*bound, dims);
             if let ArgData::Int(indices) = args[*k] {
                 if let Some(pos) = indices.iter().position(|&i| i < 0 || i as usize >= bound) {
@@ -1081,17 +1073,17 @@ impl Kernel {
                     return Err(JitError::Call(CallError::IndexOutOfRange {
                         index,
                         value: indices[pos],
-                        target: format!("{before}{bound}{after}"),
+                        target: target.with_limit(bound as u64),
                     }));
                 }
             }
         }
-        for (n, bound, (before, after)) in &self.index_literals {
+        for (n, bound, target) in &self.index_literals {
             let bound = dim_size(*bound, dims);
             if *n < 0 || *n as usize >= bound {
                 return Err(JitError::Call(CallError::LiteralIndexOutOfRange {
                     value: *n,
-                    target: format!("{before}{bound}{after}"),
+                    target: target.with_limit(bound as u64),
                 }));
             }
         }
