@@ -211,6 +211,23 @@ const BUILTINS: &[(&str, Builtin)] = &[
     ("onehot", Builtin::OneHot),
 ];
 
+/// Functions of NumPy, JAX and PyTorch under another name here, and what to write.
+const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
+    ("expit", "`sigmoid`"),
+    ("logistic", "`sigmoid`"),
+    ("power", "`pow`"),
+    ("amax", "`max`"),
+    ("amin", "`min`"),
+    ("average", "`mean`"),
+    ("reduce_sum", "`sum`"),
+    ("reduce_mean", "`mean`"),
+    ("matmul", "the operator `@`"),
+    ("mm", "the operator `@`"),
+    ("clip", "`minimum(maximum(x, lo), hi)`"),
+    ("one_hot", "`onehot`"),
+    ("take_along_axis", "`pick`"),
+];
+
 fn builtin(name: &str) -> Option<Builtin> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
@@ -597,6 +614,7 @@ impl<'a> Checker<'a> {
     /// Checks that every name in a `fn` body is defined above the `fn` (or is a
     /// parameter) and is used as what it is, before the body is ever type-checked.
     fn resolve_body(&mut self, body: &'a Expr, fn_name: &Ident, params: &'a [Ident]) {
+        let param_names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
         // An explicit stack: the body may be deeply nested.
         let mut stack = vec![body];
         while let Some(expr) = stack.pop() {
@@ -607,7 +625,7 @@ impl<'a> Checker<'a> {
                         continue;
                     }
                     let resolved = self.resolve_global(name);
-                    self.expect_value(resolved, name, expr.span);
+                    self.expect_value(resolved, name, expr.span, &param_names);
                 }
                 ExprKind::Neg(x) | ExprKind::Transpose(x) => stack.push(x),
                 ExprKind::Binary(_, a, b) => {
@@ -635,7 +653,7 @@ impl<'a> Checker<'a> {
                         );
                     } else {
                         let resolved = self.resolve_global(&func.name);
-                        if self.expect_function(resolved, &func.name, func.span) {
+                        if self.expect_function(resolved, &func.name, func.span, &param_names) {
                             self.check_call_shape_free(resolved, func, args, params, expr.span);
                         }
                     }
@@ -730,19 +748,63 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn unknown_name(&mut self, name: &str, span: Span, what: &str) {
+    fn unknown_name(&mut self, name: &str, span: Span, locals: &[&str], function: bool) {
         if self.defined_somewhere.contains(name) {
             self.error::<()>(
                 span,
                 format!("`{name}` is used before it is defined (every name must be defined above its use)"),
             );
-        } else {
-            self.error::<()>(span, format!("unknown {what} `{name}`"));
+            return;
         }
+        let what = if function { "function" } else { "name" };
+        let hint = match self.similar_name(name, locals, function) {
+            Some(known) => format!(" (did you mean {known}?)"),
+            None => String::new(),
+        };
+        self.error::<()>(span, format!("unknown {what} `{name}`{hint}"));
+    }
+
+    /// The known name closest to a misspelt `name`, quoted (a value's for a value, a
+    /// function's for a call), or what NumPy's or JAX's name for a function is here.
+    fn similar_name(&self, name: &str, locals: &[&str], function: bool) -> Option<String> {
+        if function {
+            if let Some((_, here)) = FOREIGN_FUNCTIONS.iter().find(|(n, _)| *n == name) {
+                return Some(here.to_string());
+            }
+        }
+        let globals = self
+            .globals
+            .iter()
+            .filter(|(_, b)| function == matches!(b, Binding::Fn(_)));
+        let mut known: Vec<&str> = globals.map(|(n, _)| *n).collect();
+        if function {
+            known.extend(BUILTINS.iter().map(|(n, _)| *n));
+        } else {
+            known.extend(locals.iter().copied().chain([PI]));
+        }
+        known.sort_unstable();
+        if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            return Some(format!("`{same}`"));
+        }
+        // rustc's threshold: a third of the length, at least one edit; a name of one or
+        // two letters is one edit from too many others to guess.
+        let length = name.chars().count();
+        let limit = (length / 3).max(1);
+        let (distance, closest) = known
+            .into_iter()
+            .map(|k| (strsim::damerau_levenshtein(name, k), k))
+            .min()?;
+        (length > 2 && distance <= limit).then(|| format!("`{closest}`"))
     }
 
     /// Reports why `resolved` cannot be used as a value; true if it can.
-    fn expect_value(&mut self, resolved: Resolved, name: &str, span: Span) -> bool {
+    fn expect_value(
+        &mut self,
+        resolved: Resolved,
+        name: &str,
+        span: Span,
+        locals: &[&str],
+    ) -> bool {
         match resolved {
             Resolved::Value(_) | Resolved::Dim(_) | Resolved::Pi => true,
             Resolved::Poisoned => false,
@@ -761,14 +823,20 @@ impl<'a> Checker<'a> {
                 false
             }
             Resolved::Unknown => {
-                self.unknown_name(name, span, "name");
+                self.unknown_name(name, span, locals, false);
                 false
             }
         }
     }
 
     /// Reports why `resolved` cannot be called; true if it can.
-    fn expect_function(&mut self, resolved: Resolved, name: &str, span: Span) -> bool {
+    fn expect_function(
+        &mut self,
+        resolved: Resolved,
+        name: &str,
+        span: Span,
+        locals: &[&str],
+    ) -> bool {
         match resolved {
             Resolved::Fn(_) | Resolved::Builtin(_) => true,
             Resolved::Poisoned => false,
@@ -781,7 +849,7 @@ impl<'a> Checker<'a> {
                 false
             }
             Resolved::Unknown => {
-                self.unknown_name(name, span, "function");
+                self.unknown_name(name, span, locals, true);
                 false
             }
         }
@@ -843,7 +911,8 @@ impl<'a> Checker<'a> {
             Resolved::Dim(v) => Some(self.push(NodeKind::DimSize(v), Type::real_scalar())),
             Resolved::Pi => Some(self.constant(std::f64::consts::PI)),
             other => {
-                self.expect_value(other, name, span);
+                let locals: Vec<&str> = env.locals.iter().map(|(n, _)| *n).collect();
+                self.expect_value(other, name, span, &locals);
                 None
             }
         }
@@ -1183,7 +1252,8 @@ impl<'a> Checker<'a> {
             Resolved::Fn(index) => self.fn_call(index, func, args, span, env),
             other => {
                 // Still check the arguments, to report their errors too.
-                self.expect_function(other, &func.name, func.span);
+                let locals: Vec<&str> = env.locals.iter().map(|(n, _)| *n).collect();
+                self.expect_function(other, &func.name, func.span, &locals);
                 for arg in args {
                     self.expr(arg, env);
                 }
@@ -1435,16 +1505,22 @@ impl<'a> Checker<'a> {
 
     /// An axis argument: an integer literal in `-rank..rank`, normalised to `0..rank`.
     fn axis(&mut self, axis: &Expr, rank: usize, name: &str) -> Option<usize> {
+        let valid = match rank {
+            0 => "a scalar has no axes",
+            1 => "valid axes: 0 and -1",
+            _ => "valid axes: 0, 1, -1 and -2",
+        };
         let Some(value) = int_literal(axis) else {
+            if beyond_i64(axis) {
+                return self.error(
+                    axis.span,
+                    format!("this axis is too large for `{name}` of a rank-{rank} value ({valid})"),
+                );
+            }
             return self.error(axis.span, axis_literal_message(name));
         };
         let rank = rank as i64;
         if value < -rank || value >= rank {
-            let valid = match rank {
-                0 => "a scalar has no axes".to_string(),
-                1 => "valid axes: 0 and -1".to_string(),
-                _ => "valid axes: 0, 1, -1 and -2".to_string(),
-            };
             return self.error(
                 axis.span,
                 format!(
@@ -1460,6 +1536,13 @@ impl<'a> Checker<'a> {
         match &depth.kind {
             ExprKind::Int(0) => return self.error(depth.span, ONEHOT_ZERO),
             ExprKind::Int(n) => return Some(Dim::Const(*n)),
+            _ if beyond_i64(depth) => {
+                let message = format!(
+                    "the size of `onehot` is too large (the largest integer is {})",
+                    i64::MAX
+                );
+                return self.error(depth.span, message);
+            }
             ExprKind::Name(name) => match self.resolve(name, env) {
                 Resolved::Dim(v) => return Some(Dim::Sym(v)),
                 Resolved::Unknown => {
@@ -1581,6 +1664,16 @@ fn int_literal(expr: &Expr) -> Option<i64> {
     }
 }
 
+/// Whether `expr` is a literal integer too large for an `i64` (which lexes as the real
+/// it spells), or its negation.
+fn beyond_i64(expr: &Expr) -> bool {
+    match &expr.kind {
+        ExprKind::Real(x) => x.fract() == 0.0 && x.abs() >= i64::MAX as f64,
+        ExprKind::Neg(inner) => beyond_i64(inner),
+        _ => false,
+    }
+}
+
 /// How many arguments a built-in takes: at least, at most.
 fn builtin_arity(builtin: Builtin) -> (usize, usize) {
     match builtin {
@@ -1606,11 +1699,10 @@ const ONEHOT_NOT_DIM: &str = "the size of `onehot` must be a dimension name or a
 /// Why a literal cannot be an index (a negative, real or too large literal), if it is one.
 fn index_literal_error(index: &Expr) -> Option<String> {
     match &index.kind {
-        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(_)) => {
+        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(_) | ExprKind::Real(_)) => {
             Some("a negative index is not allowed: an index literal counts from 0".to_string())
         }
-        // An integer literal beyond `i64` lexes as the real it spells.
-        ExprKind::Real(x) if x.fract() == 0.0 && x.abs() >= i64::MAX as f64 => Some(format!(
+        _ if beyond_i64(index) => Some(format!(
             "this index is too large (the largest is {})",
             i64::MAX
         )),

@@ -66,6 +66,10 @@ fn lex_error(source: &str, range: std::ops::Range<usize>, error: LexError) -> Di
             let message = match ch {
                 Some('\0') => "unexpected NUL byte".to_string(),
                 Some('!') => "unexpected character `!` (did you mean `!=`?)".to_string(),
+                Some(';') => {
+                    "unexpected character `;` (a statement ends where the next keyword starts: no `;` is needed)"
+                        .to_string()
+                }
                 Some(c) if c.is_control() || c.is_whitespace() => {
                     format!("unexpected character U+{:04X}", c as u32)
                 }

@@ -7,6 +7,7 @@
 //! here.
 
 pub mod ast;
+mod habits;
 pub mod lexer;
 pub mod print;
 pub mod token;
@@ -48,13 +49,14 @@ pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
             Err(ParseError::UnrecognizedEof { expected, .. }) if !next.is_empty() => {
                 errors.push(syntax_error(
                     source,
+                    &tokens,
                     ParseError::UnrecognizedToken {
                         token: next[0].clone(),
                         expected,
                     },
                 ))
             }
-            Err(error) => errors.push(syntax_error(source, error)),
+            Err(error) => errors.push(syntax_error(source, &tokens, error)),
         }
         rest = next;
     }
@@ -88,8 +90,13 @@ pub(crate) fn binary(
     }
 }
 
-/// The diagnostic for a parse error.
-fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Diagnostic {
+/// The diagnostic for a parse error; `tokens` are the whole file's (a habit from NumPy
+/// or Python is recognised from the tokens around the one not expected).
+fn syntax_error(
+    source: &str,
+    tokens: &[lexer::Spanned],
+    error: ParseError<usize, Token, Diagnostic>,
+) -> Diagnostic {
     match error {
         ParseError::User { error } => error,
         ParseError::UnrecognizedEof { location, expected } => Diagnostic::error(
@@ -100,6 +107,10 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
             token: (start, token, end),
             expected,
         } => {
+            let at = tokens.partition_point(|t| t.0 < start);
+            if let Some(diagnostic) = habits::habit(source, tokens, at) {
+                return diagnostic;
+            }
             let span = Span::new(start, end);
             let comparison = matches!(
                 token,
@@ -111,7 +122,21 @@ fn syntax_error(source: &str, error: ParseError<usize, Token, Diagnostic>) -> Di
                     "comparisons cannot be chained: `a < b < c` is not an expression",
                 );
             }
-            let found = token.describe(source.get(start..end).unwrap_or(""));
+            let written = source.get(start..end).unwrap_or("");
+            // An integer literal beyond `i64` lexes as the real it spells.
+            if matches!(token, Token::RealLit(_))
+                && written.bytes().all(|b| b.is_ascii_digit())
+                && expected.iter().any(|e| e.trim_matches('"') == "integer")
+            {
+                return Diagnostic::error(
+                    span,
+                    format!(
+                        "integer literal `{written}` is too large (the largest is {})",
+                        i64::MAX
+                    ),
+                );
+            }
+            let found = token.describe(written);
             // `5.T` lexes as the real `5.` then `T`: say so.
             let before = source.get(..start).unwrap_or("");
             let names_expected = expected.iter().any(|e| e.trim_matches('"') == "identifier");
@@ -218,9 +243,9 @@ mod tests {
     fn whole_file_error(source: &str) -> Diagnostic {
         let tokens = lexer::lex(source).expect("lexes");
         let error = grammar::ItemsParser::new()
-            .parse(tokens.into_iter().map(Ok::<_, Diagnostic>))
+            .parse(tokens.iter().cloned().map(Ok::<_, Diagnostic>))
             .expect_err("a syntax error");
-        syntax_error(source, error)
+        syntax_error(source, &tokens, error)
     }
 
     #[test]
