@@ -295,6 +295,9 @@ struct Checker<'a> {
     steps: u64,
     depth: usize,
     over_budget: bool,
+    /// The call of a `fn` in the statement being checked whose inlining is under way
+    /// (the outermost, when calls nest).
+    outer_call: Option<(Span, &'a str)>,
 }
 
 impl<'a> Checker<'a> {
@@ -332,6 +335,7 @@ impl<'a> Checker<'a> {
             steps: 0,
             depth: 0,
             over_budget: false,
+            outer_call: None,
         }
     }
 
@@ -868,19 +872,25 @@ impl<'a> Checker<'a> {
             return None;
         }
         self.steps += 1;
-        if self.steps > MAX_STEPS {
+        let too_large = if self.steps > MAX_STEPS {
+            format!("more than {MAX_STEPS} expressions")
+        } else if self.depth >= MAX_DEPTH {
+            format!("expressions nested more than {MAX_DEPTH} levels deep")
+        } else {
+            String::new()
+        };
+        if !too_large.is_empty() {
             self.over_budget = true;
-            return self.error(
-                expr.span,
-                format!("program too large: more than {MAX_STEPS} expressions after inlining every fn call"),
-            );
-        }
-        if self.depth >= MAX_DEPTH {
-            self.over_budget = true;
-            return self.error(
-                expr.span,
-                format!("expression nested too deeply (more than {MAX_DEPTH} levels, counting inlined fn bodies)"),
-            );
+            // Inside an inlined body, the statement's call is what the user can change.
+            return match self.outer_call {
+                Some((span, name)) => self.error(
+                    span,
+                    format!(
+                        "program too large: inlining this call of fn `{name}` gives {too_large}"
+                    ),
+                ),
+                None => self.error(expr.span, format!("program too large: {too_large}")),
+            };
         }
         self.depth += 1;
         let result = crate::stack::with_room(|| self.expr_inner(expr, env));
@@ -1290,7 +1300,14 @@ impl<'a> Checker<'a> {
         }
         let locals: Vec<(&str, NodeId)> =
             params.iter().map(|p| p.name.as_str()).zip(values).collect();
+        let outermost = self.outer_call.is_none();
+        if outermost {
+            self.outer_call = Some((span, func.name.as_str()));
+        }
         let result = self.expr(body, Env { locals: &locals });
+        if outermost {
+            self.outer_call = None;
+        }
         if result.is_none() && !self.over_budget {
             // The body's error points into the fn; also point at the call that failed,
             // with the argument types it was checked with.
