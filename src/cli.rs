@@ -385,13 +385,18 @@ fn print_err(text: &str) {
 /// Writes `text` to stdout. A reader that has gone (`gradc ... | head`) is not an error
 /// worth a message, but a stdout that cannot take the text (a full disk) is.
 fn print_out(text: &str) -> Result<(), Failure> {
+    write_stdout(text).map_err(Failure::Message)
+}
+
+/// [`print_out`] with the message alone.
+fn write_stdout(text: &str) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::Message(format!("cannot write to stdout: {e}")))
+            Err(format!("cannot write to stdout: {e}"))
         }
         _ => Ok(()),
     }
@@ -667,161 +672,31 @@ fn train_command(
         warmup: settings.warmup,
         steps: settings.steps,
     };
-    // The learning rate is printed with the loss when it varies.
-    let varies = schedule.decay != crate::train::Decay::Constant || schedule.warmup > 0;
-    // With batches, the params live in the batch and are copied to `bound` to report
-    // the loss over all the data.
-    let mut batching = match &settings.batch {
-        Some((size, dim, seed)) => {
-            let mut batches =
-                crate::train::Batches::new(&compiled.forward, &bound, dim.as_deref(), *size, *seed)
-                    .map_err(Failure::Message)?;
-            let batch = batches.first(&bound);
-            Some((batches, batch))
-        }
-        None => None,
-    };
-    // Params in declaration order, as their gradients are.
-    let is_param: Vec<bool> = (compiled.forward.args.iter())
-        .map(|arg| arg.role == ir::ArgRole::Param)
-        .collect();
-    // Scalar outputs (an accuracy...) are printed beside the loss.
-    let scalar_outputs: Vec<&str> = (compiled.forward.results.iter())
-        .filter(|r| r.role == ir::ResultRole::Output)
-        .filter(|r| compiled.forward.ty(r.value).shape.is_empty())
-        .map(|r| r.name.as_str())
-        .collect();
-    let batched = batching.is_some();
-    if !is_param.contains(&true) {
+    if !(compiled.forward.args.iter()).any(|arg| arg.role == ir::ArgRole::Param) {
         print_err("warning: the model has no `param`: training leaves it as it is\n");
     }
-    if let Some((_, name)) = &settings.keep {
-        if name != "loss" && !scalar_outputs.contains(&name.as_str()) {
-            let mut names = vec!["`loss`".to_string()];
-            names.extend(scalar_outputs.iter().map(|n| format!("`{n}`")));
-            return Err(Failure::Message(format!(
-                "cannot keep the best `{name}`: the values reported are {}",
-                names.join(", ")
-            )));
-        }
-    }
-    // The params of the best value reported so far.
-    let mut best =
-        (settings.keep.as_ref()).map(|(higher, _)| crate::train::BestParams::new(*higher));
-    // Prepared calls: each step checks slice lengths and indices, and allocates nothing.
-    let model = &engine.model;
-    let failed = |e: api::ModelError| Failure::Message(e.to_string());
-    let mut full_call = model.prepare(&bound.dims).map_err(failed)?;
-    let mut batch_call = match &batching {
-        Some((_, batch)) => Some(model.prepare(&batch.dims).map_err(failed)?),
-        None => None,
+    let fit_settings = crate::train::Settings {
+        steps: settings.steps,
+        optimizer,
+        schedule,
+        report_every: settings.every,
+        batch: settings.batch,
+        keep: settings.keep.clone().map(|(higher, name)| (name, higher)),
     };
-    let mut grads: Vec<Vec<f64>> = (bound.args.iter().zip(&is_param))
-        .filter(|(_, &param)| param)
-        .map(|(tensor, _)| vec![0.0; tensor.len()])
-        .collect();
-    let mut last_loss = f64::NAN;
-    for step in 0..=settings.steps {
-        let last = step == settings.steps;
-        let report = step == 0 || last || (settings.every > 0 && step % settings.every == 0);
-        // Over all the data (a batch's loss is not the loss), with the scalar outputs.
-        let overall = if report && (batched || !scalar_outputs.is_empty()) {
-            if let Some((_, batch)) = &batching {
-                copy_params(batch, &mut bound, &is_param);
-            }
-            let loss = full_call.forward(&bound.arg_data()).map_err(failed)?;
-            Some(loss)
-        } else {
-            None
-        };
-        let (current, call) = match (batching.as_mut(), batch_call.as_mut()) {
-            (Some((_, batch)), Some(call)) => (batch, call),
-            _ => (&mut bound, &mut full_call),
-        };
-        // The last step only reports: with batches, it needs no gradient.
-        let step_loss = match overall {
-            Some(loss) if last && batched => loss,
-            _ => {
-                let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
-                (call.value_and_grad(&current.arg_data(), &mut slices)).map_err(failed)?
-            }
-        };
-        if report {
-            last_loss = overall.unwrap_or(step_loss);
-            let mut line = format!("step {step:>6}  loss {last_loss:.10e}");
-            if varies && !last {
-                let lr = schedule.learning_rate(step);
-                line.push_str(&format!("  lr {}", short_number(lr)));
-            }
-            if overall.is_some() {
-                for (name, values) in full_call.outputs() {
-                    if scalar_outputs.contains(&name) {
-                        let value = values.first().copied().unwrap_or(f64::NAN);
-                        line.push_str(&format!("  {name} {}", short_number(value)));
-                    }
-                }
-            }
-            print_out(&(line + "\n"))?;
-            if let (Some(best), Some((_, name))) = (best.as_mut(), &settings.keep) {
-                let value = if name == "loss" {
-                    Some(last_loss)
-                } else {
-                    (full_call.outputs().find(|(n, _)| n == name))
-                        .and_then(|(_, values)| values.first().copied())
-                };
-                best.offer(
-                    value.unwrap_or(f64::NAN),
-                    step,
-                    &real_params(current, &is_param),
-                );
-            }
+    let fitted = crate::train::fit(&engine.model, &mut bound, &fit_settings, |report| {
+        let mut line = format!("step {:>6}  loss {:.10e}", report.step, report.loss);
+        if let Some(lr) = report.learning_rate {
+            line.push_str(&format!("  lr {}", short_number(lr)));
         }
-        // With batches, the batch's loss and the loss over all the data (NaN data in
-        // another batch) are both checked.
-        for (loss, over) in [(Some(step_loss), ""), (overall, " over all the data")] {
-            match loss {
-                Some(loss) if !loss.is_finite() => {
-                    let hint = if step == 0 {
-                        "at the starting params: check the data and the params"
-                    } else {
-                        "after the last update: lower the learning rate"
-                    };
-                    return Err(Failure::Message(format!(
-                        "the loss{over} is {} at step {step}, {hint}",
-                        short_number(loss)
-                    )));
-                }
-                _ => {}
-            }
+        for (name, value) in &report.outputs {
+            line.push_str(&format!("  {name} {}", short_number(*value)));
         }
-        if last {
-            break;
-        }
-        let mut params: Vec<&mut [f64]> = (current.args.iter_mut().zip(&is_param))
-            .filter(|(_, &param)| param)
-            .filter_map(|(tensor, _)| match &mut tensor.data {
-                crate::TensorData::Real(p) => Some(p.as_mut_slice()),
-                _ => None,
-            })
-            .collect();
-        let grad_views: Vec<&[f64]> = grads.iter().map(|g| &g[..]).collect();
-        if params.len() != grad_views.len() {
-            return Err(Failure::Message("compiler bug: a param is not real".into()));
-        }
-        optimizer.set_learning_rate(schedule.learning_rate(step));
-        optimizer.step(&mut params, &grad_views);
-        if let Some((batches, batch)) = batching.as_mut() {
-            batches.advance(&bound, batch);
-        }
-    }
+        write_stdout(&(line + "\n"))
+    })
+    .map_err(|e| Failure::Message(e.to_string()))?;
     if let Some(path) = out {
-        let kept = best.as_ref().and_then(|best| best.best());
-        let which = match (kept, &settings.keep) {
-            (Some((value, step, params)), Some((higher, name))) => {
-                let args = (bound.args.iter_mut().zip(&is_param)).filter(|(_, &param)| param);
-                for ((arg, _), kept) in args.zip(params) {
-                    arg.data = crate::TensorData::Real(kept.clone());
-                }
+        let which = match (fitted.kept, &settings.keep) {
+            (Some((value, step)), Some((higher, name))) => {
                 let most = if *higher { "highest" } else { "lowest" };
                 format!(
                     "the params of step {step}, where `{name}` was {most} ({}), to `{}`",
@@ -830,8 +705,9 @@ fn train_command(
                 )
             }
             _ => format!(
-                "the trained params to `{}` (final loss {last_loss:e})",
-                path.display()
+                "the trained params to `{}` (final loss {:e})",
+                path.display(),
+                fitted.last_loss
             ),
         };
         let mut object = serde_json::Map::new();
@@ -855,24 +731,6 @@ fn short_number(x: f64) -> String {
         format!("{x:.6e}")
     } else {
         format!("{x:.6}")
-    }
-}
-
-/// The values of the params (the arguments marked in `is_param`, all real) of `data`.
-fn real_params<'a>(data: &'a Bound, is_param: &[bool]) -> Vec<&'a [f64]> {
-    (data.args.iter().zip(is_param))
-        .filter(|(_, &param)| param)
-        .filter_map(|(tensor, _)| tensor.as_real())
-        .collect()
-}
-
-/// Copies the params (the arguments marked in `is_param`) of `from` into `to`.
-fn copy_params(from: &Bound, to: &mut Bound, is_param: &[bool]) {
-    for ((from, to), _) in (from.args.iter().zip(&mut to.args))
-        .zip(is_param)
-        .filter(|(_, &param)| param)
-    {
-        to.clone_from(from);
     }
 }
 

@@ -7,7 +7,9 @@
 //! may decay weights and clip the gradients' global norm; a [`Schedule`] varies the
 //! learning rate over a run (warm-up, then linear or cosine decay); [`BestParams`] keeps
 //! the params of the best score seen.
-//! [`Batches`] cuts a bound data set into minibatches along one dimension.
+//! [`Batches`] cuts a bound data set into minibatches along one dimension. [`fit`] puts
+//! them together: it is `gradc train`'s loop (the command only parses its flags, prints
+//! each [`Report`] and writes the params).
 
 use crate::data::{Bound, SplitMix64};
 use crate::ir::{ArgRole, Dim, DimVar, Function, Op};
@@ -410,6 +412,288 @@ fn rows_of<T: Copy>(from: &[T], rows: &[usize], width: usize) -> Vec<T> {
         out.extend_from_slice(&from[row * width..(row + 1) * width]);
     }
     out
+}
+
+/// What [`fit`] does: the knobs of `gradc train`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Update steps (the params are reported after each `report_every` steps and after
+    /// the last).
+    pub steps: usize,
+    /// The update rule, with its weight decay and clipping; its learning rate is set
+    /// from `schedule` at each step.
+    pub optimizer: Optimizer,
+    /// The learning rate of each step.
+    pub schedule: Schedule,
+    /// Steps between reports (0: only the first and the last).
+    pub report_every: usize,
+    /// Minibatches: rows per batch, the batch dimension's name (`None`: the first axis
+    /// of the first input), the seed of the order. `None`: every step sees all the data.
+    pub batch: Option<(usize, Option<String>, u64)>,
+    /// The value whose best report leaves its params in the data at the end: `loss` or
+    /// a scalar output, and whether higher is better. `None`: the last step's params.
+    pub keep: Option<(String, bool)>,
+}
+
+/// The values of one report, over all the data (not one batch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report<'a> {
+    /// The steps taken so far.
+    pub step: usize,
+    /// The loss.
+    pub loss: f64,
+    /// The learning rate of the next step, when the schedule varies it (`None` at the
+    /// last report, or with a constant rate).
+    pub learning_rate: Option<f64>,
+    /// The model's scalar outputs (an accuracy...), in declaration order; empty when
+    /// the report needed no forward pass over all the data (full-batch training of a
+    /// model with no scalar output).
+    pub outputs: Vec<(&'a str, f64)>,
+}
+
+/// How a [`fit`] ended: the loss at the last report and, with [`Settings::keep`], the
+/// kept value and its step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fitted {
+    /// The loss over all the data after the last step.
+    pub last_loss: f64,
+    /// The best value of the kept name and its step, whose params are in the data.
+    pub kept: Option<(f64, usize)>,
+}
+
+/// Why [`fit`] stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitError {
+    /// A call was refused (the data does not fit the model).
+    Model(crate::api::ModelError),
+    /// The batches could not be made (see [`Batches::new`]).
+    Batches(String),
+    /// [`Settings::keep`] names neither `loss` nor a scalar output.
+    UnknownKeep {
+        /// The name asked for.
+        name: String,
+        /// The names that can be kept.
+        reported: Vec<String>,
+    },
+    /// The loss became NaN or infinite.
+    NotFinite {
+        /// The step whose params gave it.
+        step: usize,
+        /// The loss.
+        loss: f64,
+        /// Whether it was the loss over all the data (rather than the batch's).
+        over_all_data: bool,
+    },
+    /// The report callback failed (with its message).
+    Report(String),
+}
+
+impl std::fmt::Display for FitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FitError::Model(e) => write!(f, "{e}"),
+            FitError::Batches(message) | FitError::Report(message) => write!(f, "{message}"),
+            FitError::UnknownKeep { name, reported } => {
+                let names: Vec<String> = reported.iter().map(|n| format!("`{n}`")).collect();
+                write!(
+                    f,
+                    "cannot keep the best `{name}`: the values reported are {}",
+                    names.join(", ")
+                )
+            }
+            FitError::NotFinite {
+                step,
+                loss,
+                over_all_data,
+            } => {
+                let over = if *over_all_data {
+                    " over all the data"
+                } else {
+                    ""
+                };
+                let hint = if *step == 0 {
+                    "at the starting params: check the data and the params"
+                } else {
+                    "after the last update: lower the learning rate"
+                };
+                let loss = crate::data::real_to_json(*loss);
+                let loss = loss.as_str().unwrap_or("NaN");
+                write!(f, "the loss{over} is {loss} at step {step}, {hint}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FitError {}
+
+/// Trains the params of `bound` (the data bound for `model`, params at their starting
+/// values) as `settings` say, calling `on_report` at each report; the params are left
+/// in `bound`: the last step's, or the kept ones. This is `gradc train`.
+pub fn fit(
+    model: &crate::api::Model,
+    bound: &mut Bound,
+    settings: &Settings,
+    mut on_report: impl FnMut(&Report<'_>) -> Result<(), String>,
+) -> Result<Fitted, FitError> {
+    let forward = model.forward_function();
+    // Scalar outputs (an accuracy...) are reported beside the loss.
+    let scalar_outputs: Vec<&str> = (forward.results.iter())
+        .filter(|r| r.role == crate::ir::ResultRole::Output)
+        .filter(|r| forward.ty(r.value).shape.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    if let Some((name, _)) = &settings.keep {
+        if name != "loss" && !scalar_outputs.contains(&name.as_str()) {
+            let mut reported = vec!["loss".to_string()];
+            reported.extend(scalar_outputs.iter().map(|n| n.to_string()));
+            return Err(FitError::UnknownKeep {
+                name: name.clone(),
+                reported,
+            });
+        }
+    }
+    let mut optimizer = settings.optimizer.clone();
+    let schedule = settings.schedule;
+    let varies = schedule.decay != Decay::Constant || schedule.warmup > 0;
+    // Params in declaration order, as their gradients are.
+    let is_param: Vec<bool> = (forward.args.iter())
+        .map(|arg| arg.role == ArgRole::Param)
+        .collect();
+    // With batches, the params live in the batch and are copied to `bound` to report
+    // the loss over all the data.
+    let mut batching = match &settings.batch {
+        Some((size, dim, seed)) => {
+            let mut batches = Batches::new(forward, bound, dim.as_deref(), *size, *seed)
+                .map_err(FitError::Batches)?;
+            let batch = batches.first(bound);
+            Some((batches, batch))
+        }
+        None => None,
+    };
+    let batched = batching.is_some();
+    let mut best = (settings.keep.as_ref()).map(|(_, higher)| BestParams::new(*higher));
+    // Prepared calls: each step checks slice lengths and indices, and allocates nothing.
+    let mut full_call = model.prepare(&bound.dims).map_err(FitError::Model)?;
+    let mut batch_call = match &batching {
+        Some((_, batch)) => Some(model.prepare(&batch.dims).map_err(FitError::Model)?),
+        None => None,
+    };
+    let mut grads: Vec<Vec<f64>> = (bound.args.iter().zip(&is_param))
+        .filter(|(_, &param)| param)
+        .map(|(tensor, _)| vec![0.0; tensor.len()])
+        .collect();
+    let mut last_loss = f64::NAN;
+    for step in 0..=settings.steps {
+        let last = step == settings.steps;
+        let report =
+            step == 0 || last || (settings.report_every > 0 && step % settings.report_every == 0);
+        // Over all the data (a batch's loss is not the loss), with the scalar outputs.
+        let overall = if report && (batched || !scalar_outputs.is_empty()) {
+            if let Some((_, batch)) = &batching {
+                copy_params(batch, bound, &is_param);
+            }
+            Some(
+                full_call
+                    .forward(&bound.arg_data())
+                    .map_err(FitError::Model)?,
+            )
+        } else {
+            None
+        };
+        let (current, call) = match (batching.as_mut(), batch_call.as_mut()) {
+            (Some((_, batch)), Some(call)) => (batch, call),
+            _ => (&mut *bound, &mut full_call),
+        };
+        // The last step only reports: with batches, it needs no gradient.
+        let step_loss = match overall {
+            Some(loss) if last && batched => loss,
+            _ => {
+                let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
+                (call.value_and_grad(&current.arg_data(), &mut slices)).map_err(FitError::Model)?
+            }
+        };
+        if report {
+            last_loss = overall.unwrap_or(step_loss);
+            let outputs: Vec<(&str, f64)> = match overall {
+                Some(_) => (full_call.outputs())
+                    .filter(|(name, _)| scalar_outputs.contains(name))
+                    .map(|(name, values)| (name, values.first().copied().unwrap_or(f64::NAN)))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let learning_rate = (varies && !last).then(|| schedule.learning_rate(step));
+            on_report(&Report {
+                step,
+                loss: last_loss,
+                learning_rate,
+                outputs: outputs.clone(),
+            })
+            .map_err(FitError::Report)?;
+            if let (Some(best), Some((name, _))) = (best.as_mut(), &settings.keep) {
+                let value = if name == "loss" {
+                    Some(last_loss)
+                } else {
+                    outputs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+                };
+                let params: Vec<&[f64]> = (current.args.iter().zip(&is_param))
+                    .filter(|(_, &param)| param)
+                    .filter_map(|(tensor, _)| tensor.as_real())
+                    .collect();
+                best.offer(value.unwrap_or(f64::NAN), step, &params);
+            }
+        }
+        // With batches, the batch's loss and the loss over all the data (NaN data in
+        // another batch) are both checked.
+        for (loss, over_all_data) in [(Some(step_loss), false), (overall, true)] {
+            match loss {
+                Some(loss) if !loss.is_finite() => {
+                    return Err(FitError::NotFinite {
+                        step,
+                        loss,
+                        over_all_data,
+                    })
+                }
+                _ => {}
+            }
+        }
+        if last {
+            break;
+        }
+        let mut params: Vec<&mut [f64]> = (current.args.iter_mut().zip(&is_param))
+            .filter(|(_, &param)| param)
+            .filter_map(|(tensor, _)| match &mut tensor.data {
+                TensorData::Real(p) => Some(p.as_mut_slice()),
+                _ => None,
+            })
+            .collect();
+        let grad_views: Vec<&[f64]> = grads.iter().map(|g| &g[..]).collect();
+        optimizer.set_learning_rate(schedule.learning_rate(step));
+        optimizer.step(&mut params, &grad_views);
+        if let Some((batches, batch)) = batching.as_mut() {
+            batches.advance(bound, batch);
+        }
+    }
+    let kept = best.as_ref().and_then(|best| best.best());
+    if let Some((_, _, params)) = kept {
+        let args = (bound.args.iter_mut().zip(&is_param)).filter(|(_, &param)| param);
+        for ((arg, _), kept) in args.zip(params) {
+            arg.data = TensorData::Real(kept.clone());
+        }
+    }
+    Ok(Fitted {
+        last_loss,
+        kept: kept.map(|(value, step, _)| (value, step)),
+    })
+}
+
+/// Copies the params (the arguments marked in `is_param`) of `from` into `to`.
+fn copy_params(from: &Bound, to: &mut Bound, is_param: &[bool]) {
+    for ((from, to), _) in (from.args.iter().zip(&mut to.args))
+        .zip(is_param)
+        .filter(|(_, &param)| param)
+    {
+        to.clone_from(from);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! The trainer as a library: `gradc::train::fit` is `gradc train` for a Rust program.
+
+use gradc::train::{self, Decay, FitError, Optimizer, Rule, Schedule, Settings};
+use gradc::{Model, Tensor};
+
+/// A line fitted to `y = 2 x + 1`; `closeness` peaks where `a` passes 1.5 on its way
+/// from 0 to 2.
+const LINE: &str = "\
+input x: [N]
+input y: [N]
+param a
+param b
+loss = mean((a * x + b - y)^2)
+output closeness = -(a - 1.5)^2
+output fitted = a * x + b
+";
+
+fn line_data(model: &Model) -> gradc::data::Bound {
+    let x: Vec<f64> = (0..10).map(|k| k as f64 / 10.0).collect();
+    let y: Vec<f64> = x.iter().map(|x| 2.0 * x + 1.0).collect();
+    let data = serde_json::json!({ "x": x, "y": y, "a": 0.0, "b": 0.0 });
+    model.bind_json(&data).expect("binds")
+}
+
+fn settings(steps: usize, lr: f64) -> Settings {
+    Settings {
+        steps,
+        optimizer: Optimizer::new(Rule::Sgd, lr),
+        schedule: Schedule {
+            peak: lr,
+            decay: Decay::Constant,
+            warmup: 0,
+            steps,
+        },
+        report_every: 100,
+        batch: None,
+        keep: None,
+    }
+}
+
+fn param(bound: &gradc::data::Bound, k: usize) -> f64 {
+    bound.args[k].as_real().expect("real")[0]
+}
+
+#[test]
+fn fit_trains_the_params_in_place_and_reports_over_all_the_data() {
+    let model = Model::from_source(LINE).expect("compiles");
+    let mut bound = line_data(&model);
+    let mut reports = Vec::new();
+    let fitted = train::fit(&model, &mut bound, &settings(500, 0.5), |report| {
+        let outputs: Vec<String> = report.outputs.iter().map(|(n, _)| n.to_string()).collect();
+        reports.push((report.step, report.loss, report.learning_rate, outputs));
+        Ok(())
+    })
+    .expect("trains");
+    let steps: Vec<usize> = reports.iter().map(|r| r.0).collect();
+    assert_eq!(steps, (0..=500).step_by(100).collect::<Vec<_>>());
+    // Only the scalar output is reported; a constant rate is not.
+    assert!(reports
+        .iter()
+        .all(|r| r.2.is_none() && r.3 == ["closeness"]));
+    assert!(reports.windows(2).all(|w| w[1].1 < w[0].1), "{reports:?}");
+    assert!((param(&bound, 2) - 2.0).abs() < 1e-6 && (param(&bound, 3) - 1.0).abs() < 1e-6);
+    // The last report is the loss at the params left in the data.
+    let (loss, _) = model.value_and_grad_vec(&bound).expect("evaluates");
+    assert_eq!(fitted.last_loss, loss);
+    assert_eq!(reports.last().unwrap().1, loss);
+    assert_eq!(fitted.kept, None);
+}
+
+#[test]
+fn keep_leaves_the_params_of_the_best_report() {
+    let model = Model::from_source(LINE).expect("compiles");
+    let mut kept = line_data(&model);
+    let mut best_seen = (f64::NEG_INFINITY, 0);
+    let keep = Settings {
+        keep: Some(("closeness".into(), true)),
+        report_every: 5,
+        ..settings(200, 0.1)
+    };
+    let fitted = train::fit(&model, &mut kept, &keep, |report| {
+        let closeness = report.outputs[0].1;
+        if closeness > best_seen.0 {
+            best_seen = (closeness, report.step);
+        }
+        Ok(())
+    })
+    .expect("trains");
+    assert_eq!(fitted.kept, Some(best_seen));
+    let step = best_seen.1;
+    assert!(step > 0 && step < 200, "the best is mid-run: {step}");
+    // The kept params are those of a run that stops at that step.
+    let mut stopped = line_data(&model);
+    train::fit(&model, &mut stopped, &settings(step, 0.1), |_| Ok(())).expect("trains");
+    assert_eq!(kept.args, stopped.args);
+    // Only `loss` and scalar outputs can be kept.
+    let mut bound = line_data(&model);
+    let wrong = Settings {
+        keep: Some(("fitted".into(), true)),
+        ..settings(10, 0.1)
+    };
+    let error = train::fit(&model, &mut bound, &wrong, |_| Ok(())).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot keep the best `fitted`: the values reported are `loss`, `closeness`"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_step_whose_params_overflowed() {
+    let model = Model::from_source(LINE).expect("compiles");
+    let mut bound = line_data(&model);
+    let error = train::fit(&model, &mut bound, &settings(10_000, 50.0), |_| Ok(())).unwrap_err();
+    let FitError::NotFinite { step, loss, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(*step > 0 && !loss.is_finite(), "{error:?}");
+    assert!(
+        error.to_string().ends_with("lower the learning rate"),
+        "{error}"
+    );
+    // A report that fails stops the run with its message.
+    let mut bound = line_data(&model);
+    let error = train::fit(&model, &mut bound, &settings(10, 0.1), |_| {
+        Err("full".into())
+    });
+    assert_eq!(error, Err(FitError::Report("full".into())));
+}
+
+#[test]
+fn batches_step_on_part_of_the_data_and_report_on_all_of_it() {
+    let model = Model::from_source(LINE).expect("compiles");
+    let mut bound = line_data(&model);
+    let start = model.value_and_grad_vec(&bound).expect("evaluates").0;
+    let batched = Settings {
+        batch: Some((4, Some("N".into()), 7)),
+        report_every: 1,
+        ..settings(3, 0.1)
+    };
+    let mut losses = Vec::new();
+    train::fit(&model, &mut bound, &batched, |report| {
+        losses.push(report.loss);
+        Ok(())
+    })
+    .expect("trains");
+    assert_eq!(losses.len(), 4);
+    assert_eq!(
+        losses[0], start,
+        "step 0 reports the loss over all ten rows"
+    );
+    // The data keeps all its rows; only the params moved.
+    assert_eq!(bound.dims, vec![10]);
+    assert_eq!(
+        bound.args[0],
+        Tensor::real(vec![10], (0..10).map(|k| k as f64 / 10.0).collect())
+    );
+    assert_ne!(param(&bound, 2), 0.0);
+    let mut bound = line_data(&model);
+    let too_big = Settings {
+        batch: Some((11, None, 7)),
+        ..settings(3, 0.1)
+    };
+    let error = train::fit(&model, &mut bound, &too_big, |_| Ok(())).unwrap_err();
+    assert!(matches!(error, FitError::Batches(_)), "{error:?}");
+}
