@@ -478,3 +478,47 @@ fn fixtures_match_finite_differences() {
         }
     }
 }
+
+#[test]
+fn logsumexp_gradients_are_the_softmax_at_any_magnitude() {
+    // The gradient is softmax(x). Written as exp(x - logsumexp(x)) alone it drifts as
+    // |x| grows (logsumexp rounds to an ulp of x: 2 at 1e16, where it gave 1, not 0.5).
+    let source =
+        "param x: [N, M]\noutput p = softmax(x, 1)\nloss = sum(logsumexp(x, 1)) + logsumexp(x)\n";
+    let model = gradc::Model::from_source(source).expect("compiles");
+    let interp = gradc::Model::with_options(
+        source,
+        gradc::CompileOptions {
+            engine: gradc::api::Engine::Interpreter,
+            ..Default::default()
+        },
+    )
+    .expect("compiles");
+    for scale in [1.0, 1e6, 1e13, 1e16, 1e300] {
+        // Row 0 has a tie at the top, row 1 a spread of 1 (well below an ulp of 1e16).
+        let rows = [[scale, scale, 0.5 * scale], [scale, scale - 1.0, -scale]];
+        let data = serde_json::json!({ "x": rows });
+        for m in [&model, &interp] {
+            let bound = m.bind_json(&data).expect("binds");
+            let softmax = reals(&m.forward(&bound).expect("runs").outputs[0].1);
+            let (_, grads) = m.value_and_grad_vec(&bound).expect("runs");
+            let grad = reals(&grads[0]);
+            // d/dx of the row sums is the row softmax; the whole-array term adds the
+            // softmax over all six, which puts its weight on the top values.
+            let whole: Vec<f64> = {
+                let top = rows.iter().flatten().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = rows.iter().flatten().map(|v| (v - top).exp()).collect();
+                let total: f64 = e.iter().sum();
+                e.iter().map(|e| e / total).collect()
+            };
+            for k in 0..6 {
+                let expected = softmax[k] + whole[k];
+                assert!(
+                    (grad[k] - expected).abs() <= 4.0 * f64::EPSILON,
+                    "scale {scale}, element {k}: {} against {expected}",
+                    grad[k]
+                );
+            }
+        }
+    }
+}

@@ -85,14 +85,19 @@ pub(super) fn vjp(
             }
         }
         Op::LogSumExp(x, axes) => {
-            // d logsumexp(x) / dx = exp(x - logsumexp(x)) = softmax(x).
+            // d logsumexp(x) / dx = exp(x - logsumexp(x)) = softmax(x). Those exponentials
+            // sum to 1 but for the rounding of logsumexp(x) itself, which is as large as an
+            // ulp of x (2 at 1e16) and scales them all alike: dividing by their sum undoes
+            // it, as JAX's max-shifted softmax does.
             if active(x) {
                 let shape = b.shape(x);
                 let lse = b.expand(ans, axes, &shape);
                 let shifted = b.sub(x, lse);
                 let weights = b.unary(UnaryOp::Exp, shifted);
-                let g = b.expand(g, axes, &shape);
-                out.push((x, b.mul(g, weights)));
+                let total = b.reduce_sum(weights, axes);
+                let share = b.div(g, total);
+                let share = b.expand(share, axes, &shape);
+                out.push((x, b.mul(share, weights)));
             }
         }
         Op::Softmax(x, axis) => {
