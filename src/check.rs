@@ -211,22 +211,46 @@ const BUILTINS: &[(&str, Builtin)] = &[
     ("onehot", Builtin::OneHot),
 ];
 
-/// Functions of NumPy, JAX and PyTorch under another name here, and what to write.
+/// Functions of NumPy, JAX and PyTorch under another name here, and what to write
+/// instead: a built-in's name, an operator, or an expression.
 const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
-    ("expit", "`sigmoid`"),
-    ("logistic", "`sigmoid`"),
-    ("power", "`pow`"),
-    ("amax", "`max`"),
-    ("amin", "`min`"),
-    ("average", "`mean`"),
-    ("reduce_sum", "`sum`"),
-    ("reduce_mean", "`mean`"),
-    ("matmul", "the operator `@`"),
-    ("mm", "the operator `@`"),
-    ("clip", "`minimum(maximum(x, lo), hi)`"),
-    ("one_hot", "`onehot`"),
-    ("take_along_axis", "`pick`"),
+    ("expit", "sigmoid"),
+    ("logistic", "sigmoid"),
+    ("power", "pow"),
+    ("amax", "max"),
+    ("amin", "min"),
+    ("average", "mean"),
+    ("reduce_sum", "sum"),
+    ("reduce_mean", "mean"),
+    ("matmul", "@"),
+    ("mm", "@"),
+    ("clip", "minimum(maximum(x, lo), hi)"),
+    ("one_hot", "onehot"),
+    ("take_along_axis", "pick"),
 ];
+
+/// What to write here for NumPy's, JAX's or PyTorch's function `name`, if it has
+/// another name (see [`FOREIGN_FUNCTIONS`]).
+pub(crate) fn foreign_function(name: &str) -> Option<&'static str> {
+    FOREIGN_FUNCTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, here)| *here)
+}
+
+/// Whether `name` is a built-in function.
+pub(crate) fn is_builtin(name: &str) -> bool {
+    builtin(name).is_some()
+}
+
+/// A name of [`foreign_function`] quoted for a message: `` `sigmoid` ``, ``the operator `@` ``.
+fn quoted_foreign(here: &str) -> String {
+    if here == "@" {
+        "the operator `@`".to_string()
+    } else {
+        format!("`{here}`")
+    }
+}
 
 fn builtin(name: &str) -> Option<Builtin> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
@@ -289,6 +313,9 @@ struct Checker<'a> {
     fns: Vec<FnDef<'a>>,
     /// Every name defined anywhere at the top level, to tell "defined below" from "unknown".
     defined_somewhere: HashSet<&'a str>,
+    /// Built-in names a statement tried to define: their uses as values are that
+    /// statement's error, already reported.
+    refused_builtins: HashSet<&'a str>,
     loss: Option<NodeId>,
     loss_seen: bool,
     outputs: Vec<(String, NodeId)>,
@@ -329,6 +356,7 @@ impl<'a> Checker<'a> {
             globals: HashMap::new(),
             fns: Vec::new(),
             defined_somewhere,
+            refused_builtins: HashSet::new(),
             loss: None,
             loss_seen: false,
             outputs: Vec::new(),
@@ -458,13 +486,14 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks that `name` may be defined here; reports why not.
-    fn can_define(&mut self, name: &Ident) -> bool {
+    fn can_define(&mut self, name: &'a Ident) -> bool {
         let text = name.name.as_str();
         if builtin(text).is_some() {
             self.error::<()>(
                 name.span,
                 format!("`{text}` is a built-in function and cannot be redefined"),
             );
+            self.refused_builtins.insert(text);
             return false;
         }
         if text == PI {
@@ -772,8 +801,8 @@ impl<'a> Checker<'a> {
     /// function's for a call), or what NumPy's or JAX's name for a function is here.
     fn similar_name(&self, name: &str, locals: &[&str], function: bool) -> Option<String> {
         if function {
-            if let Some((_, here)) = FOREIGN_FUNCTIONS.iter().find(|(n, _)| *n == name) {
-                return Some(here.to_string());
+            if let Some(here) = foreign_function(name) {
+                return Some(quoted_foreign(here));
             }
         }
         let globals = self
@@ -819,6 +848,7 @@ impl<'a> Checker<'a> {
                 );
                 false
             }
+            Resolved::Builtin(_) if self.refused_builtins.contains(name) => false,
             Resolved::Builtin(_) => {
                 self.error::<()>(
                     span,

@@ -260,7 +260,14 @@ impl fmt::Display for GradcheckReport {
                 )?;
             }
             if p.nonsmooth > 0 {
-                write!(f, "  ({} nonsmooth elements skipped)", p.nonsmooth)?;
+                // A kink, or a bend sharper than the step resolves (`logsumexp` of values
+                // near 1e13 bends within 1 of a tie, against a step of 1e8).
+                let plural = if p.nonsmooth == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "  ({} element{plural} skipped: not smooth at the step of the finite differences)",
+                    p.nonsmooth
+                )?;
             }
             writeln!(f)?;
         }

@@ -17,7 +17,6 @@ const MODULES: &[&str] = &[
 /// The diagnostic for a habit that makes `tokens[at]` unexpected, if one does.
 pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagnostic> {
     let (start, token, end) = tokens.get(at)?;
-    let text = |k: usize| tokens.get(k).map_or("", |(s, _, e)| &source[*s..*e]);
     let before = |back: usize| at.checked_sub(back).and_then(|k| tokens.get(k));
     match token {
         // `x.sum()`, `np.exp(x)`: a call after `.NAME`.
@@ -25,28 +24,48 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
             let (_, Token::Ident(name), name_end) = before(1)? else {
                 return None;
             };
-            if name == "T" {
-                return None;
-            }
             let (dot, Token::Dot, _) = before(2)? else {
                 return None;
             };
+            if name == "T" {
+                return None;
+            }
             let base = match before(3) {
                 Some((_, Token::Ident(base), _)) => Some(base.as_str()),
                 _ => None,
             };
-            let args = call_arguments(source, tokens, at);
-            let message = match (base, args) {
-                (Some(module), Some(args)) if MODULES.contains(&module) => format!(
-                    "there are no modules in a `.loss` file: write `{name}({args})`, not `{module}.{name}({args})`"
-                ),
-                (Some(base), Some(args)) => {
-                    let all = if args.is_empty() { base.to_string() } else { format!("{base}, {args}") };
-                    format!("there are no methods in a `.loss` file: write `{name}({all})`, not `{base}.{name}({args})`")
+            let module = base.filter(|b| MODULES.contains(b));
+            let what = if module.is_some() {
+                "there are no modules in a `.loss` file"
+            } else {
+                "there are no methods in a `.loss` file"
+            };
+            let message = match (module, base, call_arguments(source, tokens, at)) {
+                (Some(module), _, Some(args)) => {
+                    let dots = if args.is_empty() { "" } else { "..." };
+                    match rewrite(name, &args) {
+                        Rewrite::Call(call) => {
+                            format!("{what}: write `{call}`, not `{module}.{name}({dots})`")
+                        }
+                        Rewrite::Advice(advice) => format!("{what}{advice}"),
+                    }
                 }
-                _ => format!(
-                    "there are no methods in a `.loss` file: call `{name}` as a function, with the value as its first argument"
-                ),
+                (None, Some(base), Some(mut args)) => {
+                    let dots = if args.is_empty() { "" } else { "..." };
+                    args.insert(0, base.to_string());
+                    match rewrite(name, &args) {
+                        Rewrite::Call(call) => {
+                            format!("{what}: write `{call}`, not `{base}.{name}({dots})`")
+                        }
+                        Rewrite::Advice(advice) => format!("{what}{advice}"),
+                    }
+                }
+                _ => match rewrite(name, &[]) {
+                    Rewrite::Call(_) => format!(
+                        "{what}: call `{name}` as a function, with the value as its first argument"
+                    ),
+                    Rewrite::Advice(advice) => format!("{what}{advice}"),
+                },
             };
             Some(Diagnostic::error(Span::new(*dot, *name_end), message))
         }
@@ -62,7 +81,7 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
                 )
             })
         }
-        // `sum(x, axis=1)`, `fn f(a, b=1)`.
+        // `sum(x, axis=1)`, `fn f(a, b=1)`, `where(x = 0, ...)`.
         Token::Assign => {
             let (name_start, Token::Ident(name), _) = before(1)? else {
                 return None;
@@ -70,22 +89,19 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
             let open = unclosed(tokens, at, &Token::LParen, &Token::RParen)?;
             let span = Span::new(*name_start, *end);
             let callee = match open.checked_sub(1).map(|k| &tokens[k].1) {
-                Some(Token::Ident(_)) => text(open - 1),
+                Some(Token::Ident(callee)) => callee.as_str(),
                 _ => return None,
             };
-            Some(if open >= 2 && tokens[open - 2].1 == Token::Fn {
-                Diagnostic::error(
-                    span,
-                    "a fn parameter has no default value: every call passes every argument",
-                )
+            let message = if open >= 2 && tokens[open - 2].1 == Token::Fn {
+                "a fn parameter has no default value: every call passes every argument".to_string()
+            } else if AXIS_KEYWORDS.contains(&name.as_str()) && TAKES_AXIS.contains(&callee) {
+                format!("there are no keyword arguments: the axis is the second argument, as in `{callee}(x, 1)`")
+            } else if KEYWORDS.contains(&name.as_str()) {
+                format!("there are no keyword arguments: pass `{name}` by position")
             } else {
-                Diagnostic::error(
-                    span,
-                    format!(
-                        "there are no keyword arguments: pass `{name}` by position, as in `{callee}(x, 1)`"
-                    ),
-                )
-            })
+                format!("`=` is not a comparison (write `{name} == ...`), and arguments are passed by position, without names")
+            };
+            Some(Diagnostic::error(span, message))
         }
         // `x[:, 0]`, `x[0, 1]`.
         Token::Colon | Token::Comma => {
@@ -114,6 +130,62 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
     }
 }
 
+/// NumPy's and JAX's names of an axis argument.
+const AXIS_KEYWORDS: &[&str] = &["axis", "dim", "axes"];
+
+/// Other keyword arguments of NumPy, JAX and PyTorch functions.
+const KEYWORDS: &[&str] = &[
+    "axis",
+    "dim",
+    "axes",
+    "keepdims",
+    "keepdim",
+    "dtype",
+    "out",
+    "ord",
+    "initial",
+    "num_classes",
+];
+
+/// The built-ins whose second argument is an axis.
+const TAKES_AXIS: &[&str] = &[
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+];
+
+/// What a call of NumPy's `name` with `args` is here.
+enum Rewrite {
+    /// The call to write.
+    Call(String),
+    /// What to do instead, when no call is the same (from its punctuation on:
+    /// `, and ...` or `: ...`).
+    Advice(String),
+}
+
+/// The call of gradc's function for NumPy's `name` with `args` (keyword arguments
+/// already dropped of their names), or advice when there is none.
+fn rewrite(name: &str, args: &[String]) -> Rewrite {
+    let here = crate::check::foreign_function(name).unwrap_or(name);
+    if here == "@" || name == "dot" {
+        return match args {
+            [a, b] => Rewrite::Call(format!("{a} @ {b}")),
+            _ => Rewrite::Advice(": a matrix product is the operator `@`, `a @ b`".to_string()),
+        };
+    }
+    if !crate::check::is_builtin(here) {
+        return Rewrite::Advice(match crate::check::foreign_function(name) {
+            Some(expression) => format!(": `{name}` is written `{expression}`"),
+            None => format!(", and `{name}` is not a built-in function"),
+        });
+    }
+    Rewrite::Call(format!("{here}({})", args.join(", ")))
+}
+
 /// The position of the bracket `open` that the tokens before `at` leave unclosed, if
 /// any (looking back no further than the statement's keyword).
 fn unclosed(tokens: &[Spanned], at: usize, open: &Token, close: &Token) -> Option<usize> {
@@ -134,18 +206,39 @@ fn unclosed(tokens: &[Spanned], at: usize, open: &Token, close: &Token) -> Optio
     None
 }
 
-/// The text between the `(` at `open` and its `)`, if the call closes on the same
-/// statement and is short enough to quote.
-fn call_arguments(source: &str, tokens: &[Spanned], open: usize) -> Option<String> {
+/// The arguments of the call whose `(` is at `open`, as written but for keyword names
+/// (`axis=1` is `1`; `keepdims=True`, which has no counterpart, is dropped), if the call
+/// closes in the same statement and is short enough to quote.
+fn call_arguments(source: &str, tokens: &[Spanned], open: usize) -> Option<Vec<String>> {
+    let mut args = Vec::new();
     let mut depth = 0usize;
-    for (start, token, _) in &tokens[open + 1..] {
+    let mut first = open + 1;
+    for k in open + 1..tokens.len() {
+        let (_, token, _) = &tokens[k];
         match token {
-            Token::LParen => depth += 1,
-            Token::RParen if depth == 0 => {
-                let args = source[tokens[open].2..*start].trim();
-                return (args.len() <= 40 && !args.contains('\n')).then(|| args.to_string());
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket if depth > 0 => depth -= 1,
+            Token::RParen | Token::Comma if depth == 0 => {
+                if k > first {
+                    let mut start = first;
+                    let mut keep = true;
+                    if let (Token::Ident(name), Some((_, Token::Assign, _))) =
+                        (&tokens[first].1, tokens.get(first + 1))
+                    {
+                        start = first + 2;
+                        keep = AXIS_KEYWORDS.contains(&name.as_str())
+                            || !KEYWORDS.contains(&name.as_str());
+                    }
+                    if keep && start < k {
+                        args.push(source[tokens[start].0..tokens[k - 1].2].to_string());
+                    }
+                }
+                if *token == Token::RParen {
+                    let total: usize = args.iter().map(String::len).sum();
+                    return (total <= 40 && !args.iter().any(|a| a.contains('\n'))).then_some(args);
+                }
+                first = k + 1;
             }
-            Token::RParen => depth -= 1,
             t if t.starts_statement() => return None,
             _ => {}
         }

@@ -76,6 +76,21 @@ fn end_of_file(source: &str) -> Span {
     Span::new(end, end)
 }
 
+/// The error for `.NAME` with NAME not `T` (used by the grammar): NumPy's attributes and
+/// modules are not here.
+pub(crate) fn after_dot_message(name: &str) -> String {
+    match name {
+        "shape" | "size" | "ndim" => format!(
+            "expected `T` after `.` (transpose), found `{name}`: there are no attributes; \
+             a dimension name is its size (`sum(x) / N`)"
+        ),
+        _ => format!(
+            "expected `T` after `.` (transpose), found `{name}`: there are no attributes, \
+             methods or modules"
+        ),
+    }
+}
+
 /// Builds a binary-operator node spanning `start..end` (used by the grammar).
 pub(crate) fn binary(
     op: ast::BinOp,
@@ -140,7 +155,16 @@ fn syntax_error(
             // `5.T` lexes as the real `5.` then `T`: say so.
             let before = source.get(..start).unwrap_or("");
             let names_expected = expected.iter().any(|e| e.trim_matches('"') == "identifier");
-            let hint = if names_expected && found.starts_with("keyword") {
+            // A statement keyword opening a line after a dangling operator starts the
+            // next statement: the error is what is missing before it, not a misused name.
+            let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+            let opens_line = before[line_start..].trim().is_empty();
+            let declares = (at.checked_sub(1).map(|k| &tokens[k].1))
+                .is_some_and(|t| t.starts_statement() || *t == Token::Comma || *t == Token::LParen);
+            let hint = if names_expected
+                && found.starts_with("keyword")
+                && !(token.starts_statement() && opens_line && !declares)
+            {
                 " (keywords can't be used as names)"
             } else if token == Token::Ident("T".to_string())
                 && before.ends_with('.')
