@@ -77,6 +77,9 @@ pub struct BenchReport {
     pub loss: f64,
     /// Arena bytes of the value-and-gradient workspace (the intermediate memory).
     pub peak_memory_bytes: usize,
+    /// The process's peak resident memory in bytes (the data and the compiler
+    /// included; 0 where the host does not say).
+    pub max_rss_bytes: u64,
     /// Operations of the forward IR.
     pub forward_ir_ops: usize,
     /// Operations of the gradient IR from reverse mode, before simplification.
@@ -116,6 +119,7 @@ impl BenchReport {
             // As `run` prints it: a non-finite loss is "NaN", "Infinity" or "-Infinity".
             "loss": crate::data::real_to_json(self.loss),
             "peak_memory_bytes": self.peak_memory_bytes,
+            "max_rss_bytes": self.max_rss_bytes,
             "forward_ir_ops": self.forward_ir_ops,
             "grad_raw_ir_ops": self.grad_raw_ir_ops,
             "grad_ir_ops": self.grad_ir_ops,
@@ -124,6 +128,7 @@ impl BenchReport {
             // The peer harness lists each system's threading from this key.
             "threads": {
                 "cpus_available": self.cpus_available,
+                "count": self.threads,
                 "gradc_threads": if self.threads > 1 {
                     "the calling thread and one helper thread (big loop nests and matrix products are split between them)"
                 } else {
@@ -195,6 +200,7 @@ pub fn bench_with(
         value_and_grad_us: value_and_grad.median_us,
         loss,
         peak_memory_bytes: peak_memory_bytes.max(forward_call.workspace_bytes()),
+        max_rss_bytes: max_rss_bytes(),
         forward_ir_ops: driver::op_count(&compiled.forward),
         grad_raw_ir_ops: driver::op_count(&compiled.grad_raw),
         grad_ir_ops: driver::op_count(&compiled.grad),
@@ -235,4 +241,17 @@ fn time(
         samples: per_call.len(),
         calls_per_sample,
     })
+}
+
+/// The process's peak resident memory in bytes, from `getrusage` (0 if it fails).
+fn max_rss_bytes() -> u64 {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    // Linux counts kilobytes; macOS counts bytes.
+    let scale = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * scale
 }

@@ -291,6 +291,14 @@ fn report(source: &Source, diags: &[Diagnostic]) {
 /// Parses the arguments, runs the command, and returns the exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Ok(threads) = std::env::var("GRADC_THREADS") {
+        if !threads.trim().parse::<usize>().is_ok_and(|n| n > 0) {
+            print_err(&format!(
+                "warning: GRADC_THREADS=`{threads}` is not a number of threads; using {}\n",
+                crate::jit::threads()
+            ));
+        }
+    }
     let result = match cli.command {
         Command::Check { file } => with_source(&file, |src| {
             src.compile()?;
@@ -771,7 +779,11 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
                 report.compile_ms, report.pipeline_ms, report.jit_ms, report.first_call_ms
             ),
             format!("loss            {}", report.loss),
-            format!("arena           {} bytes", report.peak_memory_bytes),
+            format!(
+                "memory          arena {} bytes; process peak {:.1} MB (data and compiler included)",
+                report.peak_memory_bytes,
+                report.max_rss_bytes as f64 / 1e6
+            ),
             format!(
                 "IR ops          forward {}, gradient {} from reverse mode, {} simplified",
                 report.forward_ir_ops, report.grad_raw_ir_ops, report.grad_ir_ops

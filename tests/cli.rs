@@ -748,6 +748,12 @@ fn bench_json_has_the_harness_keys_and_the_loss_run_prints() {
     let cpus = report["threads"]["cpus_available"].as_u64().unwrap_or(0);
     assert!(cpus >= 1, "{report}");
     assert!(report["threads"]["gradc_threads"].is_string(), "{report}");
+    let threads = report["threads"]["count"].as_u64().unwrap_or(0);
+    assert!((1..=cpus.min(2)).contains(&threads), "{report}");
+    // Memory: the arena, and the whole process (which holds at least the arena).
+    let arena = report["peak_memory_bytes"].as_u64().expect("arena bytes");
+    let process = report["max_rss_bytes"].as_u64().expect("process bytes");
+    assert!(process > arena && process > 1 << 20, "{report}");
 }
 
 #[test]
@@ -779,6 +785,20 @@ fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
         report["threads"]["gradc_threads"], "the calling thread only",
         "{report}"
     );
+    assert_eq!(report["threads"]["count"], 1, "{report}");
+    // A value that is not a count of threads is said, not ignored in silence.
+    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["bench", &loss_file, "--data", &data, "--json"])
+        .env("GRADC_THREADS", "abc")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the gradc binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("warning: GRADC_THREADS=`abc` is not a number of threads; using "),
+        "{stderr}"
+    );
+    assert!(json(&out)["threads"]["count"].as_u64().is_some());
 }
 
 #[test]

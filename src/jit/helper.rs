@@ -99,7 +99,7 @@ pub fn threads() -> usize {
         let available = std::thread::available_parallelism().map_or(1, |n| n.get());
         let allowed = std::env::var("GRADC_THREADS")
             .ok()
-            .and_then(|t| t.parse::<usize>().ok())
+            .and_then(|t| t.trim().parse::<usize>().ok())
             .unwrap_or(2);
         available.min(allowed).clamp(1, 2)
     })
