@@ -568,24 +568,37 @@ fn gradcheck_command(
             gradcheck::gradcheck_with(&compiled.forward, &compiled.grad, &bound, eval, options)?
         }
         None => {
-            let (_, report) = gradcheck::gradcheck_random(
+            let (point, report) = gradcheck::gradcheck_random(
                 &compiled.forward,
                 &compiled.grad,
                 seed,
                 eval,
                 options,
             )?;
+            // The sizes drawn, so that the point can be rebuilt elsewhere.
+            let sizes: Vec<String> = (compiled.forward.dims.iter().zip(&point.dims))
+                .map(|(name, size)| format!("{name} = {size}"))
+                .collect();
+            if !sizes.is_empty() {
+                print_out(&format!(
+                    "random point (seed {seed}): {}\n",
+                    sizes.join(", ")
+                ))?;
+            }
             report
         }
     };
     print_out(&report.to_string())?;
     let verdict = gradcheck_verdict(&report, tolerance);
-    if report.passed(tolerance) && report.inconclusive() {
+    let has_params = (compiled.forward.args.iter()).any(|a| a.role == ir::ArgRole::Param);
+    if !has_params {
+        print_out("gradcheck inconclusive: the model has no `param`, so no gradient to check\n")
+    } else if report.passed(tolerance) && report.inconclusive() {
         // Nothing exceeded the tolerance, so the exit status is 0; but nothing was
         // compared either, which "passed" would hide.
         print_out(
-            "gradcheck inconclusive: every element was skipped as nonsmooth (finite \
-             differences do not apply there); try other data, or another --seed\n",
+            "gradcheck inconclusive: every element was skipped, the loss not being smooth \
+             at the step of the finite differences; try other data, or another --seed\n",
         )
     } else if report.passed(tolerance) {
         print_out(&format!("gradcheck passed: {verdict}\n"))
@@ -680,6 +693,15 @@ fn train_command(
         warmup: settings.warmup,
         steps: settings.steps,
     };
+    if settings.warmup >= settings.steps && settings.warmup > 0 {
+        print_err(&format!(
+            "warning: --warmup {} is not below --steps {}: the learning rate never reaches \
+             --lr {}\n",
+            settings.warmup,
+            settings.steps,
+            short_number(settings.lr)
+        ));
+    }
     if !(compiled.forward.args.iter()).any(|arg| arg.role == ir::ArgRole::Param) {
         print_err("warning: the model has no `param`: training leaves it as it is\n");
     }

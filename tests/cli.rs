@@ -158,6 +158,43 @@ fn gradcheck_passes_on_every_example_at_its_data_and_at_random_points() {
 }
 
 #[test]
+fn gradcheck_at_a_random_point_says_its_sizes_and_without_params_is_inconclusive() {
+    let file = scratch(
+        "gc_sizes.loss",
+        "input x: [N, M]
+param w: [M]
+loss = sum(x @ w)
+",
+    );
+    let text = stdout(&gradc(&["gradcheck", path_str(&file), "--seed", "3"]));
+    let sizes = text.lines().next().unwrap_or("");
+    let parts: Vec<&str> = sizes
+        .strip_prefix("random point (seed 3): N = ")
+        .unwrap_or_else(|| panic!("{text}"))
+        .split(", M = ")
+        .collect();
+    assert!(
+        parts.len() == 2 && parts.iter().all(|n| n.parse::<usize>().is_ok()),
+        "{text}"
+    );
+    let file = scratch(
+        "gc_no_param.loss",
+        "input x: [N]
+loss = sum(x ^ 2)
+",
+    );
+    let out = gradc(&["gradcheck", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).ends_with(
+            "gradcheck inconclusive: the model has no `param`, so no gradient to check\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn every_emit_is_deterministic() {
     for name in EXAMPLES {
         let (file, _) = example(name);
@@ -573,6 +610,19 @@ fn train_warns_when_there_is_nothing_to_train() {
         &example("classifier").1,
     ]);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    // A warm-up as long as the run never reaches the learning rate asked for.
+    let (file, data) = example("classifier");
+    let out = gradc(&[
+        "train", &file, "--data", &data, "--steps", "5", "--warmup", "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: --warmup 5 is not below --steps 5: the learning rate never reaches --lr"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
