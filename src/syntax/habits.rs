@@ -30,9 +30,12 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
             if name == "T" {
                 return None;
             }
-            let base = match before(3) {
-                Some((_, Token::Ident(base), _)) => Some(base.as_str()),
-                _ => None,
+            let base = at
+                .checked_sub(3)
+                .and_then(|end| base_text(source, tokens, end));
+            let (base, argument) = match &base {
+                Some((written, argument)) => (Some(written.as_str()), argument.as_str()),
+                None => (None, ""),
             };
             let module = base.filter(|b| MODULES.contains(b));
             let what = if module.is_some() {
@@ -52,7 +55,7 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
                 }
                 (None, Some(base), Some(mut args)) => {
                     let dots = if args.is_empty() { "" } else { "..." };
-                    args.insert(0, base.to_string());
+                    args.insert(0, argument.to_string());
                     match rewrite(name, &args) {
                         Rewrite::Call(call) => {
                             format!("{what}: write `{call}`, not `{base}.{name}({dots})`")
@@ -128,6 +131,49 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
         }
         _ => None,
     }
+}
+
+/// The source of the value a method is called on, whose last token is `tokens[end]`
+/// (`w`, `(x @ W)`, `f(x)`, `E[i]`, `x.T`), as written and as an argument (without
+/// enclosing parentheses), if short enough to quote.
+fn base_text(source: &str, tokens: &[Spanned], end: usize) -> Option<(String, String)> {
+    let mut k = end;
+    let start = loop {
+        match &tokens[k].1 {
+            Token::RParen => {
+                let open = matching_open(tokens, k, &Token::LParen, &Token::RParen)?;
+                match open.checked_sub(1).map(|j| &tokens[j].1) {
+                    Some(Token::Ident(_)) => break open - 1,
+                    _ => break open,
+                }
+            }
+            Token::RBracket => {
+                k = matching_open(tokens, k, &Token::LBracket, &Token::RBracket)?.checked_sub(1)?
+            }
+            Token::Ident(name) if name == "T" && k >= 2 && tokens[k - 1].1 == Token::Dot => k -= 2,
+            Token::Ident(_) | Token::IntLit(_) | Token::RealLit(_) => break k,
+            _ => return None,
+        }
+    };
+    let written = &source[tokens[start].0..tokens[end].2];
+    // `(x @ W)` is passed as `x @ W`.
+    let argument = match (
+        &tokens[start].1,
+        matching_open(tokens, end, &Token::LParen, &Token::RParen),
+    ) {
+        (Token::LParen, Some(open)) if open == start => written[1..written.len() - 1].trim(),
+        _ => written,
+    };
+    (written.len() <= 40 && !written.contains('\n'))
+        .then(|| (written.to_string(), argument.to_string()))
+}
+
+/// The position of the `open` bracket that the `close` at `at` closes.
+fn matching_open(tokens: &[Spanned], at: usize, open: &Token, close: &Token) -> Option<usize> {
+    if tokens[at].1 != *close {
+        return None;
+    }
+    unclosed(tokens, at, open, close)
 }
 
 /// NumPy's and JAX's names of an axis argument.
@@ -275,6 +321,12 @@ mod tests {
             );
             assert!(!message.contains("there are no"), "{source}: {message}");
         }
+        // The value a method is called on may be any postfix expression.
+        let message = first_message("param x\nparam w\nloss = (x * w).T.sum()");
+        assert!(
+            message.ends_with("write `sum((x * w).T)`, not `(x * w).T.sum()`"),
+            "{message}"
+        );
         // A method call with a long or unclosed argument list is named without quoting it.
         let message =
             first_message("param w\nloss = w.sum(w + w + w + w + w + w + w + w + w + w + w + w)");
