@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --release --example train_digits                  # 300 steps, then the accuracies
 //! cargo run --release --example train_digits -- --steps 100 --write-data digits.data.json
+//! cargo run --release --example train_digits -- --fit          # the same with train::fit
 //! ```
+//!
+//! `--fit` trains with `gradc::train::fit`, the loop of `gradc train`, instead of the loop
+//! written out here: the same steps, so the same params.
 //!
 //! `--write-data PATH` also writes the standardised data with the initial params as a
 //! `DATA.json`, for the command line: `gradc train examples/digits.loss --data PATH`.
@@ -13,7 +17,7 @@
 use gradc::api::Model;
 use gradc::data::SplitMix64;
 use gradc::jit::ArgData;
-use gradc::train::{Optimizer, Rule};
+use gradc::train::{self, Decay, Optimizer, Rule, Schedule, Settings};
 use gradc::Tensor;
 
 const PIXELS: usize = 64;
@@ -192,6 +196,54 @@ fn train(train: &Split, test: &Split, steps: usize, every: usize) -> Result<Trai
     })
 }
 
+/// [`train`] by `gradc::train::fit`: the loop of `gradc train`, reporting every `every`
+/// steps.
+fn train_with_fit(
+    train: &Split,
+    test: &Split,
+    steps: usize,
+    every: usize,
+) -> Result<Trained, String> {
+    let model = Model::from_source(include_str!("digits.loss")).map_err(|e| e.to_string())?;
+    let mut bound = model
+        .bind(named_tensors(train, test, &initial_params(7)))
+        .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        steps,
+        optimizer: Optimizer::new(Rule::Adam, 0.01),
+        schedule: Schedule {
+            peak: 0.01,
+            decay: Decay::Constant,
+            warmup: 0,
+            steps,
+        },
+        report_every: every,
+        batch: None,
+        keep: None,
+    };
+    let mut first = None;
+    let mut accuracies = (f64::NAN, f64::NAN);
+    let fitted = train::fit(&model, &mut bound, &settings, |report| {
+        first.get_or_insert(report.loss);
+        let output = |name: &str| report.outputs.iter().find(|(n, _)| *n == name).map(|o| o.1);
+        accuracies = (
+            output("train_accuracy").unwrap_or(f64::NAN),
+            output("test_accuracy").unwrap_or(f64::NAN),
+        );
+        if every > 0 && report.step < steps {
+            println!("step {:4}  loss {:.6}", report.step, report.loss);
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Trained {
+        first_loss: first.unwrap_or(f64::NAN),
+        last_loss: fitted.last_loss,
+        train_accuracy: accuracies.0,
+        test_accuracy: accuracies.1,
+    })
+}
+
 /// Writes the data with the initial params as a `DATA.json` for `gradc train`.
 fn write_data(path: &str, train: &Split, test: &Split) -> Result<(), String> {
     let object: serde_json::Map<String, serde_json::Value> =
@@ -206,12 +258,17 @@ fn write_data(path: &str, train: &Split, test: &Split) -> Result<(), String> {
 fn main() -> Result<(), String> {
     let mut steps = 300;
     let mut write_to = None;
+    let mut with_fit = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--fit" {
+            with_fit = true;
+            continue;
+        }
         match (arg.as_str(), args.next()) {
             ("--steps", Some(n)) => steps = n.parse().map_err(|e| format!("--steps: {e}"))?,
             ("--write-data", Some(path)) => write_to = Some(path),
-            _ => return Err("usage: train_digits [--steps N] [--write-data PATH]".into()),
+            _ => return Err("usage: train_digits [--steps N] [--write-data PATH] [--fit]".into()),
         }
     }
     let (train_rows, test_rows) = load_digits("examples/data/digits.csv")?;
@@ -225,7 +282,11 @@ fn main() -> Result<(), String> {
         println!("wrote the data with the initial params to {path}");
     }
     let start = std::time::Instant::now();
-    let trained = train(&train_rows, &test_rows, steps, 50)?;
+    let trained = if with_fit {
+        train_with_fit(&train_rows, &test_rows, steps, 50)?
+    } else {
+        train(&train_rows, &test_rows, steps, 50)?
+    };
     println!(
         "{steps} steps in {:.0} ms, compiling included",
         start.elapsed().as_secs_f64() * 1e3
@@ -254,5 +315,10 @@ mod tests {
         assert!(trained.last_loss < 0.2, "{}", trained.last_loss);
         assert!(trained.test_accuracy > 0.9, "{}", trained.test_accuracy);
         assert!(trained.train_accuracy >= trained.test_accuracy - 0.02);
+        // `train::fit` takes the same steps: the same params, bit for bit.
+        let fitted = train_with_fit(&train_rows, &test_rows, 50, 0).unwrap();
+        assert_eq!(fitted.first_loss, trained.first_loss);
+        assert_eq!(fitted.last_loss, trained.last_loss);
+        assert_eq!(fitted.test_accuracy, trained.test_accuracy);
     }
 }
