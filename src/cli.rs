@@ -350,8 +350,8 @@ pub fn main() -> ExitCode {
                 clip_norm,
                 every,
                 batch: batch.map(|size| (size, batch_dim.clone(), seed)),
-                keep: (keep_min.clone().map(|name| (false, name)))
-                    .or_else(|| keep_max.clone().map(|name| (true, name))),
+                keep: (keep_min.clone().map(|name| (name, false)))
+                    .or_else(|| keep_max.clone().map(|name| (name, true))),
             };
             train_command(src, &data, settings, out.as_ref())
         }),
@@ -649,9 +649,9 @@ struct TrainSettings {
     every: usize,
     /// Rows per batch, the batch dimension's name, the seed of the order.
     batch: Option<(usize, Option<String>, u64)>,
-    /// Whether higher is better, and the name of the value (`loss` or a scalar output)
-    /// whose best report step's params are written.
-    keep: Option<(bool, String)>,
+    /// The name of the value (`loss` or a scalar output) whose best report step's params
+    /// are written, and whether higher is better.
+    keep: Option<(String, bool)>,
 }
 
 fn train_command(
@@ -711,7 +711,7 @@ fn train_command(
         schedule,
         report_every: settings.every,
         batch: settings.batch,
-        keep: settings.keep.clone().map(|(higher, name)| (name, higher)),
+        keep: settings.keep.clone(),
     };
     let fitted = crate::train::fit(&engine.model, &mut bound, &fit_settings, |report| {
         let mut line = format!("step {:>6}  loss {:.10e}", report.step, report.loss);
@@ -726,7 +726,7 @@ fn train_command(
     .map_err(|e| Failure::Message(e.to_string()))?;
     if let Some(path) = out {
         let which = match (fitted.kept, &settings.keep) {
-            (Some((value, step)), Some((higher, name))) => {
+            (Some((value, step)), Some((name, higher))) => {
                 let most = if *higher { "highest" } else { "lowest" };
                 format!(
                     "the params of step {step}, where `{name}` was {most} ({}), to `{}`",
