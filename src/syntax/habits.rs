@@ -43,32 +43,31 @@ pub(super) fn habit(source: &str, tokens: &[Spanned], at: usize) -> Option<Diagn
             } else {
                 "there are no methods in a `.loss` file"
             };
-            let message = match (module, base, call_arguments(source, tokens, at)) {
-                (Some(module), _, Some(args)) => {
-                    let dots = if args.is_empty() { "" } else { "..." };
-                    match rewrite(name, &args) {
-                        Rewrite::Call(call) => {
-                            format!("{what}: write `{call}`, not `{module}.{name}({dots})`")
-                        }
-                        Rewrite::Advice(advice) => format!("{what}{advice}"),
-                    }
-                }
+            // What the call is written on, and the arguments gradc's function takes.
+            let call = match (module, base, call_arguments(source, tokens, at)) {
+                (Some(module), _, Some(args)) => Some((module, args)),
                 (None, Some(base), Some(mut args)) => {
-                    let dots = if args.is_empty() { "" } else { "..." };
                     args.insert(0, argument.to_string());
+                    Some((base, args))
+                }
+                _ => None,
+            };
+            let message = match (call, rewrite(name, &[])) {
+                (Some((on, args)), _) => {
+                    // `x.sum()` has no arguments of its own; `x.sum(1)` has.
+                    let own = args.len() > usize::from(module.is_none());
+                    let dots = if own { "..." } else { "" };
                     match rewrite(name, &args) {
                         Rewrite::Call(call) => {
-                            format!("{what}: write `{call}`, not `{base}.{name}({dots})`")
+                            format!("{what}: write `{call}`, not `{on}.{name}({dots})`")
                         }
                         Rewrite::Advice(advice) => format!("{what}{advice}"),
                     }
                 }
-                _ => match rewrite(name, &[]) {
-                    Rewrite::Call(_) => format!(
-                        "{what}: call `{name}` as a function, with the value as its first argument"
-                    ),
-                    Rewrite::Advice(advice) => format!("{what}{advice}"),
-                },
+                (None, Rewrite::Call(_)) => format!(
+                    "{what}: call `{name}` as a function, with the value as its first argument"
+                ),
+                (None, Rewrite::Advice(advice)) => format!("{what}{advice}"),
             };
             Some(Diagnostic::error(Span::new(*dot, *name_end), message))
         }
