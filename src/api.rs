@@ -30,7 +30,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::data::{self, Bound, CallError};
+use crate::data;
+pub use crate::data::{Bound, CallError};
 use crate::diag::Diagnostic;
 use crate::driver::{self, Compiled};
 use crate::ir::{ArgRole, Elem, Function, ResultRole};

@@ -219,8 +219,8 @@ pub enum CallError {
     ArgCount {
         /// How many were given.
         given: usize,
-        /// How many inputs and params the function has.
-        expected: usize,
+        /// The inputs and params, in declaration order.
+        expected: Vec<String>,
     },
     /// An argument slice (Rust API) of the wrong length for the call's dimension sizes.
     WrongLength {
@@ -256,6 +256,15 @@ pub enum CallError {
         /// What it indexes, with the bound and its dimension: `` `E` with 1000 rows (V) ``.
         target: String,
     },
+}
+
+/// `s` unless `count` is 1.
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 impl fmt::Display for CallError {
@@ -333,7 +342,14 @@ impl fmt::Display for CallError {
                 "`{name}` must hold integers that fit in 64 bits (it is declared int), {element} is {found}"
             ),
             CallError::ArgCount { given, expected } => {
-                write!(f, "{given} arguments given, {expected} expected")
+                let names: Vec<String> = expected.iter().map(|n| format!("`{n}`")).collect();
+                write!(
+                    f,
+                    "{given} argument{} given, {} expected (the inputs and params in declaration order: {})",
+                    plural(*given),
+                    expected.len(),
+                    names.join(", ")
+                )
             }
             CallError::WrongLength {
                 name,
@@ -349,7 +365,8 @@ impl fmt::Display for CallError {
                 };
                 write!(
                     f,
-                    "{given} gradient buffers given, {} expected ({which})",
+                    "{given} gradient buffer{} given, {} expected ({which})",
+                    plural(*given),
                     params.len()
                 )
             }

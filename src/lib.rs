@@ -39,7 +39,8 @@ pub mod syntax;
 pub mod tensor;
 pub mod train;
 
-pub use api::{CompileOptions, Model};
+pub use api::{CompileOptions, Model, ModelError};
+pub use data::{Bound, CallError};
 pub use diag::{Diagnostic, Severity, Span};
 pub use ir::Function;
 pub use tensor::{Tensor, TensorData};

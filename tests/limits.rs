@@ -304,7 +304,7 @@ fn call_errors_name_the_argument_or_param() {
         .expect_err("two params");
         let message = err.to_string();
         assert!(
-            message.contains("1 gradient buffers given, 2 expected"),
+            message.contains("1 gradient buffer given, 2 expected"),
             "{message}"
         );
         assert!(message.contains("`W`, `b`"), "{message}");
@@ -381,7 +381,10 @@ fn call_errors_name_the_argument_or_param() {
         let err = no_panic("three arguments", || call.forward(&args[..3]))
             .expect_err("three arguments of four");
         assert!(
-            err.to_string().contains("3 arguments given, 4 expected"),
+            err.to_string().contains(
+                "3 arguments given, 4 expected (the inputs and params in declaration order: \
+                 `x`, `labels`, `W`, `b`)"
+            ),
             "{err}"
         );
         let err = no_panic("one gradient buffer", || {
@@ -390,7 +393,7 @@ fn call_errors_name_the_argument_or_param() {
         .expect_err("one buffer for two params");
         assert!(
             err.to_string()
-                .contains("1 gradient buffers given, 2 expected"),
+                .contains("1 gradient buffer given, 2 expected"),
             "{err}"
         );
         let err = no_panic("a long gradient buffer of b", || {

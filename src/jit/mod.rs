@@ -126,7 +126,7 @@ pub fn check_arg_slices(
     if args.len() != expected.len() {
         return Err(CallError::ArgCount {
             given: args.len(),
-            expected: expected.len(),
+            expected: names.to_vec(),
         });
     }
     for ((arg, (elem, len)), name) in args.iter().zip(expected).zip(names) {
