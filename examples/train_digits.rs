@@ -17,7 +17,7 @@
 use gradc::api::Model;
 use gradc::data::SplitMix64;
 use gradc::jit::ArgData;
-use gradc::train::{self, Decay, Optimizer, Rule, Schedule, Settings};
+use gradc::train::{self, Optimizer, Rule, Settings};
 use gradc::Tensor;
 
 const PIXELS: usize = 64;
@@ -209,17 +209,8 @@ fn train_with_fit(
         .bind(named_tensors(train, test, &initial_params(7)))
         .map_err(|e| e.to_string())?;
     let settings = Settings {
-        steps,
-        optimizer: Optimizer::new(Rule::Adam, 0.01),
-        schedule: Schedule {
-            peak: 0.01,
-            decay: Decay::Constant,
-            warmup: 0,
-            steps,
-        },
         report_every: every,
-        batch: None,
-        keep: None,
+        ..Settings::new(Rule::Adam, 0.01, steps)
     };
     let mut first = None;
     let mut accuracies = (f64::NAN, f64::NAN);

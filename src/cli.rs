@@ -706,7 +706,6 @@ fn train_command(
         print_err("warning: the model has no `param`: training leaves it as it is\n");
     }
     let fit_settings = crate::train::Settings {
-        steps: settings.steps,
         optimizer,
         schedule,
         report_every: settings.every,

@@ -64,7 +64,14 @@ impl Optimizer {
     /// this is the same as adding `lambda/2 · |p|²` to the loss; for Adam it is not
     /// (the decay is not divided by the gradient's scale), which is why AdamW decays so.
     /// It applies to every param, biases included.
+    ///
+    /// # Panics
+    /// If `lambda` is negative or not finite (it would grow the params).
     pub fn with_weight_decay(mut self, lambda: f64) -> Optimizer {
+        assert!(
+            lambda.is_finite() && lambda >= 0.0,
+            "weight decay must be finite and at least 0, got {lambda}"
+        );
         self.weight_decay = lambda;
         self
     }
@@ -72,7 +79,14 @@ impl Optimizer {
     /// With clipping: a step whose gradients' global norm (the root of the sum of the
     /// squares of all their elements) exceeds `max_norm` uses the gradients scaled down
     /// to that norm (optax's `clip_by_global_norm`).
+    ///
+    /// # Panics
+    /// If `max_norm` is not above 0 (a negative one would turn the steps round).
     pub fn with_clip_norm(mut self, max_norm: f64) -> Optimizer {
+        assert!(
+            max_norm > 0.0,
+            "the clipping norm must be above 0, got {max_norm}"
+        );
         self.clip_norm = Some(max_norm);
         self
     }
@@ -93,10 +107,17 @@ impl Optimizer {
     /// step (Adam's state is kept per element).
     ///
     /// # Panics
-    /// If the lists, or a param and its gradient, differ in length, or a param's length
-    /// changed since the first step.
+    /// If the lists, or a param and its gradient, differ in length, or the number of
+    /// params or a param's length changed since the first step.
     pub fn step(&mut self, params: &mut [&mut [f64]], grads: &[&[f64]]) {
         assert_eq!(params.len(), grads.len(), "one gradient per param");
+        if self.steps > 0 && self.rule == Rule::Adam {
+            assert_eq!(
+                params.len(),
+                self.first_moment.len(),
+                "the number of params changed since the first step"
+            );
+        }
         // 1 unless clipping scales the gradients down.
         let scale = match self.clip_norm {
             Some(max_norm) => {
@@ -414,16 +435,16 @@ fn rows_of<T: Copy>(from: &[T], rows: &[usize], width: usize) -> Vec<T> {
     out
 }
 
-/// What [`fit`] does: the knobs of `gradc train`.
+/// What [`fit`] does: the knobs of `gradc train`. [`Settings::new`] gives the plain
+/// run; set the other fields on it.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Update steps (the params are reported after each `report_every` steps and after
-    /// the last).
-    pub steps: usize,
-    /// The update rule, with its weight decay and clipping; its learning rate is set
-    /// from `schedule` at each step.
+    /// The update rule, with its weight decay and clipping. Its own learning rate is
+    /// not used: each step's comes from `schedule`.
     pub optimizer: Optimizer,
-    /// The learning rate of each step.
+    /// The learning rate of each step, and the number of update steps
+    /// ([`Schedule::steps`]; the params are reported after each `report_every` steps
+    /// and after the last).
     pub schedule: Schedule,
     /// Steps between reports (0: only the first and the last).
     pub report_every: usize,
@@ -433,6 +454,25 @@ pub struct Settings {
     /// The value whose best report leaves its params in the data at the end: `loss` or
     /// a scalar output, and whether higher is better. `None`: the last step's params.
     pub keep: Option<(String, bool)>,
+}
+
+impl Settings {
+    /// `steps` steps of `rule` at the constant learning rate `lr`, each on all the
+    /// data, reported at the first and the last, leaving the last step's params.
+    pub fn new(rule: Rule, lr: f64, steps: usize) -> Settings {
+        Settings {
+            optimizer: Optimizer::new(rule, lr),
+            schedule: Schedule {
+                peak: lr,
+                decay: Decay::Constant,
+                warmup: 0,
+                steps,
+            },
+            report_every: 0,
+            batch: None,
+            keep: None,
+        }
+    }
 }
 
 /// The values of one report, over all the data (not one batch).
@@ -481,11 +521,22 @@ pub enum FitError {
         step: usize,
         /// The loss.
         loss: f64,
-        /// Whether it was the loss over all the data (rather than the batch's).
-        over_all_data: bool,
+        /// The data it was the loss of.
+        of: LossOf,
     },
     /// The report callback failed (with its message).
     Report(String),
+}
+
+/// What data a loss of [`FitError::NotFinite`] was computed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossOf {
+    /// All the data, which every step uses (no minibatches).
+    Data,
+    /// The step's minibatch.
+    Batch,
+    /// All the data, at a report between minibatch steps.
+    AllData,
 }
 
 impl std::fmt::Display for FitError {
@@ -501,15 +552,11 @@ impl std::fmt::Display for FitError {
                     names.join(", ")
                 )
             }
-            FitError::NotFinite {
-                step,
-                loss,
-                over_all_data,
-            } => {
-                let over = if *over_all_data {
-                    " over all the data"
-                } else {
-                    ""
+            FitError::NotFinite { step, loss, of } => {
+                let over = match of {
+                    LossOf::Data => "",
+                    LossOf::Batch => " of the batch",
+                    LossOf::AllData => " over all the data",
                 };
                 let hint = if *step == 0 {
                     "at the starting params: check the data and the params"
@@ -554,6 +601,7 @@ pub fn fit(
     }
     let mut optimizer = settings.optimizer.clone();
     let schedule = settings.schedule;
+    let steps = schedule.steps;
     let varies = schedule.decay != Decay::Constant || schedule.warmup > 0;
     // Params in declaration order, as their gradients are.
     let is_param: Vec<bool> = (forward.args.iter())
@@ -583,8 +631,8 @@ pub fn fit(
         .map(|(tensor, _)| vec![0.0; tensor.len()])
         .collect();
     let mut last_loss = f64::NAN;
-    for step in 0..=settings.steps {
-        let last = step == settings.steps;
+    for step in 0..=steps {
+        let last = step == steps;
         let report =
             step == 0 || last || (settings.report_every > 0 && step % settings.report_every == 0);
         // Over all the data (a batch's loss is not the loss), with the scalar outputs.
@@ -644,14 +692,11 @@ pub fn fit(
         }
         // With batches, the batch's loss and the loss over all the data (NaN data in
         // another batch) are both checked.
-        for (loss, over_all_data) in [(Some(step_loss), false), (overall, true)] {
+        let step_data = if batched { LossOf::Batch } else { LossOf::Data };
+        for (loss, of) in [(Some(step_loss), step_data), (overall, LossOf::AllData)] {
             match loss {
                 Some(loss) if !loss.is_finite() => {
-                    return Err(FitError::NotFinite {
-                        step,
-                        loss,
-                        over_all_data,
-                    })
+                    return Err(FitError::NotFinite { step, loss, of })
                 }
                 _ => {}
             }
@@ -897,6 +942,21 @@ mod tests {
         let mut c = vec![0.0];
         sgd.step(&mut [&mut c], &[&[1.0]]);
         assert_eq!(c, vec![-1.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the number of params changed since the first step")]
+    fn adam_refuses_a_param_more_than_at_its_first_step() {
+        let (mut a, mut c) = ([1.0], [1.0]);
+        let mut adam = Optimizer::new(Rule::Adam, 0.1);
+        adam.step(&mut [&mut a], &[&[1.0]]);
+        adam.step(&mut [&mut a, &mut c], &[&[1.0], &[1.0]]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the clipping norm must be above 0")]
+    fn a_negative_clipping_norm_is_refused() {
+        let _ = Optimizer::new(Rule::Sgd, 0.1).with_clip_norm(-1.0);
     }
 
     #[test]

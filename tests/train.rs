@@ -1,6 +1,6 @@
 //! The trainer as a library: `gradc::train::fit` is `gradc train` for a Rust program.
 
-use gradc::train::{self, Decay, FitError, Optimizer, Rule, Schedule, Settings};
+use gradc::train::{self, FitError, LossOf, Rule, Settings};
 use gradc::{Model, Tensor};
 
 /// A line fitted to `y = 2 x + 1`; `closeness` peaks where `a` passes 1.5 on its way
@@ -24,17 +24,8 @@ fn line_data(model: &Model) -> gradc::data::Bound {
 
 fn settings(steps: usize, lr: f64) -> Settings {
     Settings {
-        steps,
-        optimizer: Optimizer::new(Rule::Sgd, lr),
-        schedule: Schedule {
-            peak: lr,
-            decay: Decay::Constant,
-            warmup: 0,
-            steps,
-        },
         report_every: 100,
-        batch: None,
-        keep: None,
+        ..Settings::new(Rule::Sgd, lr, steps)
     }
 }
 
@@ -111,10 +102,13 @@ fn a_diverging_run_stops_with_the_step_whose_params_overflowed() {
     let model = Model::from_source(LINE).expect("compiles");
     let mut bound = line_data(&model);
     let error = train::fit(&model, &mut bound, &settings(10_000, 50.0), |_| Ok(())).unwrap_err();
-    let FitError::NotFinite { step, loss, .. } = &error else {
+    let FitError::NotFinite { step, loss, of } = &error else {
         panic!("{error:?}")
     };
-    assert!(*step > 0 && !loss.is_finite(), "{error:?}");
+    assert!(
+        *step > 0 && !loss.is_finite() && *of == LossOf::Data,
+        "{error:?}"
+    );
     assert!(
         error.to_string().ends_with("lower the learning rate"),
         "{error}"
@@ -162,4 +156,31 @@ fn batches_step_on_part_of_the_data_and_report_on_all_of_it() {
     };
     let error = train::fit(&model, &mut bound, &too_big, |_| Ok(())).unwrap_err();
     assert!(matches!(error, FitError::Batches(_)), "{error:?}");
+    // A NaN in the data: the step's batch (all ten rows) says so first.
+    let mut bound = line_data(&model);
+    if let gradc::TensorData::Real(x) = &mut bound.args[0].data {
+        x[3] = f64::NAN;
+    }
+    let whole_batches = Settings {
+        batch: Some((10, None, 7)),
+        ..settings(3, 0.1)
+    };
+    let error = train::fit(&model, &mut bound, &whole_batches, |_| Ok(())).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            FitError::NotFinite {
+                step: 0,
+                of: LossOf::Batch,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("the loss of the batch is NaN at step 0"),
+        "{error}"
+    );
 }
