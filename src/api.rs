@@ -65,11 +65,45 @@ pub enum Engine {
     Interpreter,
 }
 
+/// The errors (and warnings) of a `.loss` source that does not compile, with their
+/// rendering as `gradc check` prints them: `FILE:LINE:COL: error: MESSAGE`, the source
+/// line and a caret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompileErrors {
+    /// The diagnostics, spans into the source.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The diagnostics rendered against the source (FILE is the path given to
+    /// [`Model::from_file`], or `<source>`).
+    pub rendered: String,
+}
+
+impl CompileErrors {
+    /// The diagnostics of `source`, read from `path`, rendered.
+    pub fn new(path: &str, source: &str, diagnostics: Vec<Diagnostic>) -> CompileErrors {
+        let rendered = crate::diag::render(path, source, &diagnostics);
+        CompileErrors {
+            diagnostics,
+            rendered,
+        }
+    }
+
+    /// Diagnostics with no source to point into (a stage after parsing failed): their
+    /// messages alone.
+    fn without_source(diagnostics: Vec<Diagnostic>) -> CompileErrors {
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+        let rendered = messages.join("\n");
+        CompileErrors {
+            diagnostics,
+            rendered,
+        }
+    }
+}
+
 /// Why a model could not be built or called.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelError {
     /// The `.loss` source has errors (with any warnings).
-    Compile(Vec<Diagnostic>),
+    Compile(CompileErrors),
     /// The file could not be read.
     Io(String),
     /// Call-time data does not fit the model (names the input, param or gradient buffer
@@ -89,13 +123,12 @@ pub enum ModelError {
 impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModelError::Compile(diags) => {
-                let errors: Vec<&str> = diags
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .map(|d| d.message.as_str())
-                    .collect();
-                write!(f, "the model does not compile: {}", errors.join("; "))
+            ModelError::Compile(errors) => {
+                write!(
+                    f,
+                    "the model does not compile:\n{}",
+                    errors.rendered.trim_end()
+                )
             }
             ModelError::Io(msg) | ModelError::Eval(msg) | ModelError::BadCall(msg) => {
                 write!(f, "{msg}")
@@ -163,12 +196,22 @@ impl Model {
         let path = path.as_ref();
         let source = std::fs::read_to_string(path)
             .map_err(|e| ModelError::Io(format!("cannot read `{}`: {e}", path.display())))?;
-        Model::from_source(&source)
+        Model::compile(
+            &path.display().to_string(),
+            &source,
+            CompileOptions::default(),
+        )
     }
 
     /// Compiles `.loss` source with the given options.
     pub fn with_options(source: &str, options: CompileOptions) -> Result<Model, ModelError> {
-        let front = driver::compile_front(source).map_err(ModelError::Compile)?;
+        Model::compile("<source>", source, options)
+    }
+
+    /// Compiles `source`, read from `path` (for the errors' positions).
+    fn compile(path: &str, source: &str, options: CompileOptions) -> Result<Model, ModelError> {
+        let front = driver::compile_front(source)
+            .map_err(|d| ModelError::Compile(CompileErrors::new(path, source, d)))?;
         Model::from_front(front, options).map(|(model, _)| model)
     }
 
@@ -180,7 +223,8 @@ impl Model {
         options: CompileOptions,
     ) -> Result<(Model, Compiled), ModelError> {
         if !(options.simplify && options.engine == Engine::Jit) {
-            let gradient = front.gradient().map_err(ModelError::Compile)?;
+            let gradient = (front.gradient())
+                .map_err(|d| ModelError::Compile(CompileErrors::without_source(d)))?;
             let compiled = front.finish(gradient);
             return Ok((Model::from_compiled(&compiled, options)?, compiled));
         }
@@ -197,7 +241,11 @@ impl Model {
         let grad_raw = grad_raw.into_inner().unwrap_or_else(|e| e.into_inner());
         let (raw, grad_fn, grad) = match (grad_raw, made) {
             (Some(Ok(raw)), Some((grad_fn, grad))) => (raw, grad_fn, grad),
-            (Some(Err(diagnostics)), _) => return Err(ModelError::Compile(diagnostics)),
+            (Some(Err(diagnostics)), _) => {
+                return Err(ModelError::Compile(CompileErrors::without_source(
+                    diagnostics,
+                )))
+            }
             _ => {
                 return Err(ModelError::Jit(JitError::Codegen(
                     "the JIT thread panicked".into(),

@@ -158,7 +158,8 @@ pub fn bench_with(
 ) -> Result<BenchReport, ModelError> {
     // Cold compile: pipeline and JIT of both functions...
     let start = Instant::now();
-    let front = driver::compile_front(source).map_err(ModelError::Compile)?;
+    let front = driver::compile_front(source)
+        .map_err(|d| ModelError::Compile(crate::api::CompileErrors::new("<source>", source, d)))?;
     let pipeline_time = start.elapsed();
     let (model, compiled) = Model::from_front(front, CompileOptions::default())?;
     let compile_time = start.elapsed();

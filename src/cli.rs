@@ -780,7 +780,7 @@ fn bench_command(src: &Source, data_path: &PathBuf, json: bool) -> Result<(), Fa
     let bind = move |model: &api::Model| model.bind_data(&data);
     let report = match bench::bench_with(&src.text, bind, &bench::BenchOptions::default()) {
         Ok(report) => report,
-        Err(api::ModelError::Compile(diags)) => return Err(Failure::Source(diags)),
+        Err(api::ModelError::Compile(errors)) => return Err(Failure::Source(errors.diagnostics)),
         Err(e) => return Err(e.to_string().into()),
     };
     src.compile()?;

@@ -39,7 +39,7 @@ pub mod syntax;
 pub mod tensor;
 pub mod train;
 
-pub use api::{CompileOptions, Model, ModelError};
+pub use api::{CompileErrors, CompileOptions, Model, ModelError};
 pub use data::{Bound, CallError};
 pub use diag::{Diagnostic, Severity, Span};
 pub use ir::Function;

@@ -285,3 +285,37 @@ mod random_programs {
         }
     }
 }
+
+#[test]
+fn a_model_that_does_not_compile_prints_its_errors_as_gradc_check_does() {
+    let path = std::env::temp_dir().join(format!("gradc_frontend_{}.loss", std::process::id()));
+    let source = "param w: [N]\nlet a = z + 1\nloss = sum(sofmax(w))\n";
+    std::fs::write(&path, source).expect("writes");
+    let error = gradc::Model::from_file(&path).expect_err("two errors");
+    std::fs::remove_file(&path).ok();
+    let gradc::ModelError::Compile(errors) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(errors.diagnostics.len(), 2);
+    let shown = path.display().to_string();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the model does not compile:\n{shown}:2:9: error: unknown name `z`\n"
+        )),
+        "{message}"
+    );
+    assert!(message.contains(&format!("{shown}:3:12: error: unknown function `sofmax`")));
+    assert!(
+        message.contains("3 | loss = sum(sofmax(w))\n  |            ^^^^^^"),
+        "{message}"
+    );
+    // From a string, the file is `<source>`.
+    let error = gradc::Model::from_source("param w\nloss = w +").expect_err("syntax");
+    assert!(
+        error
+            .to_string()
+            .contains("<source>:2:11: error: expected an expression"),
+        "{error}"
+    );
+}
