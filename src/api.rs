@@ -166,6 +166,13 @@ pub struct Forward {
     pub outputs: Vec<(String, Tensor)>,
 }
 
+impl Forward {
+    /// The output named `name`, if the model has one.
+    pub fn output(&self, name: &str) -> Option<&Tensor> {
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
 /// A compiled `.loss` model: forward and value-and-gradient functions, native code for
 /// both, and a pool of workspaces for concurrent calls.
 pub struct Model {
@@ -312,6 +319,12 @@ impl Model {
             .iter()
             .map(|a| a.name.as_str())
             .collect()
+    }
+
+    /// Dimension names in the order [`Model::prepare`] and [`Bound::dims`] take their
+    /// sizes (the order of first appearance in the file).
+    pub fn dim_names(&self) -> &[String] {
+        &self.forward_fn.dims
     }
 
     /// Param names in declaration order (the order of gradients).
@@ -592,8 +605,13 @@ impl<'m> Call<'m> {
                         .map(|r| zeros(kernel.result_len(r, &self.dims)))
                         .collect::<Result<_, _>>()?;
                 }
-                self.list_args(args)?;
-                kernel.check_indices(&self.dims, args)?;
+                // Refused data leaves no outputs behind, rather than the last call's.
+                if let Err(e) = (self.list_args(args))
+                    .and_then(|()| Ok(kernel.check_indices(&self.dims, args)?))
+                {
+                    self.forward_results.clear();
+                    return Err(e);
+                }
                 self.scratch_results.clear();
                 self.scratch_results.extend(
                     self.forward_results
@@ -605,6 +623,7 @@ impl<'m> Call<'m> {
                 unsafe { self.run_checked(kernel) };
             }
             None => {
+                self.forward_results.clear();
                 self.list_args(args)?;
                 let bound = bound_from_args(&model.forward_fn, &self.dims, args)?;
                 let values = crate::interp::eval(&model.forward_fn, &bound.dims, &bound.args)
@@ -618,7 +637,8 @@ impl<'m> Call<'m> {
         Ok(self.forward_results[0][0])
     }
 
-    /// The outputs computed by the last [`Call::forward`], in declaration order.
+    /// The outputs computed by the last [`Call::forward`], in declaration order (none
+    /// if it failed).
     pub fn outputs(&self) -> impl Iterator<Item = (&str, &[f64])> {
         self.model
             .forward_fn
@@ -715,7 +735,13 @@ fn zeros(n: usize) -> Result<Vec<f64>, ModelError> {
 /// have been changed through its public fields): its counts, every argument's element
 /// type and shape, the size of every value `func` computes, and every index.
 fn check_bound(func: &Function, bound: &Bound) -> Result<(), ModelError> {
-    let other_model = || ModelError::BadCall("the data was bound for another model".to_string());
+    let other_model = || {
+        ModelError::BadCall(
+            "the data does not fit this model: it was bound for another model, or its \
+             dimension sizes or tensors were changed after binding (bind it again)"
+                .to_string(),
+        )
+    };
     if bound.dims.len() != func.dims.len() || bound.args.len() != func.args.len() {
         return Err(other_model());
     }

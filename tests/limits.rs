@@ -411,3 +411,39 @@ fn call_errors_name_the_argument_or_param() {
         assert!(loss.is_finite(), "{loss}");
     }
 }
+
+#[test]
+fn a_refused_forward_leaves_no_outputs_and_names_come_with_the_model() {
+    let source = "input y: [K]\ninput x: [B, D]\ninput i: int\nparam W: [D, K]\n\
+                  output first = (x @ W)[i]\nloss = sum(x @ W) + sum(y)\n";
+    let model = Model::from_source(source).expect("compiles");
+    // The order `prepare` takes sizes in: first appearance, not the axes of `x`.
+    assert_eq!(model.dim_names(), ["K", "B", "D"]);
+    let (y, x, w) = (vec![1.0; 2], vec![1.0; 6], vec![0.5; 6]);
+    let mut call = model.prepare(&[2, 2, 3]).expect("prepares");
+    let args = |i: &'static [i64]| {
+        [
+            ArgData::Real(&y),
+            ArgData::Real(&x),
+            ArgData::Int(i),
+            ArgData::Real(&w),
+        ]
+    };
+    call.forward(&args(&[1])).expect("runs");
+    assert_eq!(call.outputs().count(), 1);
+    let err = call.forward(&args(&[5])).expect_err("row 5 of 2");
+    assert!(err.to_string().contains("`i` = 5"), "{err}");
+    assert_eq!(call.outputs().count(), 0, "no stale outputs");
+    // The owned path finds outputs by name; data changed after binding is refused so.
+    let data = serde_json::json!({ "y": y, "x": [[1, 1, 1], [1, 1, 1]], "i": 0, "W": [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]] });
+    let mut bound = model.bind_json(&data).expect("binds");
+    let forward = model.forward(&bound).expect("runs");
+    assert_eq!(
+        forward.output("first").and_then(|t| t.as_real()),
+        Some(&[1.5, 1.5][..])
+    );
+    assert!(forward.output("second").is_none());
+    bound.dims[1] = 5;
+    let err = model.forward(&bound).expect_err("B changed");
+    assert!(err.to_string().contains("changed after binding"), "{err}");
+}
