@@ -8,6 +8,7 @@ use crate::data::{self, Bound};
 use crate::diag::{self, Diagnostic};
 use crate::driver::{self, op_count, Compiled};
 use crate::ir::{self, ArgRole};
+use crate::train::LbfgsStop;
 use crate::{api, bench, gradcheck, interp, jit, syntax};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -84,17 +85,16 @@ enum Command {
         /// Number of gradient steps.
         #[arg(long, default_value_t = 100)]
         steps: usize,
-        /// Learning rate.
-        #[arg(
-            long,
-            default_value_t = 0.01,
-            allow_negative_numbers = true,
-            value_parser = positive_finite
-        )]
-        lr: f64,
+        /// Learning rate [default: 0.01] (not for lbfgs, whose line search sets each
+        /// step's length).
+        #[arg(long, allow_negative_numbers = true, value_parser = positive_finite)]
+        lr: Option<f64>,
         /// The update rule.
         #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
         optimizer: Optimizer,
+        /// For lbfgs: how many of the last steps shape each direction [default: 10].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        history: Option<u16>,
         /// How the learning rate decays after any warm-up, from `--lr` towards 0 at the
         /// last step.
         #[arg(long, value_enum, default_value_t = Schedule::Constant)]
@@ -160,6 +160,9 @@ enum Optimizer {
     Sgd,
     /// Adam (Kingma & Ba) with beta1 = 0.9, beta2 = 0.999, eps = 1e-8.
     Adam,
+    /// L-BFGS: quasi-Newton steps with a line search, each on all the data; stops early
+    /// once no lower loss is found.
+    Lbfgs,
 }
 
 /// Learning-rate decays for `train`.
@@ -328,6 +331,7 @@ pub fn main() -> ExitCode {
             steps,
             lr,
             optimizer,
+            history,
             schedule,
             warmup,
             weight_decay,
@@ -344,6 +348,7 @@ pub fn main() -> ExitCode {
                 steps,
                 lr,
                 optimizer,
+                history,
                 schedule,
                 warmup,
                 weight_decay,
@@ -640,8 +645,10 @@ fn gradcheck_verdict(report: &gradcheck::GradcheckReport, tolerance: f64) -> Str
 /// The knobs of `gradc train`.
 struct TrainSettings {
     steps: usize,
-    lr: f64,
+    /// `None`: not given (0.01 for the rules that take one).
+    lr: Option<f64>,
     optimizer: Optimizer,
+    history: Option<u16>,
     schedule: Schedule,
     warmup: usize,
     weight_decay: f64,
@@ -654,12 +661,41 @@ struct TrainSettings {
     keep: Option<(String, bool)>,
 }
 
+/// Refuses options that mean nothing to the chosen update rule, rather than ignore them.
+fn check_train_options(settings: &TrainSettings) -> Result<(), Failure> {
+    let lbfgs = settings.optimizer == Optimizer::Lbfgs;
+    if !lbfgs {
+        return match settings.history {
+            Some(_) => Err(Failure::Message(
+                "`--history` is for `--optimizer lbfgs` (the steps it remembers)".into(),
+            )),
+            None => Ok(()),
+        };
+    }
+    let given = [
+        (settings.lr.is_some(), "--lr"),
+        (settings.schedule != Schedule::Constant, "--schedule"),
+        (settings.warmup > 0, "--warmup"),
+        (settings.weight_decay > 0.0, "--weight-decay"),
+        (settings.clip_norm.is_some(), "--clip-norm"),
+        (settings.batch.is_some(), "--batch"),
+    ];
+    match given.iter().find(|(given, _)| *given) {
+        Some((_, option)) => Err(Failure::Message(format!(
+            "`{option}` does not apply to `--optimizer lbfgs`: its line search sets the \
+             length of every step, and every step uses all the data"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn train_command(
     src: &Source,
     data_path: &PathBuf,
     settings: TrainSettings,
     out: Option<&PathBuf>,
 ) -> Result<(), Failure> {
+    check_train_options(&settings)?;
     let compiled = src.compile()?;
     // A missing folder for the trained params is found before training, not after.
     if let Some(folder) = out.and_then(|path| path.parent()) {
@@ -674,17 +710,27 @@ fn train_command(
     let data = read_data(data_path)?;
     let mut bound = bind(&compiled.forward, &data)?;
     let engine = Engine::new(&compiled, false)?;
-    let rule = match settings.optimizer {
-        Optimizer::Sgd => crate::train::Rule::Sgd,
-        Optimizer::Adam => crate::train::Rule::Adam,
+    let lr = settings.lr.unwrap_or(0.01);
+    let method = match settings.optimizer {
+        Optimizer::Lbfgs => crate::train::Method::Lbfgs {
+            history: settings.history.map_or(10, usize::from),
+        },
+        Optimizer::Sgd | Optimizer::Adam => {
+            let rule = if settings.optimizer == Optimizer::Sgd {
+                crate::train::Rule::Sgd
+            } else {
+                crate::train::Rule::Adam
+            };
+            let mut optimizer =
+                crate::train::Optimizer::new(rule, lr).with_weight_decay(settings.weight_decay);
+            if let Some(max_norm) = settings.clip_norm {
+                optimizer = optimizer.with_clip_norm(max_norm);
+            }
+            crate::train::Method::Descent(optimizer)
+        }
     };
-    let mut optimizer =
-        crate::train::Optimizer::new(rule, settings.lr).with_weight_decay(settings.weight_decay);
-    if let Some(max_norm) = settings.clip_norm {
-        optimizer = optimizer.with_clip_norm(max_norm);
-    }
     let schedule = crate::train::Schedule {
-        peak: settings.lr,
+        peak: lr,
         decay: match settings.schedule {
             Schedule::Constant => crate::train::Decay::Constant,
             Schedule::Linear => crate::train::Decay::Linear,
@@ -699,14 +745,14 @@ fn train_command(
              --lr {}\n",
             settings.warmup,
             settings.steps,
-            short_number(settings.lr)
+            short_number(lr)
         ));
     }
     if !(compiled.forward.args.iter()).any(|arg| arg.role == ir::ArgRole::Param) {
         print_err("warning: the model has no `param`: training leaves it as it is\n");
     }
     let fit_settings = crate::train::Settings {
-        optimizer,
+        method,
         schedule,
         report_every: settings.every,
         batch: settings.batch,
@@ -723,6 +769,19 @@ fn train_command(
         write_stdout(&(line + "\n"))
     })
     .map_err(|e| Failure::Message(e.to_string()))?;
+    match fitted.stopped_at {
+        Some((step, LbfgsStop::NotFinite)) => print_err(&format!(
+            "warning: stopped at step {step}: the loss is NaN or infinite at every point \
+             tried along the L-BFGS direction, so the params stay where it can be computed \
+             (is a `log` taking a probability that rounds to 0 or 1?)\n"
+        )),
+        Some((step, LbfgsStop::NoDecrease | LbfgsStop::ZeroGradient)) => write_stdout(&format!(
+            "converged at step {step}: no step along the L-BFGS direction lowers the loss \
+             (a minimum, to the precision of the loss)\n"
+        ))
+        .map_err(Failure::Message)?,
+        None => {}
+    }
     if let Some(path) = out {
         let which = match (fitted.kept, &settings.keep) {
             (Some((value, step)), Some((name, higher))) => {

@@ -9,10 +9,16 @@
 //! the params of the best score seen.
 //! [`Batches`] cuts a bound data set into minibatches along one dimension. [`fit`] puts
 //! them together: it is `gradc train`'s loop (the command only parses its flags, prints
-//! each [`Report`] and writes the params).
+//! each [`Report`] and writes the params). For full-batch problems, [`Lbfgs`] takes
+//! quasi-Newton steps with a line search instead ([`Method::Lbfgs`]).
+
+mod lbfgs;
+
+pub use lbfgs::{Lbfgs, LbfgsStep, LbfgsStop};
 
 use crate::data::{Bound, SplitMix64};
 use crate::ir::{ArgRole, Dim, DimVar, Function, Op};
+use crate::jit::ArgData;
 use crate::tensor::TensorData;
 
 /// Which update rule an [`Optimizer`] applies.
@@ -435,13 +441,29 @@ fn rows_of<T: Copy>(from: &[T], rows: &[usize], width: usize) -> Vec<T> {
     out
 }
 
-/// What [`fit`] does: the knobs of `gradc train`. [`Settings::new`] gives the plain
-/// run; set the other fields on it.
+/// How [`fit`] moves the params at each step.
+#[derive(Clone, Debug)]
+pub enum Method {
+    /// One update of this optimizer per step, with its weight decay and clipping, at
+    /// the learning rate the schedule gives the step (the optimizer's own rate is not
+    /// used).
+    Descent(Optimizer),
+    /// One [`Lbfgs`] step per step: a quasi-Newton direction from the last `history`
+    /// steps and a line search along it, on all the data (no batches; the schedule's
+    /// rates are not used). The run stops early once no lower loss is found
+    /// ([`Fitted::stopped_at`]).
+    Lbfgs {
+        /// The steps remembered (10 is usual).
+        history: usize,
+    },
+}
+
+/// What [`fit`] does: the knobs of `gradc train`. [`Settings::new`] and
+/// [`Settings::lbfgs`] give plain runs; set the other fields on them.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The update rule, with its weight decay and clipping. Its own learning rate is
-    /// not used: each step's comes from `schedule`.
-    pub optimizer: Optimizer,
+    /// The update rule.
+    pub method: Method,
     /// The learning rate of each step, and the number of update steps
     /// ([`Schedule::steps`]; the params are reported after each `report_every` steps
     /// and after the last).
@@ -461,7 +483,7 @@ impl Settings {
     /// data, reported at the first and the last, leaving the last step's params.
     pub fn new(rule: Rule, lr: f64, steps: usize) -> Settings {
         Settings {
-            optimizer: Optimizer::new(rule, lr),
+            method: Method::Descent(Optimizer::new(rule, lr)),
             schedule: Schedule {
                 peak: lr,
                 decay: Decay::Constant,
@@ -471,6 +493,15 @@ impl Settings {
             report_every: 0,
             batch: None,
             keep: None,
+        }
+    }
+
+    /// At most `steps` L-BFGS steps remembering the last 10, each on all the data,
+    /// reported at the first and the last, leaving the last step's params.
+    pub fn lbfgs(steps: usize) -> Settings {
+        Settings {
+            method: Method::Lbfgs { history: 10 },
+            ..Settings::new(Rule::Sgd, 1.0, steps)
         }
     }
 }
@@ -499,6 +530,10 @@ pub struct Fitted {
     pub last_loss: f64,
     /// The best value of the kept name and its step, whose params are in the data.
     pub kept: Option<(f64, usize)>,
+    /// With [`Method::Lbfgs`]: the step whose params L-BFGS could not move, and why,
+    /// when that ended the run before [`Schedule::steps`]; it was reported, and its
+    /// params are the ones left.
+    pub stopped_at: Option<(usize, LbfgsStop)>,
 }
 
 /// Why [`fit`] stopped.
@@ -506,7 +541,8 @@ pub struct Fitted {
 pub enum FitError {
     /// A call was refused (the data does not fit the model).
     Model(crate::api::ModelError),
-    /// The batches could not be made (see [`Batches::new`]).
+    /// The batches could not be made (see [`Batches::new`]), or were asked of
+    /// [`Method::Lbfgs`].
     Batches(String),
     /// [`Settings::keep`] names neither `loss` nor a scalar output.
     UnknownKeep {
@@ -599,10 +635,20 @@ pub fn fit(
             });
         }
     }
-    let mut optimizer = settings.optimizer.clone();
+    let (mut optimizer, mut lbfgs) = match &settings.method {
+        Method::Descent(optimizer) => (Some(optimizer.clone()), None),
+        Method::Lbfgs { history } => (None, Some(Lbfgs::new(*history))),
+    };
+    if lbfgs.is_some() && settings.batch.is_some() {
+        return Err(FitError::Batches(
+            "L-BFGS takes each step on all the data (its line search compares losses): \
+             it takes no batches"
+                .to_string(),
+        ));
+    }
     let schedule = settings.schedule;
     let steps = schedule.steps;
-    let varies = schedule.decay != Decay::Constant || schedule.warmup > 0;
+    let varies = optimizer.is_some() && (schedule.decay != Decay::Constant || schedule.warmup > 0);
     // Params in declaration order, as their gradients are.
     let is_param: Vec<bool> = (forward.args.iter())
         .map(|arg| arg.role == ArgRole::Param)
@@ -631,10 +677,16 @@ pub fn fit(
         .map(|(tensor, _)| vec![0.0; tensor.len()])
         .collect();
     let mut last_loss = f64::NAN;
-    for step in 0..=steps {
-        let last = step == steps;
+    // L-BFGS's line search leaves the loss and gradient of the params it moves to.
+    let mut known_loss: Option<f64> = None;
+    let mut stopped_at = None;
+    let mut reported_at = None;
+    let mut step = 0;
+    loop {
+        let last = step == steps || stopped_at.is_some();
         let report =
-            step == 0 || last || (settings.report_every > 0 && step % settings.report_every == 0);
+            (step == 0 || last || (settings.report_every > 0 && step % settings.report_every == 0))
+                && reported_at != Some(step);
         // Over all the data (a batch's loss is not the loss), with the scalar outputs.
         let overall = if report && (batched || !scalar_outputs.is_empty()) {
             if let Some((_, batch)) = &batching {
@@ -648,19 +700,27 @@ pub fn fit(
         } else {
             None
         };
-        let (current, call) = match (batching.as_mut(), batch_call.as_mut()) {
-            (Some((_, batch)), Some(call)) => (batch, call),
-            _ => (&mut *bound, &mut full_call),
-        };
+        // The step's data (the batch, or all of it) and its prepared call.
+        macro_rules! current_and_call {
+            () => {
+                match (batching.as_mut(), batch_call.as_mut()) {
+                    (Some((_, batch)), Some(call)) => (batch, call),
+                    _ => (&mut *bound, &mut full_call),
+                }
+            };
+        }
         // The last step only reports: with batches, it needs no gradient.
-        let step_loss = match overall {
-            Some(loss) if last && batched => loss,
+        let step_loss = match (overall, known_loss.take()) {
+            (Some(loss), _) if last && batched => loss,
+            (_, Some(loss)) => loss,
             _ => {
+                let (current, call) = current_and_call!();
                 let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
                 (call.value_and_grad(&current.arg_data(), &mut slices)).map_err(FitError::Model)?
             }
         };
         if report {
+            reported_at = Some(step);
             last_loss = overall.unwrap_or(step_loss);
             let outputs: Vec<(&str, f64)> = match overall {
                 Some(_) => (full_call.outputs())
@@ -683,6 +743,7 @@ pub fn fit(
                 } else {
                     outputs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
                 };
+                let (current, _) = current_and_call!();
                 let params: Vec<&[f64]> = (current.args.iter().zip(&is_param))
                     .filter(|(_, &param)| param)
                     .filter_map(|(tensor, _)| tensor.as_real())
@@ -704,19 +765,51 @@ pub fn fit(
         if last {
             break;
         }
-        let mut params: Vec<&mut [f64]> = (current.args.iter_mut().zip(&is_param))
-            .filter(|(_, &param)| param)
-            .filter_map(|(tensor, _)| match &mut tensor.data {
-                TensorData::Real(p) => Some(p.as_mut_slice()),
-                _ => None,
-            })
-            .collect();
-        let grad_views: Vec<&[f64]> = grads.iter().map(|g| &g[..]).collect();
-        optimizer.set_learning_rate(schedule.learning_rate(step));
-        optimizer.step(&mut params, &grad_views);
+        let (current, call) = current_and_call!();
+        // The params, and the other arguments as the calls take them.
+        let mut params: Vec<&mut [f64]> = Vec::new();
+        let mut fixed: Vec<Option<ArgData<'_>>> = Vec::new();
+        for (tensor, &param) in current.args.iter_mut().zip(&is_param) {
+            match (&mut tensor.data, param) {
+                (TensorData::Real(p), true) => {
+                    params.push(p.as_mut_slice());
+                    fixed.push(None);
+                }
+                (data, _) => fixed.push(Some(arg_data(data))),
+            }
+        }
+        let mut grad_views: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
+        if let Some(optimizer) = optimizer.as_mut() {
+            let grad_views: Vec<&[f64]> = grad_views.iter().map(|g| &g[..]).collect();
+            optimizer.set_learning_rate(schedule.learning_rate(step));
+            optimizer.step(&mut params, &grad_views);
+        } else if let Some(lbfgs) = lbfgs.as_mut() {
+            let moved = lbfgs.step(
+                &mut params,
+                step_loss,
+                &mut grad_views,
+                |trial, trial_grads| {
+                    let mut trial = trial.iter();
+                    let args: Vec<ArgData<'_>> = (fixed.iter())
+                        .map(|arg| match arg {
+                            Some(arg) => *arg,
+                            None => ArgData::Real(trial.next().copied().unwrap_or_default()),
+                        })
+                        .collect();
+                    call.value_and_grad(&args, trial_grads)
+                },
+            );
+            let moved = moved.map_err(FitError::Model)?;
+            known_loss = Some(moved.loss);
+            if let Some(stop) = moved.stopped {
+                stopped_at = Some((step, stop));
+                continue;
+            }
+        }
         if let Some((batches, batch)) = batching.as_mut() {
             batches.advance(bound, batch);
         }
+        step += 1;
     }
     let kept = best.as_ref().and_then(|best| best.best());
     if let Some((_, _, params)) = kept {
@@ -728,7 +821,17 @@ pub fn fit(
     Ok(Fitted {
         last_loss,
         kept: kept.map(|(value, step, _)| (value, step)),
+        stopped_at: stopped_at.filter(|&(at, _)| at < steps),
     })
+}
+
+/// The data of one argument as calls take it.
+fn arg_data(data: &TensorData) -> ArgData<'_> {
+    match data {
+        TensorData::Real(x) => ArgData::Real(x),
+        TensorData::Int(x) => ArgData::Int(x),
+        TensorData::Bool(_) => ArgData::Real(&[]),
+    }
 }
 
 /// Copies the params (the arguments marked in `is_param`) of `from` into `to`.

@@ -1196,3 +1196,83 @@ fn maximum_and_minimum_order_signed_zeros_alike_in_both_engines() {
     assert_eq!(text(&result["outputs"]["bottom"]), "-0.0");
     assert_eq!(result["loss"], Value::String("Infinity".into()));
 }
+
+#[test]
+fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
+    let (file, data) = example("logreg");
+    let trained = Path::new(env!("CARGO_TARGET_TMPDIR")).join("logreg.lbfgs.json");
+    let lbfgs = |extra: &[&str]| {
+        let args = ["train", &file, "--data", &data, "--optimizer", "lbfgs"];
+        gradc(&[&args[..], extra].concat())
+    };
+    // The example's data are separable, and its loss is written with `log(1 - p)`:
+    // L-BFGS drives the loss down until that is NaN just beyond, and stops there.
+    let out = lbfgs(&["--steps", "200", "--every", "5", "-o", path_str(&trained)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let losses = printed_losses(&out);
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert!(*losses.last().unwrap() < 1e-3, "{losses:?}");
+    assert!(
+        stderr(&out).contains("warning: stopped at step ")
+            && stderr(&out).contains("NaN or infinite at every point tried"),
+        "{}",
+        stderr(&out)
+    );
+    assert_run_gives(&file, &trained, *losses.last().unwrap());
+    // On overlapping classes it converges: the last step printed is the one it stopped
+    // at, and the gradient there is zero to rounding.
+    let overlap = scratch(
+        "logreg_overlap.json",
+        r#"{"X": [[0, 1, 0], [1, 0, 1], [2, 1, 0], [3, 0, 0], [4, 1, 1], [5, 0, 1]],
+            "y": [0, 1, 0, 1, 0, 1], "w": [0, 0, 0], "b": 0}"#,
+    );
+    let out = gradc(&[
+        "train",
+        &file,
+        "--data",
+        path_str(&overlap),
+        "--optimizer",
+        "lbfgs",
+        "--history",
+        "5",
+        "--steps",
+        "500",
+        "-o",
+        path_str(&trained),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let stopped: usize = text
+        .split("converged at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(stopped < 500);
+    assert!(text.contains(&format!("step {stopped:>6}  loss")), "{text}");
+    let gradient = json(&gradc(&["run", &file, "--data", path_str(&trained)]))["grad"].clone();
+    for g in numbers(&gradient) {
+        assert!(g.abs() < 1e-8, "{gradient}");
+    }
+    // Options that would change nothing are errors, before any training.
+    for (extra, option) in [
+        (&["--lr", "0.1"][..], "--lr"),
+        (&["--schedule", "cosine"], "--schedule"),
+        (&["--warmup", "3"], "--warmup"),
+        (&["--weight-decay", "0.1"], "--weight-decay"),
+        (&["--clip-norm", "1"], "--clip-norm"),
+        (&["--batch", "2"], "--batch"),
+    ] {
+        let out = lbfgs(extra);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        assert!(stdout(&out).is_empty());
+        assert!(
+            stderr(&out).contains(&format!("`{option}` does not apply to `--optimizer lbfgs`")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = gradc(&["train", &file, "--data", &data, "--history", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`--history` is for `--optimizer lbfgs`"));
+}

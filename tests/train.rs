@@ -184,3 +184,97 @@ fn batches_step_on_part_of_the_data_and_report_on_all_of_it() {
         "{error}"
     );
 }
+
+/// Logistic regression on points that no line separates (label 1 beyond x = 0.5, and
+/// one of each on the wrong side), written with `log(sigmoid(..))`.
+const LOGISTIC: &str = "\
+input x: [N]
+input y: [N]
+param w
+param c
+let z = w * x + c
+loss = -mean(y * log(sigmoid(z)) + (1 - y) * log(sigmoid(-z)))
+";
+
+fn logistic_data(model: &Model, labels: &[f64]) -> gradc::data::Bound {
+    let x: Vec<f64> = (0..labels.len()).map(|k| k as f64 / 10.0).collect();
+    let data = serde_json::json!({ "x": x, "y": labels, "w": 0.0, "c": 0.0 });
+    model.bind_json(&data).expect("binds")
+}
+
+#[test]
+fn lbfgs_stops_at_a_minimum_where_the_gradient_vanishes() {
+    let model = Model::from_source(LOGISTIC).expect("compiles");
+    let labels = [0., 0., 0., 1., 0., 0., 1., 1., 0., 1., 1., 1.];
+    let mut bound = logistic_data(&model, &labels);
+    let mut reports = Vec::new();
+    let settings = Settings {
+        report_every: 1,
+        ..Settings::lbfgs(200)
+    };
+    let fitted = train::fit(&model, &mut bound, &settings, |report| {
+        reports.push((report.step, report.loss, report.learning_rate));
+        Ok(())
+    })
+    .expect("trains");
+    let (step, stop) = fitted.stopped_at.expect("converges before 200 steps");
+    assert_eq!(stop, train::LbfgsStop::NoDecrease);
+    assert!(step < 50, "{step} steps");
+    // Every step is reported once, the loss falls at each, and no rate is reported.
+    let steps: Vec<usize> = reports.iter().map(|r| r.0).collect();
+    assert_eq!(steps, (0..=step).collect::<Vec<_>>());
+    assert!(reports.windows(2).all(|w| w[1].1 < w[0].1), "{reports:?}");
+    assert!(reports.iter().all(|r| r.2.is_none()));
+    let (loss, grads) = model.value_and_grad_vec(&bound).expect("evaluates");
+    assert_eq!(fitted.last_loss, loss);
+    for g in &grads {
+        assert!(g.as_real().unwrap()[0].abs() < 1e-8, "{grads:?}");
+    }
+    // Adam's 200 steps at its usual rate are nowhere near.
+    let mut adam = logistic_data(&model, &labels);
+    let adam_fit = train::fit(
+        &model,
+        &mut adam,
+        &Settings::new(Rule::Adam, 0.01, 200),
+        |_| Ok(()),
+    )
+    .expect("trains");
+    assert!(
+        adam_fit.last_loss > loss + 1e-3,
+        "{} {loss}",
+        adam_fit.last_loss
+    );
+}
+
+#[test]
+fn lbfgs_on_separable_data_stops_where_the_loss_can_still_be_computed() {
+    // Separable: the loss falls towards 0 as w grows, until a sigmoid rounds to 1 and
+    // `log(1 - p)` is -inf (times a zero label: NaN). Written with `log(sigmoid(-z))`
+    // instead, the loss stays finite (the test above).
+    let model = Model::from_source(&LOGISTIC.replace("log(sigmoid(-z))", "log(1 - sigmoid(z))"))
+        .expect("compiles");
+    let labels = [0., 0., 0., 0., 0., 1., 1., 1., 1., 1.];
+    let mut bound = logistic_data(&model, &labels);
+    let fitted = train::fit(&model, &mut bound, &Settings::lbfgs(500), |_| Ok(())).expect("trains");
+    let (_, stop) = fitted.stopped_at.expect("stops before 500 steps");
+    assert_eq!(stop, train::LbfgsStop::NotFinite);
+    let (loss, _) = model.value_and_grad_vec(&bound).expect("evaluates");
+    assert!(loss.is_finite() && loss < 0.01, "{loss}");
+    assert_eq!(fitted.last_loss, loss);
+}
+
+#[test]
+fn lbfgs_takes_no_batches() {
+    let model = Model::from_source(LINE).expect("compiles");
+    let mut bound = line_data(&model);
+    let settings = Settings {
+        batch: Some((4, None, 0)),
+        ..Settings::lbfgs(10)
+    };
+    let error = train::fit(&model, &mut bound, &settings, |_| Ok(())).unwrap_err();
+    assert!(
+        matches!(&error, FitError::Batches(m) if m.contains("L-BFGS")),
+        "{error}"
+    );
+    assert_eq!(param(&bound, 2), 0.0);
+}
