@@ -349,8 +349,22 @@ fn interpolate(a: &Point, b: &Point) -> f64 {
     }
 }
 
+/// `a·b`, in eight running sums: one sum would wait on each addition in turn (the
+/// compiler may not reorder them), which made the directions of a network's 200,000
+/// params cost more than its value-and-gradient calls.
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
+    let mut sums = [0.0; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = (a_chunks.remainder().iter())
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for k in 0..8 {
+            sums[k] += a[k] * b[k];
+        }
+    }
+    sums.iter().sum::<f64>() + tail
 }
 
 fn norm(a: &[f64]) -> f64 {
