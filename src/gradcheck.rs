@@ -20,7 +20,9 @@
 //!
 //! a relative error, except that gradients too small for finite differences to resolve
 //! (below about `2e-4·|f|`) are compared on that absolute scale instead of being
-//! divided by a tiny number. Pure rounding noise (a few `ε·|f|/h`) then scores about
+//! divided by a tiny number. Where `f(x+h)` and `f(x−h)` are exactly equal, the floor
+//! is at least `ε · max(1, |f|) / h` (about `2e-11`): the rounding noise of a gradient
+//! that is zero (a loss that is identically 0, as `logsumexp(log_softmax(p))`) passes. Pure rounding noise (a few `ε·|f|/h`) then scores about
 //! `1e-7`, ten times under a tolerance of `1e-6` and a hundred times under the default
 //! [`DEFAULT_TOLERANCE`] `= 1e-5`, while a wrong gradient scores far above either (a
 //! sign error scores 2, a missing factor 2 scores 0.5, an error of 1% of a gradient
@@ -499,7 +501,14 @@ fn central_difference(
     let (f_up, f_down) = (loss_with(up)?, loss_with(down)?);
     let step = up - down;
     let estimate = (f_up - f_down) / step;
-    let floor = NOISE_FLOOR_FACTOR * f64::EPSILON * f_up.abs().max(f_down.abs()) / step * 2.0;
+    let mut floor = NOISE_FLOOR_FACTOR * f64::EPSILON * f_up.abs().max(f_down.abs()) / step * 2.0;
+    if f_up == f_down {
+        // The loss did not change at all, so the difference resolves nothing finer than
+        // a rounding of the loss's terms (of size 1, say): a gradient that is rounding
+        // noise around zero (a loss that is identically 0) is no failure, while one
+        // above about 1e-10 still is.
+        floor = floor.max(f64::EPSILON * f_up.abs().max(1.0) / step * 2.0);
+    }
     Ok((estimate, floor))
 }
 

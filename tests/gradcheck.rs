@@ -520,3 +520,40 @@ fn past_the_total_budget_elements_are_drawn_from_all_params_together() {
     assert!(all[1..].iter().all(|&c| c == 1));
     assert_eq!(not_drawn, 0);
 }
+
+#[test]
+fn the_rounding_noise_of_a_zero_gradient_passes_and_a_small_wrong_one_fails() {
+    // log Σ softmax(p) = log 1: a loss that is 0 whatever p, whose derived gradient is
+    // rounding noise (about 1e-16) around 0.
+    let source = "param p: [5]\nloss = logsumexp(log_softmax(p))\n";
+    let compiled = gradc::driver::compile(source).unwrap();
+    let p = Tensor::real(
+        vec![5],
+        vec![0.812491, -1.212658, 1.245165, 0.080208, -1.23975],
+    );
+    let point = Bound {
+        dims: vec![],
+        args: vec![p],
+    };
+    let report = gradcheck(&compiled.forward, &compiled.grad, &point, run).unwrap();
+    assert!(report.passed(DEFAULT_TOLERANCE), "{report}");
+    for seed in 0..5 {
+        let point = random_point(&compiled.forward, seed);
+        let report = gradcheck(&compiled.forward, &compiled.grad, &point, run).unwrap();
+        assert!(report.passed(DEFAULT_TOLERANCE), "seed {seed}:\n{report}");
+    }
+    // A gradient of 1e-9 where the loss does not change at all is still wrong.
+    let off = |func: &Function, bound: &Bound| {
+        let mut values = run(func, bound)?;
+        for (result, value) in func.results.iter().zip(values.iter_mut()) {
+            if let (ResultRole::Grad(_), gradc::tensor::TensorData::Real(v)) =
+                (result.role, &mut value.data)
+            {
+                v[0] += 1e-9;
+            }
+        }
+        Ok(values)
+    };
+    let report = gradcheck(&compiled.forward, &compiled.grad, &point, off).unwrap();
+    assert!(!report.passed(DEFAULT_TOLERANCE), "{report}");
+}
