@@ -285,9 +285,18 @@ struct FnDef<'a> {
 #[derive(Clone, Copy)]
 struct Env<'e> {
     locals: &'e [(&'e str, NodeId)],
+    /// `locals` by name, for a fn of many parameters (searching the list for every
+    /// name made checking its body quadratic).
+    by_name: Option<&'e HashMap<&'e str, NodeId>>,
 }
 
-const TOP_LEVEL: Env<'static> = Env { locals: &[] };
+const TOP_LEVEL: Env<'static> = Env {
+    locals: &[],
+    by_name: None,
+};
+
+/// A fn with more parameters than this gets [`Env::by_name`].
+const MANY_PARAMS: usize = 16;
 
 /// What a name in an expression refers to.
 #[derive(Clone, Copy)]
@@ -325,7 +334,19 @@ struct Checker<'a> {
     /// The call of a `fn` in the statement being checked whose inlining is under way
     /// (the outermost, when calls nest).
     outer_call: Option<(Span, &'a str)>,
+    /// "Did you mean" guesses made for names outside any `fn` (a misspelling is often
+    /// repeated), and the known names compared so far: past [`SUGGESTION_BUDGET`] no
+    /// more are guessed, so that thousands of unknown names take linear time.
+    suggestions: HashMap<(String, bool), Option<String>>,
+    suggestion_work: usize,
 }
+
+/// How many known names "did you mean" may compare in one check, in all.
+const SUGGESTION_BUDGET: usize = 1_000_000;
+
+/// Names longer than this get no "did you mean" (the edit distance takes time
+/// quadratic in the length, and no one misspells a name that long).
+const LONGEST_GUESSED_NAME: usize = 64;
 
 impl<'a> Checker<'a> {
     fn new(file: &'a ast::File) -> Checker<'a> {
@@ -364,6 +385,8 @@ impl<'a> Checker<'a> {
             depth: 0,
             over_budget: false,
             outer_call: None,
+            suggestions: HashMap::new(),
+            suggestion_work: 0,
         }
     }
 
@@ -618,7 +641,8 @@ impl<'a> Checker<'a> {
 
     fn define_fn(&mut self, name: &'a Ident, params: &'a [Ident], body: &'a Expr) {
         let mut ok = true;
-        for (k, param) in params.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for param in params {
             if builtin(&param.name).is_some() || param.name == PI {
                 self.error::<()>(
                     param.span,
@@ -628,7 +652,7 @@ impl<'a> Checker<'a> {
                     ),
                 );
                 ok = false;
-            } else if params[..k].iter().any(|p| p.name == param.name) {
+            } else if !seen.insert(param.name.as_str()) {
                 self.error::<()>(
                     param.span,
                     format!("parameter `{}` is declared twice", param.name),
@@ -648,13 +672,14 @@ impl<'a> Checker<'a> {
     /// parameter) and is used as what it is, before the body is ever type-checked.
     fn resolve_body(&mut self, body: &'a Expr, fn_name: &Ident, params: &'a [Ident]) {
         let param_names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        let is_param: HashSet<&str> = param_names.iter().copied().collect();
         // An explicit stack: the body may be deeply nested.
         let mut stack = vec![body];
         while let Some(expr) = stack.pop() {
             match &expr.kind {
                 ExprKind::Int(_) | ExprKind::Real(_) => {}
                 ExprKind::Name(name) => {
-                    if params.iter().any(|p| &p.name == name) {
+                    if is_param.contains(name.as_str()) {
                         continue;
                     }
                     let resolved = self.resolve_global(name);
@@ -674,7 +699,7 @@ impl<'a> Checker<'a> {
                 }
                 ExprKind::Call { func, args } => {
                     stack.extend(args.iter().rev());
-                    if params.iter().any(|p| p.name == func.name) {
+                    if is_param.contains(func.name.as_str()) {
                         self.error::<()>(
                             func.span,
                             format!("`{}` is a parameter, not a function", func.name),
@@ -775,8 +800,12 @@ impl<'a> Checker<'a> {
     }
 
     fn resolve(&self, name: &str, env: Env<'_>) -> Resolved {
-        match env.locals.iter().rev().find(|(n, _)| *n == name) {
-            Some((_, node)) => Resolved::Value(*node),
+        let local = match env.by_name {
+            Some(by_name) => by_name.get(name).copied(),
+            None => (env.locals.iter().rev().find(|(n, _)| *n == name)).map(|(_, node)| *node),
+        };
+        match local {
+            Some(node) => Resolved::Value(node),
             None => self.resolve_global(name),
         }
     }
@@ -799,10 +828,20 @@ impl<'a> Checker<'a> {
 
     /// The known name closest to a misspelt `name`, quoted (a value's for a value, a
     /// function's for a call), or what NumPy's or JAX's name for a function is here.
-    fn similar_name(&self, name: &str, locals: &[&str], function: bool) -> Option<String> {
+    fn similar_name(&mut self, name: &str, locals: &[&str], function: bool) -> Option<String> {
         if function {
             if let Some(here) = foreign_function(name) {
                 return Some(quoted_foreign(here));
+            }
+        }
+        let length = name.chars().count();
+        if length > LONGEST_GUESSED_NAME || self.suggestion_work > SUGGESTION_BUDGET {
+            return None;
+        }
+        let key = (name.to_string(), function);
+        if locals.is_empty() {
+            if let Some(known) = self.suggestions.get(&key) {
+                return known.clone();
             }
         }
         let globals = self
@@ -815,19 +854,28 @@ impl<'a> Checker<'a> {
         } else {
             known.extend(locals.iter().copied().chain([PI]));
         }
-        known.sort_unstable();
-        if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-            return Some(format!("`{same}`"));
-        }
+        self.suggestion_work += known.len();
         // rustc's threshold: a third of the length, at least one edit; a name of one or
-        // two letters is one edit from too many others to guess.
-        let length = name.chars().count();
+        // two letters is one edit from too many others to guess. A name whose length
+        // differs by more is more edits away (in bytes: a character takes one to four).
         let limit = (length / 3).max(1);
-        let (distance, closest) = known
-            .into_iter()
-            .map(|k| (strsim::damerau_levenshtein(name, k), k))
-            .min()?;
-        (length > 2 && distance <= limit).then(|| format!("`{closest}`"))
+        known.retain(|k| k.len() <= 4 * (length + limit) && k.len() + limit >= length);
+        known.sort_unstable();
+        let guess = if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(format!("`{same}`"))
+        } else {
+            known
+                .into_iter()
+                .filter(|k| k.chars().count().abs_diff(length) <= limit)
+                .map(|k| (strsim::damerau_levenshtein(name, k), k))
+                .min()
+                .filter(|&(distance, _)| length > 2 && distance <= limit)
+                .map(|(_, closest)| format!("`{closest}`"))
+        };
+        if locals.is_empty() {
+            self.suggestions.insert(key, guess.clone());
+        }
+        guess
     }
 
     /// Reports why `resolved` cannot be used as a value; true if it can.
@@ -1334,7 +1382,14 @@ impl<'a> Checker<'a> {
         if outermost {
             self.outer_call = Some((span, func.name.as_str()));
         }
-        let result = self.expr(body, Env { locals: &locals });
+        // Parameters are distinct (checked where the fn is defined).
+        let by_name: Option<HashMap<&str, NodeId>> =
+            (locals.len() > MANY_PARAMS).then(|| locals.iter().copied().collect());
+        let env = Env {
+            locals: &locals,
+            by_name: by_name.as_ref(),
+        };
+        let result = self.expr(body, env);
         if outermost {
             self.outer_call = None;
         }
