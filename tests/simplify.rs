@@ -375,6 +375,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ("transpose-vector",    "transpose(reshape(x, [N, 1]))",            "reshape(x, [1, N])"),
     ("add-neg-right",       "add(x, bc(neg(s), [N]))",                  "sub(x, bc(s, [N]))"),
     ("transpose-broadcast", "transpose(bc(s, [M, N]))",                 "bc(s, [N, M])"),
+    ("reduce-unit-axes",    "sum(c, [1])",                              "reshape(c, [M])"),
+    ("reduce-unit-axes",    "max(transpose(c), [0])",                   "reshape(transpose(c), [M])"),
     ("reduce-broadcast",    "sum(bc(s, [N]), [0])",                     "mul(s, dim(N))"),
     ("reduce-broadcast",    "sum(bc(x, [M, N]), [0])",                  "mul(x, bc(dim(M), [N]))"),
     ("reduce-broadcast",    "sum(bc(c, [M, N]), [1])",                  "mul(reshape(c, [M]), bc(dim(N), [M]))"),

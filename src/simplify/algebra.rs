@@ -123,6 +123,10 @@ pub(super) const RULES: &[(&str, Rule)] = &[
     ("transpose-vector",   |rw, op| match *op { Op::Transpose(t) => transpose_vector(rw, t), _ => None }),
     // transpose(broadcast(scalar)) → broadcast(scalar)
     ("transpose-broadcast",|rw, op| match *op { Op::Transpose(b) => match *rw.op(b) { Op::Broadcast(x, _) if rw.shape(x).is_empty() => { let s = rw.shape(b).iter().rev().copied().collect::<Vec<_>>(); Some(rw.broadcast(x, &s)) } _ => None }, _ => None }),
+    // sum(x, axes) → reshape(x) when every reduced axis has the literal size 1; max/min
+    // alike (the JIT reads such a reduction as its operand, so `sum` of a `[1]` holding
+    // -0 is -0 on both engines, as in JAX, not 0 + -0)
+    ("reduce-unit-axes",   |rw, op| match *op { Op::Reduce(_, x, axes) if (0..rw.shape(x).len()).filter(|&k| axes.contains(k)).all(|k| rw.shape(x)[k].is_one()) => { let s = rw.type_of(op).shape; Some(rw.reshape(x, &s)) } _ => None }),
     // sum(broadcast(x), axes) → sum(x, fewer axes) * (the broadcast sizes); max/min alike
     ("reduce-broadcast",   |rw, op| match *op { Op::Reduce(r, b, axes) => reduce_broadcast(rw, r, b, axes), _ => None }),
     // sum(onehot(l, K) * broadcast(column(g)), 1) → g  (one-hot rows sum to one)
