@@ -53,15 +53,17 @@ impl Bound {
     /// no argument is) is passed as an empty real array, which the call rejects by its
     /// length.
     pub fn arg_data(&self) -> Vec<crate::jit::ArgData<'_>> {
-        use crate::jit::ArgData;
-        self.args
-            .iter()
-            .map(|t| match &t.data {
-                TensorData::Real(x) => ArgData::Real(x),
-                TensorData::Int(x) => ArgData::Int(x),
-                TensorData::Bool(_) => ArgData::Real(&[]),
-            })
-            .collect()
+        self.args.iter().map(|t| arg_data(&t.data)).collect()
+    }
+}
+
+/// One argument's data as compiled code takes it (see [`Bound::arg_data`]).
+pub fn arg_data(data: &TensorData) -> crate::jit::ArgData<'_> {
+    use crate::jit::ArgData;
+    match data {
+        TensorData::Real(x) => ArgData::Real(x),
+        TensorData::Int(x) => ArgData::Int(x),
+        TensorData::Bool(_) => ArgData::Real(&[]),
     }
 }
 

@@ -775,7 +775,7 @@ pub fn fit(
                     params.push(p.as_mut_slice());
                     fixed.push(None);
                 }
-                (data, _) => fixed.push(Some(arg_data(data))),
+                (data, _) => fixed.push(Some(crate::data::arg_data(data))),
             }
         }
         let mut grad_views: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
@@ -823,15 +823,6 @@ pub fn fit(
         kept: kept.map(|(value, step, _)| (value, step)),
         stopped_at: stopped_at.filter(|&(at, _)| at < steps),
     })
-}
-
-/// The data of one argument as calls take it.
-fn arg_data(data: &TensorData) -> ArgData<'_> {
-    match data {
-        TensorData::Real(x) => ArgData::Real(x),
-        TensorData::Int(x) => ArgData::Int(x),
-        TensorData::Bool(_) => ArgData::Real(&[]),
-    }
 }
 
 /// Copies the params (the arguments marked in `is_param`) of `from` into `to`.
