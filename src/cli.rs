@@ -775,6 +775,10 @@ fn train_command(
              tried along the L-BFGS direction, so the params stay where it can be computed \
              (is a `log` taking a probability that rounds to 0 or 1?)\n"
         )),
+        Some((step, LbfgsStop::GradientNotFinite)) => print_err(&format!(
+            "warning: stopped at step {step}: the gradient there has a NaN or infinite \
+             element, so L-BFGS has no direction (`gradc run` at these params shows which)\n"
+        )),
         Some((step, LbfgsStop::NoDecrease | LbfgsStop::ZeroGradient)) => write_stdout(&format!(
             "converged at step {step}: no step along the L-BFGS direction lowers the loss \
              (a minimum, to the precision of the loss)\n"

@@ -1278,4 +1278,22 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
     let out = gradc(&["train", &file, "--data", &data, "--history", "5"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("`--history` is for `--optimizer lbfgs`"));
+    // A NaN gradient (d/dw sqrt(w²) at 0 is 0/0) gives no direction: it stops there.
+    let kink = scratch("lbfgs_kink.loss", "param w\nloss = sqrt(w * w)\n");
+    let at_zero = scratch("lbfgs_kink.json", r#"{"w": 0}"#);
+    let out = gradc(&[
+        "train",
+        path_str(&kink),
+        "--data",
+        path_str(&at_zero),
+        "--optimizer",
+        "lbfgs",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(printed_losses(&out), [0.0]);
+    assert!(
+        stderr(&out).contains("warning: stopped at step 0: the gradient there has a NaN"),
+        "{}",
+        stderr(&out)
+    );
 }

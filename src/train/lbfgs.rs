@@ -53,6 +53,9 @@ pub enum LbfgsStop {
     /// loss cannot be computed just beyond the params (a probability rounded to 0 or 1
     /// inside a `log`, say).
     NotFinite,
+    /// The gradient at the params has a NaN or infinite element, so it gives no
+    /// direction.
+    GradientNotFinite,
 }
 
 impl Lbfgs {
@@ -99,6 +102,9 @@ impl Lbfgs {
             evaluations,
             stopped: Some(stop),
         };
+        if g0.iter().any(|g| !g.is_finite()) {
+            return Ok(unchanged(0, LbfgsStop::GradientNotFinite));
+        }
         if g0.iter().all(|&g| g == 0.0) {
             return Ok(unchanged(0, LbfgsStop::ZeroGradient));
         }
@@ -518,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_gradient_or_a_failed_evaluation_leaves_the_params() {
+    fn a_zero_or_nan_gradient_or_a_failed_evaluation_leaves_the_params() {
         let mut x = [3.0];
         let mut g = [0.0];
         let outcome = Lbfgs::new(5)
@@ -527,6 +533,14 @@ mod tests {
             })
             .unwrap();
         assert_eq!(outcome.stopped, Some(LbfgsStop::ZeroGradient));
+        assert!(outcome.evaluations == 0 && x == [3.0]);
+        g[0] = f64::NAN;
+        let outcome = Lbfgs::new(5)
+            .step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
+                Ok::<f64, ()>(0.0)
+            })
+            .unwrap();
+        assert_eq!(outcome.stopped, Some(LbfgsStop::GradientNotFinite));
         assert!(outcome.evaluations == 0 && x == [3.0]);
         g[0] = 1.0;
         let failed = Lbfgs::new(5).step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
