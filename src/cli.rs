@@ -96,16 +96,16 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         history: Option<u16>,
         /// How the learning rate decays after any warm-up, from `--lr` towards 0 at the
-        /// last step.
-        #[arg(long, value_enum, default_value_t = Schedule::Constant)]
-        schedule: Schedule,
-        /// Steps over which the learning rate rises linearly to `--lr` first.
-        #[arg(long, default_value_t = 0)]
-        warmup: usize,
+        /// last step [default: constant].
+        #[arg(long, value_enum)]
+        schedule: Option<Schedule>,
+        /// Steps over which the learning rate rises linearly to `--lr` first [default: 0].
+        #[arg(long)]
+        warmup: Option<usize>,
         /// Decoupled weight decay (AdamW's): each step also moves every param by
-        /// `-lr * DECAY * p`.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = finite_non_negative)]
-        weight_decay: f64,
+        /// `-lr * DECAY * p` [default: 0].
+        #[arg(long, allow_negative_numbers = true, value_parser = finite_non_negative)]
+        weight_decay: Option<f64>,
         /// Scale the gradients down to this global norm when theirs is larger.
         #[arg(long, allow_negative_numbers = true, value_parser = positive_finite)]
         clip_norm: Option<f64>,
@@ -649,9 +649,10 @@ struct TrainSettings {
     lr: Option<f64>,
     optimizer: Optimizer,
     history: Option<u16>,
-    schedule: Schedule,
-    warmup: usize,
-    weight_decay: f64,
+    /// `None`, here and below: not given (the defaults are constant, 0 and 0).
+    schedule: Option<Schedule>,
+    warmup: Option<usize>,
+    weight_decay: Option<f64>,
     clip_norm: Option<f64>,
     every: usize,
     /// Rows per batch, the batch dimension's name, the seed of the order.
@@ -674,9 +675,9 @@ fn check_train_options(settings: &TrainSettings) -> Result<(), Failure> {
     }
     let given = [
         (settings.lr.is_some(), "--lr"),
-        (settings.schedule != Schedule::Constant, "--schedule"),
-        (settings.warmup > 0, "--warmup"),
-        (settings.weight_decay > 0.0, "--weight-decay"),
+        (settings.schedule.is_some(), "--schedule"),
+        (settings.warmup.is_some(), "--warmup"),
+        (settings.weight_decay.is_some(), "--weight-decay"),
         (settings.clip_norm.is_some(), "--clip-norm"),
         (settings.batch.is_some(), "--batch"),
     ];
@@ -711,6 +712,10 @@ fn train_command(
     let mut bound = bind(&compiled.forward, &data)?;
     let engine = Engine::new(&compiled, false)?;
     let lr = settings.lr.unwrap_or(0.01);
+    let (warmup, weight_decay) = (
+        settings.warmup.unwrap_or(0),
+        settings.weight_decay.unwrap_or(0.0),
+    );
     let method = match settings.optimizer {
         Optimizer::Lbfgs => crate::train::Method::Lbfgs {
             history: settings.history.map_or(10, usize::from),
@@ -722,7 +727,7 @@ fn train_command(
                 crate::train::Rule::Adam
             };
             let mut optimizer =
-                crate::train::Optimizer::new(rule, lr).with_weight_decay(settings.weight_decay);
+                crate::train::Optimizer::new(rule, lr).with_weight_decay(weight_decay);
             if let Some(max_norm) = settings.clip_norm {
                 optimizer = optimizer.with_clip_norm(max_norm);
             }
@@ -731,19 +736,19 @@ fn train_command(
     };
     let schedule = crate::train::Schedule {
         peak: lr,
-        decay: match settings.schedule {
+        decay: match settings.schedule.unwrap_or(Schedule::Constant) {
             Schedule::Constant => crate::train::Decay::Constant,
             Schedule::Linear => crate::train::Decay::Linear,
             Schedule::Cosine => crate::train::Decay::Cosine,
         },
-        warmup: settings.warmup,
+        warmup,
         steps: settings.steps,
     };
-    if settings.warmup >= settings.steps && settings.warmup > 0 {
+    if warmup >= settings.steps && warmup > 0 {
         print_err(&format!(
             "warning: --warmup {} is not below --steps {}: the learning rate never reaches \
              --lr {}\n",
-            settings.warmup,
+            warmup,
             settings.steps,
             short_number(lr)
         ));
@@ -771,13 +776,15 @@ fn train_command(
     .map_err(|e| Failure::Message(e.to_string()))?;
     match fitted.stopped_at {
         Some((step, LbfgsStop::NotFinite)) => print_err(&format!(
-            "warning: stopped at step {step}: the loss is NaN or infinite at every point \
-             tried along the L-BFGS direction, so the params stay where it can be computed \
-             (is a `log` taking a probability that rounds to 0 or 1?)\n"
+            "warning: stopped at step {step}: no lower loss along the L-BFGS direction, \
+             and beyond these params the loss is NaN or infinite, so they stay where it can \
+             be computed (a `log` of a probability that rounds to 0 or 1? a loss unbounded \
+             below?)\n"
         )),
         Some((step, LbfgsStop::GradientNotFinite)) => print_err(&format!(
             "warning: stopped at step {step}: the gradient there has a NaN or infinite \
-             element, so L-BFGS has no direction (`gradc run` at these params shows which)\n"
+             element, or is too large to step along, so L-BFGS has no direction (`gradc \
+             run` at these params shows it)\n"
         )),
         Some((step, LbfgsStop::NoDecrease | LbfgsStop::ZeroGradient)) => write_stdout(&format!(
             "converged at step {step}: no step along the L-BFGS direction lowers the loss \

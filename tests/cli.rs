@@ -1217,7 +1217,7 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
     assert!(*losses.last().unwrap() < 1e-3, "{losses:?}");
     assert!(
         stderr(&out).contains("warning: stopped at step ")
-            && stderr(&out).contains("NaN or infinite at every point tried"),
+            && stderr(&out).contains("beyond these params the loss is NaN or infinite"),
         "{}",
         stderr(&out)
     );
@@ -1226,8 +1226,9 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
     // at, and the gradient there is zero to rounding.
     let overlap = scratch(
         "logreg_overlap.json",
-        r#"{"X": [[0, 1, 0], [1, 0, 1], [2, 1, 0], [3, 0, 0], [4, 1, 1], [5, 0, 1]],
-            "y": [0, 1, 0, 1, 0, 1], "w": [0, 0, 0], "b": 0}"#,
+        // Each point twice, once with each label but the last: no line separates them.
+        r#"{"X": [[0, 1, 0], [1, 0, 1], [2, 1, 0], [0, 1, 0], [1, 0, 1], [2, 1, 0], [3, 0, 0]],
+            "y": [0, 1, 0, 1, 0, 1, 1], "w": [0, 0, 0], "b": 0}"#,
     );
     let out = gradc(&[
         "train",
@@ -1258,11 +1259,16 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
         assert!(g.abs() < 1e-8, "{gradient}");
     }
     // Options that would change nothing are errors, before any training.
+    // Given at all, even at their defaults.
     for (extra, option) in [
         (&["--lr", "0.1"][..], "--lr"),
+        (&["--lr", "0.01"][..], "--lr"),
         (&["--schedule", "cosine"], "--schedule"),
+        (&["--schedule", "constant"], "--schedule"),
         (&["--warmup", "3"], "--warmup"),
+        (&["--warmup", "0"], "--warmup"),
         (&["--weight-decay", "0.1"], "--weight-decay"),
+        (&["--weight-decay", "0"], "--weight-decay"),
         (&["--clip-norm", "1"], "--clip-norm"),
         (&["--batch", "2"], "--batch"),
     ] {

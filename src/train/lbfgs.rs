@@ -49,12 +49,12 @@ pub enum LbfgsStop {
     /// No point along the direction has a lower loss: the params are a minimum to the
     /// precision of the loss.
     NoDecrease,
-    /// Every point tried along the direction has a loss that is NaN or infinite: the
-    /// loss cannot be computed just beyond the params (a probability rounded to 0 or 1
-    /// inside a `log`, say).
+    /// No point along the direction has a lower loss, and some have a loss that is NaN
+    /// or infinite: the loss cannot be computed just beyond the params (a probability
+    /// rounded to 0 or 1 inside a `log`, or a loss unbounded below that overflows).
     NotFinite,
-    /// The gradient at the params has a NaN or infinite element, so it gives no
-    /// direction.
+    /// The gradient at the params has a NaN or infinite element, or is so large that
+    /// the slope along it overflows: it gives no direction.
     GradientNotFinite,
 }
 
@@ -118,10 +118,16 @@ impl Lbfgs {
             direction = g0.iter().map(|g| -g).collect();
             slope = dot(&direction, &g0);
         }
+        if !slope.is_finite() {
+            // A gradient near the largest double: the slope along it overflows, and no
+            // step length can be judged.
+            return Ok(unchanged(0, LbfgsStop::GradientNotFinite));
+        }
         // With no pairs the direction is the gradient, whose scale says nothing of the
-        // step: the first trial moves the params by at most 1 in norm.
+        // step: the first trial moves the params by 1 in norm (as scipy's L-BFGS-B does;
+        // a gradient of 1e-9 far from a minimum is then not taken for one).
         let first_trial = if self.pairs.is_empty() {
-            1f64.min(1.0 / norm(&g0))
+            1.0 / norm(&direction)
         } else {
             1.0
         };
@@ -133,13 +139,15 @@ impl Lbfgs {
             lens: &lens,
             trial: vec![0.0; x0.len()],
             evaluations: 0,
-            finite: false,
+            non_finite: false,
         };
         let Some(found) = search.run(first_trial, &mut evaluate)? else {
-            let stop = if search.finite {
-                LbfgsStop::NoDecrease
-            } else {
+            // A search stopped by losses it could not compute says nothing of a minimum
+            // (a loss unbounded below overflows to -inf).
+            let stop = if search.non_finite {
                 LbfgsStop::NotFinite
+            } else {
+                LbfgsStop::NoDecrease
             };
             return Ok(unchanged(search.evaluations, stop));
         };
@@ -208,8 +216,8 @@ struct Search<'a> {
     lens: &'a [usize],
     trial: Vec<f64>,
     evaluations: usize,
-    /// Some point evaluated had a finite loss.
-    finite: bool,
+    /// Some point evaluated had a loss that is NaN or infinite.
+    non_finite: bool,
 }
 
 impl Search<'_> {
@@ -231,7 +239,7 @@ impl Search<'_> {
         };
         self.evaluations += 1;
         let slope = dot(&grad, self.direction);
-        self.finite |= loss.is_finite();
+        self.non_finite |= !loss.is_finite();
         Ok(if loss.is_finite() && slope.is_finite() {
             Point {
                 alpha,
@@ -373,8 +381,14 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     sums.iter().sum::<f64>() + tail
 }
 
+/// The Euclidean norm, scaled so that its square cannot overflow.
 fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
+    let largest = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return largest;
+    }
+    let scaled: f64 = a.iter().map(|x| (x / largest) * (x / largest)).sum();
+    largest * scaled.sqrt()
 }
 
 /// `y += a·x`.
@@ -510,6 +524,48 @@ mod tests {
         for i in 0..5 {
             assert!((x[i] * a[i] - 1.0).abs() < 1e-7, "{x:?}");
         }
+    }
+
+    #[test]
+    fn a_tiny_gradient_far_from_a_minimum_is_not_taken_for_one() {
+        // (x² − 1)² from x = 1e-9: the gradient is -4e-9, the minima are at ±1. A first
+        // step as long as the gradient changes nothing in the loss; one of length 1 does.
+        let f = |x: &[f64], g: &mut [f64]| {
+            g[0] = 4.0 * x[0] * (x[0] * x[0] - 1.0);
+            (x[0] * x[0] - 1.0).powi(2)
+        };
+        let (_, _, x, loss) = minimise(vec![1e-9], 100, f);
+        assert!(
+            (x[0].abs() - 1.0).abs() < 1e-7 && loss < 1e-14,
+            "{x:?} {loss}"
+        );
+    }
+
+    #[test]
+    fn a_loss_unbounded_below_is_not_called_a_minimum() {
+        // -exp(x) falls until it overflows to -inf.
+        let f = |x: &[f64], g: &mut [f64]| {
+            g[0] = -x[0].exp();
+            -x[0].exp()
+        };
+        let mut x = [0.0];
+        let mut g = [0.0];
+        let mut loss = f(&x, &mut g);
+        let mut lbfgs = Lbfgs::new(10);
+        for _ in 0..50 {
+            let outcome = lbfgs
+                .step(&mut [&mut x[..]], loss, &mut [&mut g[..]], |p, g| {
+                    Ok::<f64, ()>(f(p[0], g[0]))
+                })
+                .unwrap();
+            if let Some(stop) = outcome.stopped {
+                assert_ne!(stop, LbfgsStop::NoDecrease, "x = {x:?}, loss {loss:e}");
+                assert!(loss.is_finite() && loss < -1e300);
+                return;
+            }
+            loss = outcome.loss;
+        }
+        panic!("did not stop: x = {x:?}, loss {loss:e}");
     }
 
     #[test]
