@@ -756,6 +756,21 @@ fn train_command(
     if !(compiled.forward.args.iter()).any(|arg| arg.role == ir::ArgRole::Param) {
         print_err("warning: the model has no `param`: training leaves it as it is\n");
     }
+    if let crate::train::Method::Lbfgs { history } = method {
+        // Two vectors the size of all the params per remembered step.
+        let params: usize = (compiled.forward.args.iter().zip(&bound.args))
+            .filter(|(arg, _)| arg.role == ir::ArgRole::Param)
+            .map(|(_, tensor)| tensor.len())
+            .sum();
+        let bytes = (history as f64) * 2.0 * (params as f64) * 8.0;
+        if bytes > 1e9 {
+            print_err(&format!(
+                "warning: --history {history} keeps up to {:.1} GB of past steps \
+                 ({history} × 2 vectors of {params} params)\n",
+                bytes / 1e9
+            ));
+        }
+    }
     let fit_settings = crate::train::Settings {
         method,
         schedule,

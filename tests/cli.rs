@@ -1284,6 +1284,37 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
     let out = gradc(&["train", &file, "--data", &data, "--history", "5"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("`--history` is for `--optimizer lbfgs`"));
+    // A history whose past steps could take gigabytes is said so.
+    let wide = scratch(
+        "lbfgs_wide.loss",
+        "param w: [N]\nloss = sum(square(w - 1))\n",
+    );
+    let zeros = scratch(
+        "lbfgs_wide.json",
+        &format!(r#"{{"w": {:?}}}"#, vec![0.0; 1000]),
+    );
+    let train_wide = |history: &str| {
+        gradc(&[
+            "train",
+            path_str(&wide),
+            "--data",
+            path_str(&zeros),
+            "--optimizer",
+            "lbfgs",
+            "--steps",
+            "0",
+            "--history",
+            history,
+        ])
+    };
+    let out = train_wide("65535");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --history 65535 keeps up to 1.0 GB of past steps (65535 × 2 vectors of 1000 params)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&train_wide("50000")).is_empty());
     // A NaN gradient (d/dw sqrt(w²) at 0 is 0/0) gives no direction: it stops there.
     let kink = scratch("lbfgs_kink.loss", "param w\nloss = sqrt(w * w)\n");
     let at_zero = scratch("lbfgs_kink.json", r#"{"w": 0}"#);
