@@ -583,21 +583,19 @@ mod tests {
     fn a_zero_or_nan_gradient_or_a_failed_evaluation_leaves_the_params() {
         let mut x = [3.0];
         let mut g = [0.0];
-        let outcome = Lbfgs::new(5)
-            .step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
-                Ok::<f64, ()>(0.0)
-            })
-            .unwrap();
-        assert_eq!(outcome.stopped, Some(LbfgsStop::ZeroGradient));
-        assert!(outcome.evaluations == 0 && x == [3.0]);
-        g[0] = f64::NAN;
-        let outcome = Lbfgs::new(5)
-            .step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
-                Ok::<f64, ()>(0.0)
-            })
-            .unwrap();
-        assert_eq!(outcome.stopped, Some(LbfgsStop::GradientNotFinite));
-        assert!(outcome.evaluations == 0 && x == [3.0]);
+        for (gradient, stop) in [
+            (0.0, LbfgsStop::ZeroGradient),
+            (f64::NAN, LbfgsStop::GradientNotFinite),
+        ] {
+            g[0] = gradient;
+            let outcome = Lbfgs::new(5)
+                .step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
+                    Ok::<f64, ()>(0.0)
+                })
+                .unwrap();
+            assert_eq!(outcome.stopped, Some(stop));
+            assert!(outcome.evaluations == 0 && x == [3.0]);
+        }
         g[0] = 1.0;
         let failed = Lbfgs::new(5).step(&mut [&mut x[..]], 1.0, &mut [&mut g[..]], |_, _| {
             Err("refused")
