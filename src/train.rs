@@ -635,11 +635,17 @@ pub fn fit(
             });
         }
     }
-    let (mut optimizer, mut lbfgs) = match &settings.method {
-        Method::Descent(optimizer) => (Some(optimizer.clone()), None),
-        Method::Lbfgs { history } => (None, Some(Lbfgs::new(*history))),
+    /// The method with its state.
+    enum Stepper {
+        Descent(Optimizer),
+        Lbfgs(Lbfgs),
+    }
+    let mut stepper = match &settings.method {
+        Method::Descent(optimizer) => Stepper::Descent(optimizer.clone()),
+        Method::Lbfgs { history } => Stepper::Lbfgs(Lbfgs::new(*history)),
     };
-    if lbfgs.is_some() && settings.batch.is_some() {
+    let descent = matches!(stepper, Stepper::Descent(_));
+    if !descent && settings.batch.is_some() {
         return Err(FitError::Batches(
             "L-BFGS takes each step on all the data (its line search compares losses): \
              it takes no batches"
@@ -648,7 +654,7 @@ pub fn fit(
     }
     let schedule = settings.schedule;
     let steps = schedule.steps;
-    let varies = optimizer.is_some() && (schedule.decay != Decay::Constant || schedule.warmup > 0);
+    let varies = descent && (schedule.decay != Decay::Constant || schedule.warmup > 0);
     // Params in declaration order, as their gradients are.
     let is_param: Vec<bool> = (forward.args.iter())
         .map(|arg| arg.role == ArgRole::Param)
@@ -779,31 +785,34 @@ pub fn fit(
             }
         }
         let mut grad_views: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
-        if let Some(optimizer) = optimizer.as_mut() {
-            let grad_views: Vec<&[f64]> = grad_views.iter().map(|g| &g[..]).collect();
-            optimizer.set_learning_rate(schedule.learning_rate(step));
-            optimizer.step(&mut params, &grad_views);
-        } else if let Some(lbfgs) = lbfgs.as_mut() {
-            let moved = lbfgs.step(
-                &mut params,
-                step_loss,
-                &mut grad_views,
-                |trial, trial_grads| {
-                    let mut trial = trial.iter();
-                    let args: Vec<ArgData<'_>> = (fixed.iter())
-                        .map(|arg| match arg {
-                            Some(arg) => *arg,
-                            None => ArgData::Real(trial.next().copied().unwrap_or_default()),
-                        })
-                        .collect();
-                    call.value_and_grad(&args, trial_grads)
-                },
-            );
-            let moved = moved.map_err(FitError::Model)?;
-            known_loss = Some(moved.loss);
-            if let Some(stop) = moved.stopped {
-                stopped_at = Some((step, stop));
-                continue;
+        match &mut stepper {
+            Stepper::Descent(optimizer) => {
+                let grad_views: Vec<&[f64]> = grad_views.iter().map(|g| &g[..]).collect();
+                optimizer.set_learning_rate(schedule.learning_rate(step));
+                optimizer.step(&mut params, &grad_views);
+            }
+            Stepper::Lbfgs(lbfgs) => {
+                let moved = lbfgs.step(
+                    &mut params,
+                    step_loss,
+                    &mut grad_views,
+                    |trial, trial_grads| {
+                        let mut trial = trial.iter();
+                        let args: Vec<ArgData<'_>> = (fixed.iter())
+                            .map(|arg| match arg {
+                                Some(arg) => *arg,
+                                None => ArgData::Real(trial.next().copied().unwrap_or_default()),
+                            })
+                            .collect();
+                        call.value_and_grad(&args, trial_grads)
+                    },
+                );
+                let moved = moved.map_err(FitError::Model)?;
+                known_loss = Some(moved.loss);
+                if let Some(stop) = moved.stopped {
+                    stopped_at = Some((step, stop));
+                    continue;
+                }
             }
         }
         if let Some((batches, batch)) = batching.as_mut() {

@@ -16,8 +16,14 @@ const EXAMPLES: &[&str] = &[
 ];
 
 fn gradc(args: &[&str]) -> Output {
+    gradc_with_env(args, &[])
+}
+
+/// [`gradc`] with these environment variables set.
+fn gradc_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gradc"))
         .args(args)
+        .envs(vars.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the gradc binary runs")
@@ -827,12 +833,10 @@ fn bench_json_prints_a_non_finite_loss_as_run_does() {
 #[test]
 fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
     let (loss_file, data) = example("neuron");
-    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
-        .args(["bench", &loss_file, "--data", &data, "--json"])
-        .env("GRADC_THREADS", "1")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the gradc binary runs");
+    let out = gradc_with_env(
+        &["bench", &loss_file, "--data", &data, "--json"],
+        &[("GRADC_THREADS", "1")],
+    );
     let report = json(&out);
     assert_eq!(
         report["threads"]["gradc_threads"], "the calling thread only",
@@ -840,12 +844,10 @@ fn bench_json_says_when_gradc_runs_on_the_calling_thread_only() {
     );
     assert_eq!(report["threads"]["count"], 1, "{report}");
     // A value that is not a count of threads is said, not ignored in silence.
-    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
-        .args(["bench", &loss_file, "--data", &data, "--json"])
-        .env("GRADC_THREADS", "abc")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the gradc binary runs");
+    let out = gradc_with_env(
+        &["bench", &loss_file, "--data", &data, "--json"],
+        &[("GRADC_THREADS", "abc")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with("warning: GRADC_THREADS=`abc` is not a number of threads; using "),
