@@ -779,7 +779,8 @@ fn train_command(
         keep: settings.keep.clone(),
     };
     let fitted = crate::train::fit(&engine.model, &mut bound, &fit_settings, |report| {
-        let mut line = format!("step {:>6}  loss {:.10e}", report.step, report.loss);
+        // `+ 0.0` prints a loss of -0 (a mean of log-probabilities that round to 0) as 0.
+        let mut line = format!("step {:>6}  loss {:.10e}", report.step, report.loss + 0.0);
         if let Some(lr) = report.learning_rate {
             line.push_str(&format!("  lr {}", short_number(lr)));
         }
@@ -802,8 +803,9 @@ fn train_command(
              run` at these params shows it)\n"
         )),
         Some((step, LbfgsStop::NoDecrease | LbfgsStop::ZeroGradient)) => write_stdout(&format!(
-            "converged at step {step}: no step along the L-BFGS direction lowers the loss \
-             (a minimum, to the precision of the loss)\n"
+            "converged at step {step} ({} loss and gradient evaluations): no step along the \
+             L-BFGS direction lowers the loss (a minimum, to the precision of the loss)\n",
+            fitted.evaluations
         ))
         .map_err(Failure::Message)?,
         None => {}

@@ -534,6 +534,10 @@ pub struct Fitted {
     /// when that ended the run before [`Schedule::steps`]; it was reported, and its
     /// params are the ones left.
     pub stopped_at: Option<(usize, LbfgsStop)>,
+    /// The value-and-gradient calls made: for SGD and Adam one a step (and, without
+    /// batches, one for the loss after the last); for L-BFGS the first call and every point its line searches
+    /// tried (as scipy's `nfev`).
+    pub evaluations: usize,
 }
 
 /// Why [`fit`] stopped.
@@ -686,6 +690,7 @@ pub fn fit(
     // L-BFGS's line search leaves the loss and gradient of the params it moves to.
     let mut known_loss: Option<f64> = None;
     let mut stopped_at = None;
+    let mut evaluations = 0;
     let mut reported_at = None;
     let mut step = 0;
     loop {
@@ -722,6 +727,7 @@ pub fn fit(
             _ => {
                 let (current, call) = current_and_call!();
                 let mut slices: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
+                evaluations += 1;
                 (call.value_and_grad(&current.arg_data(), &mut slices)).map_err(FitError::Model)?
             }
         };
@@ -808,6 +814,7 @@ pub fn fit(
                     },
                 );
                 let moved = moved.map_err(FitError::Model)?;
+                evaluations += moved.evaluations;
                 known_loss = Some(moved.loss);
                 if let Some(stop) = moved.stopped {
                     stopped_at = Some((step, stop));
@@ -831,6 +838,7 @@ pub fn fit(
         last_loss,
         kept: kept.map(|(value, step, _)| (value, step)),
         stopped_at: stopped_at.filter(|&(at, _)| at < steps),
+        evaluations,
     })
 }
 

@@ -1248,13 +1248,23 @@ fn train_with_lbfgs_converges_says_so_and_refuses_options_it_has_no_use_for() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let stopped: usize = text
-        .split("converged at step ")
-        .nth(1)
-        .and_then(|rest| rest.split(':').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{text}"));
+    // "converged at step K (N loss and gradient evaluations): ..."
+    let numbers_after = |marker: &str| -> Vec<usize> {
+        let rest = text
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        (rest.split(':').next().unwrap_or_default())
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    let [stopped, evaluations] = numbers_after("converged at step ")[..] else {
+        panic!("{text}")
+    };
     assert!(stopped < 500);
+    // One evaluation before the first step, then at least one a step.
+    assert!(evaluations > stopped, "{text}");
     assert!(text.contains(&format!("step {stopped:>6}  loss")), "{text}");
     let gradient = json(&gradc(&["run", &file, "--data", path_str(&trained)]))["grad"].clone();
     for g in numbers(&gradient) {

@@ -57,6 +57,8 @@ fn fit_trains_the_params_in_place_and_reports_over_all_the_data() {
     assert_eq!(fitted.last_loss, loss);
     assert_eq!(reports.last().unwrap().1, loss);
     assert_eq!(fitted.kept, None);
+    // One value-and-gradient call a step, and one for the loss after the last.
+    assert_eq!(fitted.evaluations, 501);
 }
 
 #[test]
@@ -220,6 +222,12 @@ fn lbfgs_stops_at_a_minimum_where_the_gradient_vanishes() {
     let (step, stop) = fitted.stopped_at.expect("converges before 200 steps");
     assert_eq!(stop, train::LbfgsStop::NoDecrease);
     assert!(step < 50, "{step} steps");
+    // Mostly one trial a step, and no long search at the end to confirm the minimum.
+    assert!(
+        fitted.evaluations > step && fitted.evaluations <= step + 10,
+        "{} evaluations, {step} steps",
+        fitted.evaluations
+    );
     // Every step is reported once, the loss falls at each, and no rate is reported.
     let steps: Vec<usize> = reports.iter().map(|r| r.0).collect();
     assert_eq!(steps, (0..=step).collect::<Vec<_>>());

@@ -264,13 +264,20 @@ impl Search<'_> {
         p.loss <= self.loss0 + C1 * p.alpha * self.slope0 && p.loss < self.loss0
     }
 
+    /// Whether a step of `length` along the direction can lower the loss by no more
+    /// than its rounding: the first-order decrease `-slope0 · length` bounds what a
+    /// smaller step can gain.
+    fn below_rounding(&self, length: f64) -> bool {
+        -self.slope0 * length <= f64::EPSILON * self.loss0.abs()
+    }
+
     /// Whether `p`'s slope is flat enough (the strong curvature condition).
     fn flat(&self, p: &Point) -> bool {
         p.slope.abs() <= -C2 * self.slope0
     }
 
-    /// Algorithm 3.5: grows the step from `first` until it brackets a Wolfe point, then
-    /// zooms in. `None`: no point lowered the loss.
+    /// Algorithm 3.5: grows the step from `first` ([`extrapolate`]) until it brackets a
+    /// Wolfe point, then zooms in. `None`: no point lowered the loss.
     fn run<E>(
         &mut self,
         first: f64,
@@ -286,6 +293,10 @@ impl Search<'_> {
         loop {
             let p = self.point(alpha, evaluate)?;
             if !self.decreases(&p) || (previous.alpha > 0.0 && p.loss >= previous.loss) {
+                // At a minimum: 25 evaluations of rounding noise would find no more.
+                if previous.alpha == 0.0 && self.below_rounding(p.alpha) {
+                    return Ok(None);
+                }
                 return self.zoom(previous, p, evaluate);
             }
             if self.flat(&p) {
@@ -297,7 +308,7 @@ impl Search<'_> {
             if self.evaluations >= MAX_EVALUATIONS {
                 return Ok(Some(p));
             }
-            alpha = p.alpha * 2.0;
+            alpha = extrapolate(&previous, &p);
             previous = p;
         }
     }
@@ -312,8 +323,12 @@ impl Search<'_> {
         evaluate: &mut impl FnMut(&[&[f64]], &mut [&mut [f64]]) -> Result<f64, E>,
     ) -> Result<Option<Point>, E> {
         loop {
+            // Out of evaluations, or a bracket of one double, or one too short for any
+            // point in it to lower the loss by more than its rounding.
+            let width = (hi.alpha - lo.alpha).abs();
             if self.evaluations >= MAX_EVALUATIONS
-                || (hi.alpha - lo.alpha).abs() <= f64::EPSILON * lo.alpha.abs().max(hi.alpha.abs())
+                || width <= f64::EPSILON * lo.alpha.abs().max(hi.alpha.abs())
+                || self.below_rounding(width)
             {
                 return Ok((lo.alpha > 0.0).then_some(lo));
             }
@@ -360,6 +375,23 @@ fn interpolate(a: &Point, b: &Point) -> f64 {
         alpha.clamp(low, high)
     } else {
         midpoint
+    }
+}
+
+/// The next trial beyond `p` while no point brackets a Wolfe point: where the secant of
+/// the slopes at `previous` and `p` reaches zero (the minimum, were the loss quadratic
+/// along the line), at least 1.1 and at most 100 times the last increase beyond `p`;
+/// 4 times it where the slope is not flattening. Doubling took 19 steps where scipy
+/// takes 5 on a badly scaled quadratic (its direction was 10⁴ times too short in one
+/// variable, and each search gave up growing it too early); a bound of 4 on the secant
+/// (Moré and Thuente's) did no better than doubling.
+fn extrapolate(previous: &Point, p: &Point) -> f64 {
+    let step = p.alpha - previous.alpha;
+    let secant = p.alpha + step * p.slope / (previous.slope - p.slope);
+    if secant.is_finite() && p.slope > previous.slope {
+        secant.clamp(p.alpha + 1.1 * step, p.alpha + 100.0 * step)
+    } else {
+        p.alpha + 4.0 * step
     }
 }
 
@@ -519,10 +551,43 @@ mod tests {
             }
             f
         };
-        let (steps, _, x, _) = minimise(vec![0.0; 5], 100, f);
+        let (steps, evaluations, x, _) = minimise(vec![0.0; 5], 100, f);
         assert!(steps <= 30, "{steps} steps");
+        // Nearly every step's first trial is taken, and the last search stops once a
+        // step cannot lower the loss by more than its rounding (it used to try 25).
+        assert!(
+            evaluations <= steps + 5,
+            "{evaluations} evaluations, {steps} steps"
+        );
         for i in 0..5 {
             assert!((x[i] * a[i] - 1.0).abs() < 1e-7, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn a_badly_scaled_quadratic_takes_a_few_steps() {
+        // The curvatures in x and y differ by s⁴. The first direction is 10⁴ times too
+        // short in y at s = 100, and the search must grow it that far at once: by
+        // doubling, each step gave up early and the run took 19 steps for every s (scipy's
+        // L-BFGS-B: 4 to 9).
+        for s in [10.0, 100.0, 1000.0] {
+            let f = |p: &[f64], g: &mut [f64]| {
+                let (u, v) = (s * p[0], p[1] / s);
+                let du = 2.0 * (u - 1.0) + 0.2 * (u - v);
+                let dv = 2.0 * (v - 1.0) - 0.2 * (u - v);
+                g[0] = du * s;
+                g[1] = dv / s;
+                (u - 1.0).powi(2) + (v - 1.0).powi(2) + 0.1 * (u - v).powi(2)
+            };
+            let (steps, evaluations, x, _) = minimise(vec![0.0, 0.0], 100, f);
+            assert!(
+                steps <= 8 && evaluations <= 20,
+                "s = {s}: {steps} steps, {evaluations} evaluations"
+            );
+            assert!(
+                (x[0] * s - 1.0).abs() < 1e-9 && (x[1] / s - 1.0).abs() < 1e-9,
+                "s = {s}: {x:?}"
+            );
         }
     }
 
