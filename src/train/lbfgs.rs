@@ -71,8 +71,9 @@ impl Lbfgs {
     /// One step from `params`, whose loss is `loss` and gradient `grads` (as a
     /// value-and-gradient call left them): chooses a direction, then calls
     /// `evaluate(trial_params, trial_grads)` for the loss at points along it (writing
-    /// their gradients) until one satisfies the strong Wolfe conditions. Leaves that
-    /// point in `params` and its gradient in `grads`, and returns its loss. A failed
+    /// their gradients) until one satisfies the strong Wolfe conditions, or no step
+    /// could lower the loss by more than its rounding (at most 25 evaluations). Leaves
+    /// that point in `params` and its gradient in `grads`, and returns its loss. A failed
     /// evaluation stops the step, with the params unchanged. A loss that is NaN or
     /// infinite counts as too far, so the search comes back towards the params.
     ///
