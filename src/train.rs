@@ -535,8 +535,8 @@ pub struct Fitted {
     /// params are the ones left.
     pub stopped_at: Option<(usize, LbfgsStop)>,
     /// The value-and-gradient calls made: for SGD and Adam one a step (and, without
-    /// batches, one for the loss after the last); for L-BFGS the first call and every point its line searches
-    /// tried (as scipy's `nfev`).
+    /// batches, one for the loss after the last); for L-BFGS the first call and every
+    /// point its line searches tried (as scipy's `nfev`).
     pub evaluations: usize,
 }
 

@@ -332,16 +332,15 @@ impl Search<'_> {
     ) -> Result<Option<Point>, E> {
         loop {
             // Out of evaluations, or a bracket of one double, or one too short for any
-            // point in it to lower the loss by more than its rounding.
+            // point in it to lower the loss by more than its rounding, or a trial that
+            // is the start again.
             let width = (hi.alpha - lo.alpha).abs();
+            let alpha = interpolate(&lo, &hi);
             if self.evaluations >= MAX_EVALUATIONS
                 || width <= f64::EPSILON * lo.alpha.abs().max(hi.alpha.abs())
                 || self.below_rounding(width)
+                || !self.moves(alpha)
             {
-                return Ok((lo.alpha > 0.0).then_some(lo));
-            }
-            let alpha = interpolate(&lo, &hi);
-            if !self.moves(alpha) {
                 return Ok((lo.alpha > 0.0).then_some(lo));
             }
             let p = self.point(alpha, evaluate)?;
