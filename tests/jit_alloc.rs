@@ -9,7 +9,10 @@
 //! The counter is process-wide, so this test runs without libtest's harness
 //! (`harness = false` in `Cargo.toml`): libtest's main thread allocates for its own
 //! bookkeeping while a test thread runs, and on a loaded machine that landed inside the
-//! measured calls once. Here the only other thread is gradc's own helper.
+//! measured calls once. Here the only other thread is gradc's own helper, and the test
+//! waits for it to have started: the standard library's start-up of a thread allocates
+//! once, in the new thread, and a thread can first run milliseconds after its spawn (on
+//! a loaded machine, during the measured calls: CI failed so, twice).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,6 +81,15 @@ fn main() {
 fn steady_state_calls_do_not_allocate() {
     // The counter sees allocations at all.
     assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 16]))) > 0);
+    gradc::jit::start_helper_thread();
+    let start = std::time::Instant::now();
+    while gradc::jit::threads() > 1 && !gradc::jit::helper_thread_started() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the helper thread did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     check_no_allocation(
         "input x\ninput t\nparam w\nparam b\nloss = 0.5 * (sigmoid(w * x + b) - t)^2\n",
     );

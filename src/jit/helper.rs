@@ -64,6 +64,9 @@ struct Helper {
     has_job: AtomicBool,
     /// `slot.finished`.
     finished: AtomicBool,
+    /// The helper thread runs: the standard library's start-up of a thread, which
+    /// allocates once, is over.
+    started: AtomicBool,
 }
 
 /// How long either side polls before it sleeps on a condition variable. Waking a
@@ -118,12 +121,14 @@ fn helper() -> Option<&'static Helper> {
             tid: std::sync::atomic::AtomicI32::new(0),
             has_job: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            started: AtomicBool::new(false),
         }));
         let parent_cpu = current_cpu();
         std::thread::Builder::new()
             .name("gradc-helper".into())
             .spawn(move || {
                 helper.tid.store(thread_id(), Ordering::Relaxed);
+                helper.started.store(true, Ordering::Release);
                 if let Some(cpu) = parent_cpu {
                     leave_cpu(cpu);
                 }
@@ -180,6 +185,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// gets the second core sooner by starting the helper first; it then sleeps until used.
 pub fn start_helper_thread() {
     let _ = helper();
+}
+
+/// Whether the helper thread (started if need be) has begun to run: the standard
+/// library's start-up of the new thread, which allocates, is then over. A thread can
+/// first run milliseconds after it was spawned, so a program that counts allocations
+/// waits for this before it measures. `false` with one thread (see [`threads`]).
+pub fn helper_thread_started() -> bool {
+    helper().is_some_and(|helper| helper.started.load(Ordering::Acquire))
 }
 
 /// Runs `work` on the calling thread and, when it is free, on the helper thread too;

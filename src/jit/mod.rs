@@ -29,7 +29,7 @@
 
 mod fma_order;
 mod helper;
-pub use helper::{start_helper_thread, threads};
+pub use helper::{helper_thread_started, start_helper_thread, threads};
 pub mod math;
 mod numbering;
 mod parallel;
