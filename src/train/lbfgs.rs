@@ -301,10 +301,6 @@ impl Search<'_> {
         loop {
             let p = self.point(alpha, evaluate)?;
             if !self.decreases(&p) || (previous.alpha > 0.0 && p.loss >= previous.loss) {
-                // At a minimum: 25 evaluations of rounding noise would find no more.
-                if previous.alpha == 0.0 && self.below_rounding(p.alpha) {
-                    return Ok(None);
-                }
                 return self.zoom(previous, p, evaluate);
             }
             if self.flat(&p) {
@@ -332,8 +328,9 @@ impl Search<'_> {
     ) -> Result<Option<Point>, E> {
         loop {
             // Out of evaluations, or a bracket of one double, or one too short for any
-            // point in it to lower the loss by more than its rounding, or a trial that
-            // is the start again.
+            // point in it to lower the loss by more than its rounding (at a minimum, 25
+            // evaluations of rounding noise would find no more), or a trial that is the
+            // start again.
             let width = (hi.alpha - lo.alpha).abs();
             let alpha = interpolate(&lo, &hi);
             if self.evaluations >= MAX_EVALUATIONS
